@@ -1,0 +1,315 @@
+//! The certificate authority: an `Issuer` signs an already-approved `IssuanceRequest`.
+//!
+//! `LocalIssuer` signs with a key on disk (rcgen + aws-lc-rs). `devpki` creates a development
+//! root, issuing CA and TLS certificate on first start.
+
+pub mod devpki;
+
+use std::time::{Duration, SystemTime};
+
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Encode, Tag, Tagged};
+use rcgen::{
+    CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    SerialNumber, SignatureAlgorithm,
+};
+use x509_cert::Certificate;
+use x509_cert::name::Name;
+
+use crate::est::KeyType;
+
+/// What went wrong issuing a certificate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// The requested subject cannot be reproduced exactly (the client's problem: 400).
+    #[error("unsupported subject: {0}")]
+    UnsupportedSubject(String),
+    /// The CA itself failed (our problem: 500).
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("CA files: {0}")]
+    Files(String),
+}
+
+/// An approved request: everything the CA needs, nothing it has to decide.
+#[derive(Debug, Clone)]
+pub struct IssuanceRequest {
+    pub subject: Name,
+    pub key_type: KeyType,
+    /// subjectPublicKey bits as in the CSR.
+    pub public_key: Vec<u8>,
+    /// SubjectAltName: criticality and DER `GeneralNames`, copied as requested.
+    pub san: Option<(bool, Vec<u8>)>,
+    pub validity: Duration,
+    pub key_usage: Vec<KeyUsagePurpose>,
+    pub extended_key_usage: Vec<ExtendedKeyUsagePurpose>,
+}
+
+/// A freshly signed certificate.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub der: Vec<u8>,
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+/// Something that signs certificates. Local keys today; an HSM tomorrow.
+pub trait Issuer: Send + Sync {
+    fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError>;
+    /// The chain EST clients receive from `/cacerts`: issuing CA first, root last.
+    fn chain(&self) -> &[Vec<u8>];
+}
+
+/// Signs with a CA key held in memory.
+pub struct LocalIssuer {
+    issuer: rcgen::Issuer<'static, KeyPair>,
+    chain: Vec<Vec<u8>>,
+    ca_not_after: SystemTime,
+}
+
+impl std::fmt::Debug for LocalIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIssuer").finish_non_exhaustive()
+    }
+}
+
+const SAN_OID: &[u64] = &[2, 5, 29, 17];
+const SKI_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+
+impl LocalIssuer {
+    /// `chain[0]` is the issuing CA certificate (DER) whose key is `key`; the rest lead to
+    /// the root.
+    pub fn new(chain: Vec<Vec<u8>>, key: KeyPair) -> Result<Self, CaError> {
+        let ca_der = chain
+            .first()
+            .ok_or_else(|| CaError::Files("empty CA chain".into()))?;
+        let ca = Certificate::from_der(ca_der)
+            .map_err(|e| CaError::Files(format!("issuing CA certificate: {e}")))?;
+        let tbs = ca.tbs_certificate();
+        let spki = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| CaError::Files(e.to_string()))?;
+        if spki != key.subject_public_key_info() {
+            return Err(CaError::Files(
+                "the CA key does not belong to the issuing CA certificate".into(),
+            ));
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn_from_name(tbs.subject())
+            .map_err(|e| CaError::Files(format!("issuing CA subject: {e}")))?;
+        let ski = tbs
+            .extensions()
+            .into_iter()
+            .flatten()
+            .find(|e| e.extn_id == SKI_OID)
+            .and_then(|e| der::asn1::OctetString::from_der(e.extn_value.as_bytes()).ok());
+        if let Some(ski) = ski {
+            params.key_identifier_method = KeyIdMethod::PreSpecified(ski.as_bytes().to_vec());
+        }
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_not_after = tbs.validity().not_after.to_system_time();
+        Ok(Self {
+            issuer: rcgen::Issuer::new(params, key),
+            chain,
+            ca_not_after,
+        })
+    }
+
+    /// The rcgen issuer, for the development PKI's own TLS certificate.
+    pub(crate) fn rcgen_issuer(&self) -> &rcgen::Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+}
+
+/// The CSR's public key, presented to rcgen.
+struct RequestKey<'a> {
+    alg: &'static SignatureAlgorithm,
+    raw: &'a [u8],
+}
+
+impl PublicKeyData for RequestKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.raw
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+/// rcgen writes the SubjectPublicKeyInfo algorithm from the signature algorithm's key OIDs.
+fn spki_algorithm(key: KeyType) -> &'static SignatureAlgorithm {
+    match key {
+        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyType::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+        KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+    }
+}
+
+/// 16 random bytes, positive and without a leading zero byte (126 bits of entropy).
+pub fn random_serial() -> Result<[u8; 16], CaError> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| CaError::Signing("no randomness".into()))?;
+    b[0] = (b[0] & 0x3f) | 0x40;
+    Ok(b)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Issuer for LocalIssuer {
+    fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError> {
+        let serial = random_serial()?;
+        let now = SystemTime::now();
+        let not_before = now - Duration::from_secs(300);
+        let not_after = (now + req.validity).min(self.ca_not_after);
+
+        let mut params = CertificateParams::default();
+        params.distinguished_name =
+            dn_from_name(&req.subject).map_err(CaError::UnsupportedSubject)?;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = req.key_usage.clone();
+        params.extended_key_usages = req.extended_key_usage.clone();
+        params.use_authority_key_identifier_extension = true;
+        if let Some((critical, der)) = &req.san {
+            let mut ext = CustomExtension::from_oid_content(SAN_OID, der.clone());
+            ext.set_criticality(*critical || req.subject.is_empty());
+            params.custom_extensions.push(ext);
+        }
+        let key = RequestKey {
+            alg: spki_algorithm(req.key_type),
+            raw: &req.public_key,
+        };
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| CaError::Signing(e.to_string()))?;
+        let der = cert.der().to_vec();
+
+        // rcgen rebuilds the subject from its own model: make sure it is byte for byte the
+        // one that was approved.
+        let issued = Certificate::from_der(&der).map_err(|e| CaError::Signing(e.to_string()))?;
+        if issued.tbs_certificate().subject() != &req.subject {
+            return Err(CaError::UnsupportedSubject(
+                "the subject could not be reproduced exactly".into(),
+            ));
+        }
+        Ok(IssuedCert {
+            der,
+            serial: hex(&serial),
+            not_before,
+            not_after,
+        })
+    }
+
+    fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+}
+
+/// Converts an X.509 name into rcgen's model, refusing what that model cannot hold exactly
+/// (an attribute type used twice, a multi-valued RDN, an unusual string type).
+pub fn dn_from_name(name: &Name) -> Result<DistinguishedName, String> {
+    let mut dn = DistinguishedName::new();
+    let mut seen = Vec::new();
+    for rdn in name.iter_rdn() {
+        let mut atvs = rdn.iter();
+        let (Some(atv), None) = (atvs.next(), atvs.next()) else {
+            return Err("multi-valued RDNs are not supported".into());
+        };
+        let arcs: Vec<u64> = atv.oid.arcs().map(u64::from).collect();
+        if seen.contains(&atv.oid) {
+            return Err(format!("attribute {} appears more than once", atv.oid));
+        }
+        seen.push(atv.oid);
+        let bytes = atv.value.value();
+        let text = || {
+            std::str::from_utf8(bytes).map_err(|_| format!("attribute {} is not text", atv.oid))
+        };
+        let invalid = |e: rcgen::Error| format!("attribute {}: {e}", atv.oid);
+        let value = match atv.value.tag() {
+            Tag::Utf8String => DnValue::Utf8String(text()?.to_owned()),
+            Tag::PrintableString => DnValue::PrintableString(text()?.try_into().map_err(invalid)?),
+            Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(invalid)?),
+            Tag::TeletexString => DnValue::TeletexString(text()?.try_into().map_err(invalid)?),
+            Tag::BmpString => DnValue::BmpString(
+                rcgen::string::BmpString::from_utf16be(bytes.to_vec()).map_err(invalid)?,
+            ),
+            other => {
+                return Err(format!(
+                    "attribute {} has unsupported string type {other}",
+                    atv.oid
+                ));
+            }
+        };
+        dn.push(DnType::from_oid(&arcs), value);
+    }
+    Ok(dn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn test_ca() -> (LocalIssuer, Vec<u8>) {
+        let pki = devpki::DevPki::generate(devpki::CaKeyType::EcP256).unwrap();
+        let issuer = LocalIssuer::new(
+            vec![pki.issuing_cert.clone(), pki.root_cert.clone()],
+            KeyPair::from_pem(&pki.issuing_key_pem).unwrap(),
+        )
+        .unwrap();
+        (issuer, pki.issuing_cert)
+    }
+
+    fn request(subject: &str) -> IssuanceRequest {
+        let key = KeyPair::generate().unwrap();
+        IssuanceRequest {
+            subject: Name::from_str(subject).unwrap(),
+            key_type: KeyType::EcP256,
+            public_key: key.public_key_raw().to_vec(),
+            san: None,
+            validity: Duration::from_secs(86_400),
+            key_usage: vec![KeyUsagePurpose::DigitalSignature],
+            extended_key_usage: vec![ExtendedKeyUsagePurpose::ClientAuth],
+        }
+    }
+
+    #[test]
+    fn issues_with_the_requested_subject_and_a_16_byte_serial() {
+        let (issuer, ca) = test_ca();
+        let cert = issuer.issue(&request("CN=dev-1,O=Example")).unwrap();
+        let parsed = Certificate::from_der(&cert.der).unwrap();
+        let ca = Certificate::from_der(&ca).unwrap();
+        assert_eq!(parsed.tbs_certificate().issuer(), ca.tbs_certificate().subject());
+        assert_eq!(parsed.tbs_certificate().subject().to_string(), "CN=dev-1,O=Example");
+        assert_eq!(parsed.tbs_certificate().serial_number().as_bytes().len(), 16);
+        assert_eq!(cert.serial.len(), 32);
+        let other = issuer.issue(&request("CN=dev-1")).unwrap();
+        assert_ne!(cert.serial, other.serial);
+    }
+
+    #[test]
+    fn a_repeated_attribute_is_refused_not_dropped() {
+        let (issuer, _) = test_ca();
+        let err = issuer.issue(&request("CN=x,OU=a,OU=b")).unwrap_err();
+        assert!(matches!(err, CaError::UnsupportedSubject(_)), "{err}");
+        let err = issuer.issue(&request("CN=x+OU=a")).unwrap_err();
+        assert!(matches!(err, CaError::UnsupportedSubject(_)), "{err}");
+    }
+
+    #[test]
+    fn a_key_from_another_certificate_is_refused() {
+        let pki = devpki::DevPki::generate(devpki::CaKeyType::EcP256).unwrap();
+        let err = LocalIssuer::new(vec![pki.issuing_cert], KeyPair::generate().unwrap());
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,421 @@
+//! PKCS#10 parsing and proof of possession.
+//!
+//! The signature is checked over the exact bytes the client signed (not a re-encoding), with
+//! aws-lc-rs's verification algorithms.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, UintRef};
+use der::{Decode, Encode, Sequence, Tag, Tagged};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReqInfo, ExtensionReq};
+use x509_cert::spki::AlgorithmIdentifierOwned;
+
+use super::WireError;
+
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+
+/// A subject public key type estd knows how to certify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    EcP256,
+    EcP384,
+    /// RSA with its modulus size in bits.
+    Rsa(u32),
+    Ed25519,
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EcP256 => f.write_str("ec-p256"),
+            Self::EcP384 => f.write_str("ec-p384"),
+            Self::Rsa(bits) => write!(f, "rsa-{bits}"),
+            Self::Ed25519 => f.write_str("ed25519"),
+        }
+    }
+}
+
+/// One SubjectAltName entry, comparable so that two SANs can be compared as sets.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SanEntry {
+    Dns(String),
+    Email(String),
+    Uri(String),
+    Ip(IpAddr),
+    /// otherName: type OID and the UTF-8 value (or hex of the DER value when not a string).
+    OtherName(String, String),
+    /// Any other GeneralName, by its DER encoding (hex).
+    Other(String),
+}
+
+impl fmt::Display for SanEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dns(s) => write!(f, "DNS:{s}"),
+            Self::Email(s) => write!(f, "email:{s}"),
+            Self::Uri(s) => write!(f, "URI:{s}"),
+            Self::Ip(ip) => write!(f, "IP:{ip}"),
+            Self::OtherName(oid, v) => write!(f, "otherName:{oid};{v}"),
+            Self::Other(hex) => write!(f, "other:{hex}"),
+        }
+    }
+}
+
+/// The SubjectAltName extension a CSR asks for, kept byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedSan {
+    pub critical: bool,
+    /// The extnValue contents: a DER `GeneralNames`.
+    pub der: Vec<u8>,
+    /// The entries, sorted.
+    pub entries: Vec<SanEntry>,
+}
+
+/// A parsed PKCS#10 request whose signature has been verified.
+#[derive(Debug, Clone)]
+pub struct Csr {
+    pub subject: Name,
+    /// DER of the subject `Name`, for exact comparison.
+    pub subject_der: Vec<u8>,
+    pub key_type: KeyType,
+    /// The subjectPublicKey bits (PKCS#1 for RSA, the point for EC, 32 bytes for Ed25519).
+    pub public_key: Vec<u8>,
+    pub san: Option<RequestedSan>,
+    /// The challengePassword attribute, if any. Never log it.
+    pub challenge_password: Option<String>,
+}
+
+#[derive(Sequence)]
+struct RawCsr<'a> {
+    info: AnyRef<'a>,
+    algorithm: AlgorithmIdentifierOwned,
+    signature: BitStringRef<'a>,
+}
+
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    exponent: UintRef<'a>,
+}
+
+#[derive(Sequence)]
+struct PssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    salt_length: Option<u32>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    trailer_field: Option<u32>,
+}
+
+fn der_err(e: der::Error) -> WireError {
+    WireError::Der(e.to_string())
+}
+
+impl Csr {
+    /// Parses a DER PKCS#10 request and verifies its signature with its own public key.
+    pub fn parse(der: &[u8]) -> Result<Self, WireError> {
+        let raw = RawCsr::from_der(der).map_err(der_err)?;
+        let info_der = raw.info.to_der().map_err(der_err)?;
+        let info = CertReqInfo::from_der(&info_der).map_err(der_err)?;
+
+        let spki = &info.public_key;
+        let public_key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| WireError::UnsupportedKey("public key is not whole bytes".into()))?
+            .to_vec();
+        let key_type = key_type(&spki.algorithm, &public_key)?;
+        let sig = raw
+            .signature
+            .as_bytes()
+            .ok_or(WireError::BadSignature)?;
+        let alg = verification_algorithm(&raw.algorithm, key_type)?;
+        UnparsedPublicKey::new(alg, &public_key)
+            .verify(&info_der, sig)
+            .map_err(|_| WireError::BadSignature)?;
+
+        let mut san = None;
+        let mut challenge_password = None;
+        for attr in info.attributes.iter() {
+            if attr.oid == EXTENSION_REQUEST {
+                let Some(value) = attr.values.iter().next() else {
+                    continue;
+                };
+                let req: ExtensionReq = value
+                    .decode_as()
+                    .map_err(|e: der::Error| WireError::BadExtension(e.to_string()))?;
+                for ext in req.0.iter().filter(|e| e.extn_id == SUBJECT_ALT_NAME) {
+                    let bytes = ext.extn_value.as_bytes();
+                    san = Some(RequestedSan {
+                        critical: ext.critical,
+                        der: bytes.to_vec(),
+                        entries: san_entries(bytes)?,
+                    });
+                }
+            } else if attr.oid == CHALLENGE_PASSWORD {
+                challenge_password = attr
+                    .values
+                    .iter()
+                    .next()
+                    .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            }
+        }
+
+        Ok(Csr {
+            subject_der: info.subject.to_der().map_err(der_err)?,
+            subject: info.subject,
+            key_type,
+            public_key,
+            san,
+            challenge_password,
+        })
+    }
+
+    /// The subject as text (RFC 4514), for logs and the store.
+    pub fn subject_text(&self) -> String {
+        self.subject.to_string()
+    }
+
+    /// The first Common Name of the subject, if any.
+    pub fn common_name(&self) -> Option<String> {
+        common_name(&self.subject)
+    }
+}
+
+/// The first CN of a name, as text.
+pub fn common_name(name: &Name) -> Option<String> {
+    const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    name.iter()
+        .find(|atv| atv.oid == CN)
+        .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned())
+}
+
+/// The subject (DER) and SubjectAltName entries of a certificate, for re-enrollment checks.
+pub fn cert_identity(cert_der: &[u8]) -> Result<(Vec<u8>, Vec<SanEntry>), WireError> {
+    let cert = Certificate::from_der(cert_der).map_err(der_err)?;
+    let tbs = cert.tbs_certificate();
+    let subject = tbs.subject().to_der().map_err(der_err)?;
+    let mut sans = Vec::new();
+    for ext in tbs.extensions().into_iter().flatten() {
+        if ext.extn_id == SUBJECT_ALT_NAME {
+            sans = san_entries(ext.extn_value.as_bytes())?;
+        }
+    }
+    Ok((subject, sans))
+}
+
+/// Decodes a DER `GeneralNames` into sorted entries.
+pub fn san_entries(der: &[u8]) -> Result<Vec<SanEntry>, WireError> {
+    let san = SubjectAltName::from_der(der).map_err(|e| WireError::BadExtension(e.to_string()))?;
+    let mut out = Vec::with_capacity(san.0.len());
+    for name in &san.0 {
+        out.push(match name {
+            GeneralName::DnsName(s) => SanEntry::Dns(s.to_string()),
+            GeneralName::Rfc822Name(s) => SanEntry::Email(s.to_string()),
+            GeneralName::UniformResourceIdentifier(s) => SanEntry::Uri(s.to_string()),
+            GeneralName::IpAddress(o) => match o.as_bytes().len() {
+                4 => {
+                    let b: [u8; 4] = o.as_bytes().try_into().map_err(|_| bad_ip())?;
+                    SanEntry::Ip(IpAddr::from(b))
+                }
+                16 => {
+                    let b: [u8; 16] = o.as_bytes().try_into().map_err(|_| bad_ip())?;
+                    SanEntry::Ip(IpAddr::from(b))
+                }
+                _ => return Err(bad_ip()),
+            },
+            GeneralName::OtherName(other) => {
+                let value = if other.value.tag() == Tag::Utf8String {
+                    String::from_utf8_lossy(other.value.value()).into_owned()
+                } else {
+                    hex(&other.value.to_der().map_err(der_err)?)
+                };
+                SanEntry::OtherName(other.type_id.to_string(), value)
+            }
+            other => SanEntry::Other(hex(&other.to_der().map_err(der_err)?)),
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn bad_ip() -> WireError {
+    WireError::BadExtension("an iPAddress SAN must be 4 or 16 bytes".into())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_type(alg: &AlgorithmIdentifierOwned, key: &[u8]) -> Result<KeyType, WireError> {
+    if alg.oid == RSA_ENCRYPTION {
+        let rsa = RsaPublicKey::from_der(key)
+            .map_err(|e| WireError::UnsupportedKey(format!("bad RSA public key: {e}")))?;
+        let m = rsa.modulus.as_bytes();
+        let bits = (m.len() as u32) * 8 - m.first().map_or(8, |b| b.leading_zeros());
+        let _ = rsa.exponent;
+        if !(2048..=8192).contains(&bits) {
+            return Err(WireError::UnsupportedKey(format!(
+                "RSA keys must have 2048 to 8192 bits, this one has {bits}"
+            )));
+        }
+        Ok(KeyType::Rsa(bits))
+    } else if alg.oid == EC_PUBLIC_KEY {
+        let curve: ObjectIdentifier = alg
+            .parameters
+            .as_ref()
+            .ok_or_else(|| WireError::UnsupportedKey("EC key without a named curve".into()))?
+            .decode_as()
+            .map_err(|_| WireError::UnsupportedKey("EC key without a named curve".into()))?;
+        match curve {
+            SECP256R1 => Ok(KeyType::EcP256),
+            SECP384R1 => Ok(KeyType::EcP384),
+            other => Err(WireError::UnsupportedKey(format!("EC curve {other}"))),
+        }
+    } else if alg.oid == ED25519 {
+        Ok(KeyType::Ed25519)
+    } else {
+        Err(WireError::UnsupportedKey(format!("algorithm {}", alg.oid)))
+    }
+}
+
+fn verification_algorithm(
+    alg: &AlgorithmIdentifierOwned,
+    key: KeyType,
+) -> Result<&'static dyn VerificationAlgorithm, WireError> {
+    let unsupported = || WireError::UnsupportedSignature(format!("{} for a {key} key", alg.oid));
+    let alg: &'static dyn VerificationAlgorithm = match (alg.oid, key) {
+        (ECDSA_SHA256, KeyType::EcP256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (ECDSA_SHA384, KeyType::EcP256) => &signature::ECDSA_P256_SHA384_ASN1,
+        (ECDSA_SHA512, KeyType::EcP256) => &signature::ECDSA_P256_SHA512_ASN1,
+        (ECDSA_SHA256, KeyType::EcP384) => &signature::ECDSA_P384_SHA256_ASN1,
+        (ECDSA_SHA384, KeyType::EcP384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (ECDSA_SHA512, KeyType::EcP384) => &signature::ECDSA_P384_SHA512_ASN1,
+        (SHA256_WITH_RSA, KeyType::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (SHA384_WITH_RSA, KeyType::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (SHA512_WITH_RSA, KeyType::Rsa(_)) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (RSASSA_PSS, KeyType::Rsa(_)) => {
+            let params: PssParams = alg
+                .parameters
+                .as_ref()
+                .ok_or_else(unsupported)?
+                .decode_as()
+                .map_err(|_| unsupported())?;
+            let _ = (params.mask_gen, params.salt_length, params.trailer_field);
+            match params.hash.map(|h| h.oid) {
+                Some(SHA256) => &signature::RSA_PSS_2048_8192_SHA256,
+                Some(SHA384) => &signature::RSA_PSS_2048_8192_SHA384,
+                Some(SHA512) => &signature::RSA_PSS_2048_8192_SHA512,
+                _ => return Err(unsupported()),
+            }
+        }
+        (ED25519, KeyType::Ed25519) => &signature::ED25519,
+        _ => return Err(unsupported()),
+    };
+    Ok(alg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+
+    fn csr_der(alg: &'static rcgen::SignatureAlgorithm, sans: Vec<SanType>) -> Vec<u8> {
+        let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+            KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).unwrap()
+        } else {
+            KeyPair::generate_for(alg).unwrap()
+        };
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, "device-1");
+        params.distinguished_name.push(DnType::OrganizationName, "Example");
+        params.subject_alt_names = sans;
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn parses_and_verifies_every_key_type() {
+        for (alg, kt) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, KeyType::EcP256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, KeyType::EcP384),
+            (&rcgen::PKCS_ED25519, KeyType::Ed25519),
+            (&rcgen::PKCS_RSA_SHA256, KeyType::Rsa(2048)),
+        ] {
+            let csr = Csr::parse(&csr_der(alg, vec![])).unwrap();
+            assert_eq!(csr.key_type, kt);
+            assert_eq!(csr.common_name().as_deref(), Some("device-1"));
+            assert!(csr.san.is_none());
+        }
+    }
+
+    #[test]
+    fn reads_the_san_sorted() {
+        let sans = vec![
+            SanType::DnsName("b.example".try_into().unwrap()),
+            SanType::IpAddress("10.0.0.1".parse().unwrap()),
+            SanType::DnsName("a.example".try_into().unwrap()),
+        ];
+        let csr = Csr::parse(&csr_der(&rcgen::PKCS_ECDSA_P256_SHA256, sans)).unwrap();
+        let san = csr.san.unwrap();
+        assert_eq!(
+            san.entries,
+            vec![
+                SanEntry::Dns("a.example".into()),
+                SanEntry::Dns("b.example".into()),
+                SanEntry::Ip("10.0.0.1".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flipped_signature_bit_is_refused() {
+        let mut der = csr_der(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        let n = der.len();
+        der[n - 5] ^= 0x01;
+        assert!(matches!(
+            Csr::parse(&der),
+            Err(WireError::BadSignature | WireError::Der(_))
+        ));
+    }
+
+    #[test]
+    fn a_changed_subject_is_refused() {
+        let mut der = csr_der(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        let pos = der.windows(8).position(|w| w == b"device-1").unwrap();
+        der[pos] = b'D';
+        assert_eq!(Csr::parse(&der).unwrap_err(), WireError::BadSignature);
+    }
+
+    #[test]
+    fn garbage_is_a_der_error_not_a_panic() {
+        for input in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x00", &[0xff; 40]] {
+            assert!(matches!(Csr::parse(input), Err(WireError::Der(_))));
+        }
+    }
+}

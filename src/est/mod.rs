@@ -1,0 +1,127 @@
+//! The RFC 7030 wire format: operations, media types, base64 bodies (RFC 8951), PKCS#10
+//! parsing with proof-of-possession, certs-only PKCS#7 and csrattrs.
+//!
+//! Everything here is pure: bytes in, bytes or typed values out, no I/O.
+
+mod body;
+mod csr;
+mod pkcs7;
+
+pub use body::{decode_body, encode_body};
+pub use csr::{Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name};
+pub use pkcs7::{certs_only, csrattrs};
+
+/// Largest request body estd reads (64 KiB): a CSR is rarely over 4 KiB.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Response media type of `/cacerts` (BouncyCastle rejects the `smime-type` parameter here).
+pub const CT_CACERTS: &str = "application/pkcs7-mime";
+/// Response media type of the enrollment operations, compared byte for byte by libest.
+pub const CT_CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
+/// Response media type of `/csrattrs`.
+pub const CT_CSRATTRS: &str = "application/csrattrs";
+/// Request media type of the enrollment operations.
+pub const CT_PKCS10: &str = "application/pkcs10";
+
+/// What went wrong reading or writing the wire format. The messages are shown to clients.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("the request body is empty")]
+    Empty,
+    #[error("the request body is not valid base64")]
+    Base64,
+    #[error("the request body is not a PEM certificate request")]
+    Pem,
+    #[error("the CSR is not valid DER PKCS#10: {0}")]
+    Der(String),
+    #[error("the CSR signature does not verify (proof of possession failed)")]
+    BadSignature,
+    #[error("unsupported CSR signature algorithm {0}")]
+    UnsupportedSignature(String),
+    #[error("unsupported public key: {0}")]
+    UnsupportedKey(String),
+    #[error("the CSR's extensionRequest is malformed: {0}")]
+    BadExtension(String),
+    #[error("could not encode the response: {0}")]
+    Encode(String),
+}
+
+/// An EST operation, as named in the last path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CaCerts,
+    SimpleEnroll,
+    SimpleReenroll,
+    ServerKeygen,
+    CsrAttrs,
+    FullCmc,
+}
+
+impl Operation {
+    pub fn from_segment(s: &str) -> Option<Self> {
+        Some(match s {
+            "cacerts" => Self::CaCerts,
+            "simpleenroll" => Self::SimpleEnroll,
+            "simplereenroll" => Self::SimpleReenroll,
+            "serverkeygen" => Self::ServerKeygen,
+            "csrattrs" => Self::CsrAttrs,
+            "fullcmc" => Self::FullCmc,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CaCerts => "cacerts",
+            Self::SimpleEnroll => "simpleenroll",
+            Self::SimpleReenroll => "simplereenroll",
+            Self::ServerKeygen => "serverkeygen",
+            Self::CsrAttrs => "csrattrs",
+            Self::FullCmc => "fullcmc",
+        }
+    }
+
+    /// The one HTTP method the operation accepts (RFC 7030 §3.2.2).
+    pub fn method(self) -> &'static str {
+        match self {
+            Self::CaCerts | Self::CsrAttrs => "GET",
+            _ => "POST",
+        }
+    }
+}
+
+/// Is `ct` (a Content-Type header value) the PKCS#10 media type? Parameters and case are ignored.
+pub fn is_pkcs10(ct: &str) -> bool {
+    ct.split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CT_PKCS10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_round_trip() {
+        for op in [
+            Operation::CaCerts,
+            Operation::SimpleEnroll,
+            Operation::SimpleReenroll,
+            Operation::ServerKeygen,
+            Operation::CsrAttrs,
+            Operation::FullCmc,
+        ] {
+            assert_eq!(Operation::from_segment(op.as_str()), Some(op));
+        }
+        assert_eq!(Operation::from_segment("simpleEnroll"), None);
+    }
+
+    #[test]
+    fn pkcs10_content_type() {
+        assert!(is_pkcs10("application/pkcs10"));
+        assert!(is_pkcs10("Application/PKCS10; charset=x"));
+        assert!(!is_pkcs10("application/x-www-form-urlencoded"));
+        assert!(!is_pkcs10(""));
+    }
+}

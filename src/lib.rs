@@ -1,8 +1,14 @@
 //! estd: an EST (RFC 7030, RFC 8951) server with its own internal CA.
 #![forbid(unsafe_code)]
 
-pub mod ca;
-pub mod est;
+pub mod api;
+pub mod app;
 pub mod auth;
+pub mod ca;
+pub mod config;
+pub mod enroll;
+pub mod est;
+pub mod model;
 pub mod policy;
+pub mod server;
 pub mod store;

@@ -1,1 +1,285 @@
-fn main(){}
+//! The `estd` command: serve, and administer users and templates.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use estd::app;
+use estd::auth;
+use estd::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "estd",
+    version,
+    about = "EST server (RFC 7030 / RFC 8951) with its own CA"
+)]
+struct Cli {
+    /// Configuration file [default: conf/estd.toml when it exists]
+    #[arg(long, global = true, env = "ESTD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (generates a development CA and TLS certificate on first start)
+    Serve,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show certificate templates (EST labels)
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; without --password-stdin a random password is generated and printed
+    Add {
+        name: String,
+        /// Group to put the user in (repeatable)
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their groups
+    List,
+    /// Set a user's password; without --password-stdin a random one is generated and printed
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// List templates
+    List,
+    /// Show one template
+    Show { name: String },
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("estd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("estd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("estd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), String> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::User(cmd) => user(cmd, config).await,
+        Command::Template(cmd) => template(cmd, &config),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let running = app::start_with_shutdown(&config, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(password) = &running.admin_password {
+        println!(
+            "Created user {:?} with password: {password}\n(also written to {}; shown only this once)",
+            config.admin_user,
+            config.data_dir.join(app::ADMIN_PASSWORD_FILE).display()
+        );
+    }
+    println!(
+        "estd listening on https://{}/.well-known/est/",
+        running.addr
+    );
+    running.wait().await.map_err(|e| e.to_string())
+}
+
+fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
+    if !from_stdin {
+        return auth::random_password(20)
+            .map(|p| (p, true))
+            .map_err(|e| e.to_string());
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("password (input is shown):");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    if password.len() > auth::MAX_PASSWORD {
+        return Err(format!(
+            "the password is longer than {} bytes",
+            auth::MAX_PASSWORD
+        ));
+    }
+    Ok((password, false))
+}
+
+async fn hash(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    match cmd {
+        UserCommand::Add {
+            name,
+            groups,
+            password_stdin,
+        } => {
+            if name.is_empty() || name.len() > auth::MAX_USER || name.contains(':') {
+                return Err(format!(
+                    "user name {name:?} is invalid (1 to {} characters, no ':')",
+                    auth::MAX_USER
+                ));
+            }
+            let (password, generated) = read_password(password_stdin)?;
+            store
+                .add_user(&name, &hash(password.clone()).await?, &groups)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("added user {name:?} in groups {groups:?}");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in store.list_users().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}\t{}", u.name, u.groups.join(","), u.created_at);
+            }
+            Ok(())
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            if !store
+                .set_password(&name, &hash(password.clone()).await?)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no user named {name:?}"));
+            }
+            println!("password of {name:?} changed");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
+    let templates = app::load_templates(config).map_err(|e| e.to_string())?;
+    match cmd {
+        TemplateCommand::List => {
+            for t in templates.iter() {
+                let default = if t.name == templates.default_template().name {
+                    " (default)"
+                } else {
+                    ""
+                };
+                println!("{}{default}\t{}", t.name, t.description);
+            }
+            Ok(())
+        }
+        TemplateCommand::Show { name } => {
+            let t = templates
+                .get(Some(&name))
+                .ok_or_else(|| format!("no template named {name:?}"))?;
+            println!("name: {}", t.name);
+            println!("description: {}", t.description);
+            println!(
+                "key types: {}",
+                t.key_types
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("validity: {} days", t.validity.as_secs() / 86_400);
+            println!("key usage: {:?}", t.key_usage);
+            println!("extended key usage: {:?}", t.extended_key_usage);
+            println!(
+                "csr attrs: {}",
+                t.csr_attrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! Authentication: password hashing (argon2), the HTTP Basic header, and the `Principal`
 //! every request resolves to.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 
 /// How a principal proved who it is.
@@ -10,7 +10,9 @@ use base64::Engine;
 pub enum AuthMethod {
     Basic,
     /// A TLS client certificate issued by this CA, by serial (hex).
-    ClientCert { serial: String },
+    ClientCert {
+        serial: String,
+    },
 }
 
 /// An authenticated identity with its groups.
@@ -132,7 +134,12 @@ mod tests {
 
     #[test]
     fn basic_header() {
-        let enc = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
+        let enc = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
         assert_eq!(
             parse_basic(enc("alice:pa:ss").as_bytes()).unwrap(),
             Some(("alice".into(), "pa:ss".into()))
@@ -143,11 +150,20 @@ mod tests {
         );
         assert_eq!(parse_basic(b"Bearer abc").unwrap(), None);
         assert_eq!(parse_basic(b"Basic !!!"), Err(AuthError::Malformed));
-        assert_eq!(parse_basic(enc("nocolon").as_bytes()), Err(AuthError::Malformed));
-        assert_eq!(parse_basic(enc(":pw").as_bytes()), Err(AuthError::Malformed));
+        assert_eq!(
+            parse_basic(enc("nocolon").as_bytes()),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            parse_basic(enc(":pw").as_bytes()),
+            Err(AuthError::Malformed)
+        );
         assert_eq!(parse_basic(b"\xff\xfe"), Err(AuthError::Malformed));
         let long = "a".repeat(10_000);
-        assert_eq!(parse_basic(enc(&format!("u:{long}")).as_bytes()), Err(AuthError::Malformed));
+        assert_eq!(
+            parse_basic(enc(&format!("u:{long}")).as_bytes()),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ fn years(n: u64) -> Duration {
 
 fn ca_params(cn: &str, path_len: Option<u8>, lifetime: Duration) -> CertificateParams {
     let mut p = CertificateParams::default();
-    p.distinguished_name.push(DnType::OrganizationName, "estd development");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "estd development");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
@@ -94,7 +95,9 @@ impl DevPki {
 
         let issuing_key = key_type.generate()?;
         let issuing_params = ca_params("estd Development Issuing CA", Some(0), years(10));
-        let issuing_cert = issuing_params.signed_by(&issuing_key, &root).map_err(sign)?;
+        let issuing_cert = issuing_params
+            .signed_by(&issuing_key, &root)
+            .map_err(sign)?;
         Ok(Self {
             root_cert: root_cert.der().to_vec(),
             root_key_pem: root_key.serialize_pem(),
@@ -318,12 +321,18 @@ mod tests {
         assert_eq!(first.issuer.chain(), second.issuer.chain());
         assert_eq!(second.issuer.chain().len(), 2);
 
-        let (cert, key) = (dir.path().join("certs/tls.pem"), dir.path().join("certs/tls.key"));
+        let (cert, key) = (
+            dir.path().join("certs/tls.pem"),
+            dir.path().join("certs/tls.key"),
+        );
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let (chain, _, generated) = ensure_tls(&cert, &key, &second.issuer, &names).unwrap();
         assert!(generated);
         assert_eq!(chain.len(), 2);
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -332,7 +341,10 @@ mod tests {
         let paths = CaPaths::in_dir(dir.path());
         ensure_ca(&paths, CaKeyType::EcP256).unwrap();
         fs::remove_file(&paths.issuing_key).unwrap();
-        let err = ensure_ca(&paths, CaKeyType::EcP256).err().unwrap().to_string();
+        let err = ensure_ca(&paths, CaKeyType::EcP256)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("issuing-ca.key"), "{err}");
     }
 }

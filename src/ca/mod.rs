@@ -62,6 +62,8 @@ pub trait Issuer: Send + Sync {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError>;
     /// The chain EST clients receive from `/cacerts`: issuing CA first, root last.
     fn chain(&self) -> &[Vec<u8>];
+    /// For the wiring code to reach an implementation's extras (the local key).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// Signs with a CA key held in memory.
@@ -213,6 +215,10 @@ impl Issuer for LocalIssuer {
     fn chain(&self) -> &[Vec<u8>] {
         &self.chain
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// Converts an X.509 name into rcgen's model, refusing what that model cannot hold exactly
@@ -231,9 +237,8 @@ pub fn dn_from_name(name: &Name) -> Result<DistinguishedName, String> {
         }
         seen.push(atv.oid);
         let bytes = atv.value.value();
-        let text = || {
-            std::str::from_utf8(bytes).map_err(|_| format!("attribute {} is not text", atv.oid))
-        };
+        let text =
+            || std::str::from_utf8(bytes).map_err(|_| format!("attribute {} is not text", atv.oid));
         let invalid = |e: rcgen::Error| format!("attribute {}: {e}", atv.oid);
         let value = match atv.value.tag() {
             Tag::Utf8String => DnValue::Utf8String(text()?.to_owned()),
@@ -289,9 +294,18 @@ mod tests {
         let cert = issuer.issue(&request("CN=dev-1,O=Example")).unwrap();
         let parsed = Certificate::from_der(&cert.der).unwrap();
         let ca = Certificate::from_der(&ca).unwrap();
-        assert_eq!(parsed.tbs_certificate().issuer(), ca.tbs_certificate().subject());
-        assert_eq!(parsed.tbs_certificate().subject().to_string(), "CN=dev-1,O=Example");
-        assert_eq!(parsed.tbs_certificate().serial_number().as_bytes().len(), 16);
+        assert_eq!(
+            parsed.tbs_certificate().issuer(),
+            ca.tbs_certificate().subject()
+        );
+        assert_eq!(
+            parsed.tbs_certificate().subject().to_string(),
+            "CN=dev-1,O=Example"
+        );
+        assert_eq!(
+            parsed.tbs_certificate().serial_number().as_bytes().len(),
+            16
+        );
         assert_eq!(cert.serial.len(), 32);
         let other = issuer.issue(&request("CN=dev-1")).unwrap();
         assert_ne!(cert.serial, other.serial);

@@ -96,9 +96,18 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\r\n");
         let unpadded = one_line.trim_end_matches('=').to_string();
-        let pem = format!("-----BEGIN CERTIFICATE REQUEST-----\n{crlf}\n-----END CERTIFICATE REQUEST-----\n");
+        let pem = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{crlf}\n-----END CERTIFICATE REQUEST-----\n"
+        );
         let new_pem = pem.replace("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST");
-        for form in [one_line.clone(), crlf, unpadded, pem, new_pem, format!("{one_line}\n\n  ")] {
+        for form in [
+            one_line.clone(),
+            crlf,
+            unpadded,
+            pem,
+            new_pem,
+            format!("{one_line}\n\n  "),
+        ] {
             assert_eq!(decode_body(form.as_bytes()).unwrap(), der, "form {form:?}");
         }
     }
@@ -114,7 +123,13 @@ mod tests {
         assert_eq!(decode_body(b""), Err(WireError::Empty));
         assert_eq!(decode_body(b"  \n"), Err(WireError::Empty));
         assert_eq!(decode_body(b"not*base64!"), Err(WireError::Base64));
-        assert_eq!(decode_body(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"), Err(WireError::Pem));
-        assert_eq!(decode_body(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"), Err(WireError::Pem));
+        assert_eq!(
+            decode_body(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"),
+            Err(WireError::Pem)
+        );
+        assert_eq!(
+            decode_body(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"),
+            Err(WireError::Pem)
+        );
     }
 }

@@ -151,10 +151,7 @@ impl Csr {
             .ok_or_else(|| WireError::UnsupportedKey("public key is not whole bytes".into()))?
             .to_vec();
         let key_type = key_type(&spki.algorithm, &public_key)?;
-        let sig = raw
-            .signature
-            .as_bytes()
-            .ok_or(WireError::BadSignature)?;
+        let sig = raw.signature.as_bytes().ok_or(WireError::BadSignature)?;
         let alg = verification_algorithm(&raw.algorithm, key_type)?;
         UnparsedPublicKey::new(alg, &public_key)
             .verify(&info_der, sig)
@@ -353,8 +350,12 @@ mod tests {
             KeyPair::generate_for(alg).unwrap()
         };
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "device-1");
-        params.distinguished_name.push(DnType::OrganizationName, "Example");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "device-1");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example");
         params.subject_alt_names = sans;
         params.serialize_request(&key).unwrap().der().to_vec()
     }

@@ -34,7 +34,9 @@ mod tests {
     fn self_signed(cn: &str) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.self_signed(&key).unwrap().der().to_vec()
     }
 

@@ -315,7 +315,10 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
         assert_eq!(t.name, "default");
         assert_eq!(t.validity, Duration::from_secs(365 * 86_400));
         assert_eq!(t.key_usage, vec![KeyUsagePurpose::DigitalSignature]);
-        assert_eq!(t.extended_key_usage, vec![ExtendedKeyUsagePurpose::ClientAuth]);
+        assert_eq!(
+            t.extended_key_usage,
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        );
         assert_eq!(t.csr_attrs.len(), 1);
         assert!(t.check_key(KeyType::EcP256).is_ok());
         assert!(t.check_key(KeyType::Rsa(2048)).is_ok());
@@ -329,13 +332,28 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
     #[test]
     fn bad_values_name_the_file_and_key() {
         for (text, needle) in [
-            (GOOD.replace("\"rsa-2048\"", "\"rsa-1024\""), "key_types: unknown key type \"rsa-1024\""),
+            (
+                GOOD.replace("\"rsa-2048\"", "\"rsa-1024\""),
+                "key_types: unknown key type \"rsa-1024\"",
+            ),
             (GOOD.replace("365", "0"), "validity_days: 0 is out of range"),
-            (GOOD.replace("\"default\"", "\"cacerts\""), "name: \"cacerts\" is not a valid EST label"),
-            (GOOD.replace("\"default\"", "\"a/b\""), "is not a valid EST label"),
-            (GOOD.replace("1.2.840.113549.1.9.7", "nope"), "csr_attrs: \"nope\" is not an OID"),
+            (
+                GOOD.replace("\"default\"", "\"cacerts\""),
+                "name: \"cacerts\" is not a valid EST label",
+            ),
+            (
+                GOOD.replace("\"default\"", "\"a/b\""),
+                "is not a valid EST label",
+            ),
+            (
+                GOOD.replace("1.2.840.113549.1.9.7", "nope"),
+                "csr_attrs: \"nope\" is not an OID",
+            ),
             (format!("{GOOD}\ncolour = 1\n"), "unknown field `colour`"),
-            (GOOD.replace("validity_days = 365", ""), "missing field `validity_days`"),
+            (
+                GOOD.replace("validity_days = 365", ""),
+                "missing field `validity_days`",
+            ),
         ] {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.starts_with("t.toml: "), "{err}");
@@ -352,6 +370,10 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
         assert_eq!(set.get(Some("iot")).unwrap().name, "iot");
         assert!(set.get(Some("nope")).is_none());
         assert!(Templates::new(vec![a.clone(), a.clone()], "default").is_err());
-        assert!(Templates::new(vec![a], "missing").unwrap_err().contains("does not exist"));
+        assert!(
+            Templates::new(vec![a], "missing")
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 }

@@ -68,16 +68,23 @@ pub struct AuditEvent {
 pub trait Store: Send + Sync {
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Adds a user; `Duplicate` when the name is taken.
-    async fn add_user(&self, name: &str, password_hash: &str, groups: &[String])
-    -> Result<(), StoreError>;
+    async fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        groups: &[String],
+    ) -> Result<(), StoreError>;
     /// Replaces a user's password hash; false when there is no such user.
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
     async fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// Records an issued certificate and its audit event in one transaction;
     /// `Duplicate` when the serial number is taken (nothing is written then).
-    async fn record_issuance(&self, cert: &CertRecord, audit: &AuditEvent)
-    -> Result<(), StoreError>;
+    async fn record_issuance(
+        &self,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
     async fn find_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError>;
     async fn certificate_count(&self) -> Result<u64, StoreError>;
     async fn record_audit(&self, audit: &AuditEvent) -> Result<(), StoreError>;

@@ -89,10 +89,11 @@ impl SqliteStore {
     }
 
     async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = ? ORDER BY group_name")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT group_name FROM user_groups WHERE user_id = ? ORDER BY group_name")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
     }
 }
@@ -160,9 +161,10 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, password_hash, created_at FROM users ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, password_hash, created_at FROM users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(UserRecord {
@@ -303,10 +305,16 @@ mod tests {
         let err = s.add_user("alice", "h2", &[]).await.unwrap_err();
         assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
         let u = s.find_user("alice").await.unwrap().unwrap();
-        assert_eq!(u.groups, vec!["Super Admin".to_string(), "est-users".to_string()]);
+        assert_eq!(
+            u.groups,
+            vec!["Super Admin".to_string(), "est-users".to_string()]
+        );
         assert!(s.set_password("alice", "h3").await.unwrap());
         assert!(!s.set_password("bob", "h3").await.unwrap());
-        assert_eq!(s.find_user("alice").await.unwrap().unwrap().password_hash, "h3");
+        assert_eq!(
+            s.find_user("alice").await.unwrap().unwrap().password_hash,
+            "h3"
+        );
         assert!(s.find_user("bob").await.unwrap().is_none());
         assert_eq!(s.list_users().await.unwrap().len(), 1);
     }
@@ -314,13 +322,21 @@ mod tests {
     #[tokio::test]
     async fn issuance_is_atomic_and_serials_unique() {
         let s = SqliteStore::memory().await.unwrap();
-        s.record_issuance(&cert("01"), &audit("simpleenroll")).await.unwrap();
-        let err = s.record_issuance(&cert("01"), &audit("simpleenroll")).await.unwrap_err();
+        s.record_issuance(&cert("01"), &audit("simpleenroll"))
+            .await
+            .unwrap();
+        let err = s
+            .record_issuance(&cert("01"), &audit("simpleenroll"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Duplicate(_)));
         // the failed transaction wrote no audit row
         assert_eq!(s.recent_audit(10).await.unwrap().len(), 1);
         assert_eq!(s.certificate_count().await.unwrap(), 1);
-        assert_eq!(s.find_certificate("01").await.unwrap().unwrap().der, vec![1, 2, 3]);
+        assert_eq!(
+            s.find_certificate("01").await.unwrap().unwrap().der,
+            vec![1, 2, 3]
+        );
         s.record_audit(&audit("cacerts")).await.unwrap();
         let recent = s.recent_audit(10).await.unwrap();
         assert_eq!(recent[0].operation, "cacerts");

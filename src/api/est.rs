@@ -1,0 +1,221 @@
+//! The EST operations (RFC 7030 §4) over HTTP.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::EstError;
+use super::{AppState, AuditNote, RequestId, body_response};
+use crate::auth::{self, Principal};
+use crate::enroll::Renewing;
+use crate::est::{self, Csr, Operation};
+use crate::model::{ConnInfo, RequestMeta};
+use crate::policy::Template;
+
+pub(super) async fn without_label(
+    State(state): State<Arc<AppState>>,
+    Path(op): Path<String>,
+    req: Request,
+) -> Response {
+    handle(state, None, op, req).await
+}
+
+pub(super) async fn with_label(
+    State(state): State<Arc<AppState>>,
+    Path((label, op)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    handle(state, Some(label), op, req).await
+}
+
+async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Request) -> Response {
+    let mut note = AuditNote {
+        operation: match Operation::from_segment(&op) {
+            Some(o) => o.as_str().to_string(),
+            None => "unknown".to_string(),
+        },
+        label: label.clone(),
+        ..AuditNote::default()
+    };
+    let mut resp = match dispatch(&state, label, &op, req, &mut note).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            note.reason = Some(match &err {
+                EstError::Internal { detail, .. } => detail.clone(),
+                other => other.to_string(),
+            });
+            err.into_response()
+        }
+    };
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+async fn dispatch(
+    state: &AppState,
+    label: Option<String>,
+    op: &str,
+    req: Request,
+    note: &mut AuditNote,
+) -> Result<Response, EstError> {
+    let operation = Operation::from_segment(op).ok_or_else(|| {
+        EstError::NotFound(format!(
+            "unknown EST operation {:?}",
+            super::truncate(op, 64)
+        ))
+    })?;
+    let template = state.templates.get(label.as_deref()).ok_or_else(|| {
+        EstError::NotFound(format!(
+            "unknown CA label {:?}",
+            super::truncate(label.as_deref().unwrap_or_default(), 64)
+        ))
+    })?;
+    let want = match operation.method() {
+        "GET" => Method::GET,
+        _ => Method::POST,
+    };
+    // HEAD is GET without a body (hyper drops the body for us).
+    if req.method() != want && !(want == Method::GET && req.method() == Method::HEAD) {
+        return Err(EstError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow: operation.method(),
+        });
+    }
+    match operation {
+        Operation::CaCerts => Ok(body_response(est::CT_CACERTS, state.cacerts_body.clone())),
+        Operation::CsrAttrs => match state.csrattrs_bodies.get(&template.name).cloned().flatten() {
+            Some(body) => Ok(body_response(est::CT_CSRATTRS, body)),
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+        },
+        Operation::FullCmc => Err(EstError::NotImplemented(
+            "fullcmc is not supported by this server".into(),
+        )),
+        Operation::ServerKeygen => Err(EstError::NotImplemented(
+            "serverkeygen is not supported by this server yet".into(),
+        )),
+        Operation::SimpleEnroll | Operation::SimpleReenroll => {
+            enroll(state, label, operation, &template, req, note).await
+        }
+    }
+}
+
+async fn enroll(
+    state: &AppState,
+    label: Option<String>,
+    operation: Operation,
+    template: &Template,
+    req: Request,
+    note: &mut AuditNote,
+) -> Result<Response, EstError> {
+    let (parts, body) = req.into_parts();
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !est::is_pkcs10(ct) {
+        return Err(EstError::UnsupportedMediaType(format!(
+            "Content-Type must be {} (got {:?})",
+            est::CT_PKCS10,
+            super::truncate(ct, 100)
+        )));
+    }
+    let conn = parts.extensions.get::<ConnInfo>().cloned();
+    let meta = RequestMeta {
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        peer: conn
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |c| c.peer.to_string()),
+        label,
+    };
+    let basic = match parts.headers.get(header::AUTHORIZATION) {
+        Some(v) => {
+            auth::parse_basic(v.as_bytes()).map_err(|e| EstError::Unauthorized(e.to_string()))?
+        }
+        None => None,
+    };
+    let client_leaf = conn
+        .as_ref()
+        .and_then(|c| c.client_chain.as_ref())
+        .and_then(|chain| chain.first().cloned());
+
+    let principal: Principal = match operation {
+        Operation::SimpleReenroll => {
+            let Some(leaf) = client_leaf.as_deref() else {
+                return Err(EstError::Unauthorized(
+                    "re-enrollment needs the certificate being renewed as the TLS client certificate".into(),
+                ));
+            };
+            if let Some((user, password)) = &basic {
+                // libest sends Basic credentials too: when present they must be right.
+                state.enroll.authenticate_basic(user, password).await?;
+            }
+            state.enroll.authenticate_certificate(leaf).await?
+        }
+        _ => {
+            let Some((user, password)) = &basic else {
+                return Err(EstError::Unauthorized(
+                    "this operation needs HTTP Basic credentials".into(),
+                ));
+            };
+            state.enroll.authenticate_basic(user, password).await?
+        }
+    };
+    note.principal = Some(principal.name.clone());
+
+    let body = read_body(body, &parts.headers, state.max_body).await?;
+    let der = est::decode_body(&body)?;
+    let csr = Csr::parse(&der)?;
+    let renewing = match operation {
+        Operation::SimpleReenroll => client_leaf.as_deref().map(|cert_der| Renewing { cert_der }),
+        _ => None,
+    };
+    let issued = state
+        .enroll
+        .enroll(&meta, operation, &principal, template, &csr, renewing)
+        .await?;
+    note.serial = Some(issued.serial);
+    note.recorded = true;
+    let pkcs7 = est::certs_only(&[&issued.der])?;
+    Ok(body_response(
+        est::CT_CERTS_ONLY,
+        Bytes::from(est::encode_body(&pkcs7)),
+    ))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+async fn read_body(
+    body: Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+) -> Result<Bytes, EstError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(EstError::PayloadTooLarge { limit });
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let source = std::error::Error::source(&e);
+            let too_large = source.is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(EstError::PayloadTooLarge { limit })
+            } else {
+                Err(EstError::BadRequest(format!(
+                    "could not read the request body: {e}"
+                )))
+            }
+        }
+    }
+}

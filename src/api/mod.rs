@@ -1,0 +1,168 @@
+//! HTTP routes: EST under `/.well-known/est/`, with the request-id and audit layer.
+
+mod error;
+mod est;
+
+pub use error::{CA_FAILURE, EstError};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+use crate::enroll::EnrollService;
+use crate::model::ConnInfo;
+use crate::policy::Templates;
+use crate::store::{AuditEvent, Store, timestamp};
+
+/// Everything the handlers share. Bodies that never change are encoded once, here.
+pub struct AppState {
+    pub enroll: Arc<EnrollService>,
+    pub templates: Arc<Templates>,
+    pub store: Arc<dyn Store>,
+    /// `/cacerts` body: base64 of the certs-only chain.
+    pub cacerts_body: Bytes,
+    /// `/csrattrs` body per template name; `None` → 204.
+    pub csrattrs_bodies: HashMap<String, Option<Bytes>>,
+    pub max_body: usize,
+}
+
+/// What a handler learned, for the audit layer (a response extension).
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub operation: String,
+    pub label: Option<String>,
+    pub principal: Option<String>,
+    pub reason: Option<String>,
+    pub serial: Option<String>,
+    /// The enrollment service already wrote the audit row (with the certificate).
+    pub recorded: bool,
+}
+
+/// The id of one request, echoed in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/.well-known/est/{op}", any(est::without_label))
+        .route("/.well-known/est/{label}/{op}", any(est::with_label))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path();
+    let mut note = AuditNote::default();
+    if path.starts_with("/.well-known/est/") || path == "/.well-known/est" {
+        note.operation = "unknown".into();
+    }
+    let err = EstError::NotFound(format!("no such path: {}", truncate(path, 200)));
+    note.reason = Some(err.to_string());
+    let mut resp = err.into_response();
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{t:016x}");
+    }
+    crate::ca::hex(&b)
+}
+
+/// Gives every request an id, and after the handler has run writes the audit row (unless
+/// the enrollment service already did) and one log line with the outcome.
+async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let id = new_request_id();
+    let started = Instant::now();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let peer = req
+        .extensions()
+        .get::<ConnInfo>()
+        .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
+    let method = req.method().clone();
+    let path = truncate(req.uri().path(), 200).to_string();
+
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status();
+    let note = resp.extensions().get::<AuditNote>().cloned();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match &note {
+        Some(n) => tracing::info!(
+            request_id = %id,
+            %peer,
+            %method,
+            %path,
+            op = %n.operation,
+            label = n.label.as_deref().unwrap_or("-"),
+            principal = n.principal.as_deref().unwrap_or("-"),
+            status = status.as_u16(),
+            reason = n.reason.as_deref().unwrap_or("-"),
+            elapsed_us,
+            "request"
+        ),
+        None => {
+            tracing::info!(request_id = %id, %peer, %method, %path, status = status.as_u16(), elapsed_us, "request")
+        }
+    }
+    if let Some(n) = note
+        && !n.recorded
+        && !n.operation.is_empty()
+    {
+        let event = AuditEvent {
+            at: timestamp(SystemTime::now()),
+            request_id: id.clone(),
+            operation: n.operation,
+            label: n.label,
+            principal: n.principal,
+            peer,
+            outcome: if status.is_success() { "ok" } else { "error" }.into(),
+            status: status.as_u16(),
+            reason: n.reason,
+            serial: n.serial,
+        };
+        if let Err(e) = state.store.record_audit(&event).await {
+            tracing::error!(request_id = %id, error = %e, "could not write the audit event");
+        }
+    }
+    resp
+}
+
+/// A plain response with a body already encoded.
+pub(crate) fn body_response(content_type: &'static str, body: Bytes) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        "content-transfer-encoding",
+        HeaderValue::from_static("base64"),
+    );
+    resp
+}

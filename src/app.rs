@@ -1,0 +1,248 @@
+//! The only wiring place: configuration → CA, store, templates, enrollment service, router,
+//! TLS listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::auth;
+use crate::ca::devpki::{self, CaPaths};
+use crate::ca::{CaError, Issuer};
+use crate::config::{Config, Database};
+use crate::enroll::EnrollService;
+use crate::est;
+use crate::policy::{Template, TemplateError, Templates};
+use crate::server::{self, ServerLimits};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// The template used when the templates directory is not there (running from elsewhere
+/// than the repository): the same text as `conf/templates/default.toml`.
+const BUILTIN_DEFAULT_TEMPLATE: &str = include_str!("../conf/templates/default.toml");
+
+/// Name of the file (in the data directory) holding the first admin's password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Opens the store the configuration names.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.database {
+        Database::Sqlite { path, sync } => {
+            if let Some(dir) = path.parent() {
+                devpki::create_private_dir(dir)?;
+            }
+            let store = SqliteStore::open(path, *sync).await?;
+            tracing::info!(path = %path.display(), "SQLite store open");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+pub fn load_templates(config: &Config) -> Result<Templates, StartError> {
+    if config.templates_dir_is_default && !config.templates_dir.exists() {
+        tracing::warn!(dir = %config.templates_dir.display(), "templates directory not found; using the built-in default template");
+        let t = Template::from_toml(
+            Path::new("(built-in default.toml)"),
+            BUILTIN_DEFAULT_TEMPLATE,
+        )?;
+        let name = t.name.clone();
+        return Templates::new(vec![t], &name).map_err(StartError::Other);
+    }
+    Ok(Templates::load(
+        &config.templates_dir,
+        &config.default_template,
+    )?)
+}
+
+/// On first start (no users) creates the admin with a random password, written to a 0600
+/// file in the data directory. Returns the password when it made one.
+pub async fn bootstrap_admin(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<Option<String>, StartError> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let password = auth::random_password(20).map_err(|e| StartError::Other(e.to_string()))?;
+    let hash = {
+        let p = password.clone();
+        tokio::task::spawn_blocking(move || auth::hash_password(&p))
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .map_err(|e| StartError::Other(e.to_string()))?
+    };
+    let mut groups = vec![config.est_group.clone()];
+    groups.extend(config.admin_groups.iter().cloned());
+    store.add_user(&config.admin_user, &hash, &groups).await?;
+    let file = config.data_dir.join(ADMIN_PASSWORD_FILE);
+    let _ = std::fs::remove_file(&file);
+    devpki::write_private(&file, &format!("{password}\n"))?;
+    tracing::info!(user = %config.admin_user, file = %file.display(), "created the first administrator; password written to the file");
+    Ok(Some(password))
+}
+
+/// Everything `serve` needs, built and checked.
+pub struct Built {
+    pub state: Arc<AppState>,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub limits: ServerLimits,
+    /// The admin password, when this start created the admin.
+    pub admin_password: Option<String>,
+}
+
+pub async fn build(config: &Config) -> Result<Built, StartError> {
+    let templates = Arc::new(load_templates(config)?);
+    let loaded = devpki::ensure_ca(&CaPaths::in_dir(&config.ca_dir), config.ca_key_type)?;
+    if loaded.generated {
+        tracing::info!(dir = %config.ca_dir.display(), "generated a development root and issuing CA");
+    }
+    let issuer: Arc<dyn Issuer> = Arc::new(loaded.issuer);
+    let (chain, key, tls_generated) = devpki::ensure_tls(
+        &config.tls_cert,
+        &config.tls_key,
+        loaded_issuer(&issuer)?,
+        &config.tls_names,
+    )?;
+    if tls_generated {
+        tracing::info!(cert = %config.tls_cert.display(), names = ?config.tls_names, "generated a TLS server certificate");
+    }
+    let tls = server::tls_config(chain, key, issuer.chain())?;
+
+    let store = open_store(config).await?;
+    let admin_password = bootstrap_admin(config, store.as_ref()).await?;
+
+    let chain_refs: Vec<&[u8]> = issuer.chain().iter().map(Vec::as_slice).collect();
+    let cacerts = est::certs_only(&chain_refs).map_err(|e| StartError::Other(e.to_string()))?;
+    let mut csrattrs_bodies = HashMap::new();
+    for t in templates.iter() {
+        let body = if t.csr_attrs.is_empty() {
+            None
+        } else {
+            let der = est::csrattrs(&t.csr_attrs).map_err(|e| StartError::Other(e.to_string()))?;
+            Some(Bytes::from(est::encode_body(&der)))
+        };
+        csrattrs_bodies.insert(t.name.clone(), body);
+    }
+    let enroll = Arc::new(EnrollService::new(
+        issuer,
+        store.clone(),
+        config.est_group.clone(),
+    ));
+    let state = Arc::new(AppState {
+        enroll,
+        templates,
+        store,
+        cacerts_body: Bytes::from(est::encode_body(&cacerts)),
+        csrattrs_bodies,
+        max_body: config.max_body,
+    });
+    Ok(Built {
+        state,
+        tls,
+        limits: ServerLimits {
+            handshake_timeout: config.handshake_timeout,
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+            shutdown_grace: config.shutdown_grace,
+        },
+        admin_password,
+    })
+}
+
+// The dev TLS certificate is signed with the local issuer; an `Issuer` that is not local
+// (a future HSM) would need the TLS files provided.
+fn loaded_issuer(issuer: &Arc<dyn Issuer>) -> Result<&crate::ca::LocalIssuer, StartError> {
+    issuer
+        .as_any()
+        .downcast_ref::<crate::ca::LocalIssuer>()
+        .ok_or_else(|| StartError::Other("TLS files must be provided for a non-local CA".into()))
+}
+
+/// A server running in the background (tests and `serve`).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_password: Option<String>,
+    pub state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), server::ServerError>>,
+}
+
+impl Running {
+    /// Stops accepting, waits for in-flight requests (up to the grace period).
+    pub async fn stop(mut self) -> Result<(), StartError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Waits until the server ends (after `shutdown` fires).
+    pub async fn wait(mut self) -> Result<(), StartError> {
+        (&mut self.task)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))??;
+        Ok(())
+    }
+}
+
+/// Builds everything, binds the listener and serves in a background task until `stop`.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_with_shutdown(config, std::future::pending()).await
+}
+
+pub async fn start_with_shutdown(
+    config: &Config,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let built = build(config).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Other(format!("listen: cannot bind {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(server::ServerError::from)?;
+    let router = api::router(built.state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = rx => {}
+            () = signal => {}
+        }
+    };
+    let task = tokio::spawn(server::serve(
+        listener,
+        built.tls,
+        router,
+        built.limits,
+        shutdown,
+    ));
+    tracing::info!(%addr, "estd listening (EST under https://{addr}/.well-known/est/)");
+    Ok(Running {
+        addr,
+        admin_password: built.admin_password,
+        state: built.state,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,547 @@
+//! Settings: `conf/estd.toml` (or `--config FILE`), overridden by `ESTD_*` environment
+//! variables, extracted by figment into `RawConfig`, then converted into a typed `Config`.
+//! Every error names the key and the reason.
+//!
+//! Environment names: `ESTD_<KEY>` for top-level keys (`ESTD_LISTEN`, `ESTD_DATA_DIR`) and
+//! `ESTD_<SECTION>_<KEY>` for keys in a section (`ESTD_DATABASE_URL`, `ESTD_LOG_FILTER`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::ca::devpki::CaKeyType;
+use crate::store::Synchronous;
+
+/// The configuration file read when `--config` is not given (and exists).
+pub const DEFAULT_FILE: &str = "conf/estd.toml";
+
+/// The sections whose keys `ESTD_<SECTION>_<KEY>` reaches.
+const SECTIONS: &[&str] = &["tls", "ca", "database", "est", "limits", "log", "bootstrap"];
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: String,
+    pub data_dir: String,
+    pub tls: RawTls,
+    pub ca: RawCa,
+    pub database: RawDatabase,
+    pub est: RawEst,
+    pub limits: RawLimits,
+    pub log: RawLog,
+    pub bootstrap: RawBootstrap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCa {
+    pub dir: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: String,
+    pub synchronous: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawEst {
+    pub templates_dir: String,
+    pub default_template: String,
+    pub group: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body_bytes: u64,
+    pub handshake_timeout_secs: u64,
+    pub header_read_timeout_secs: u64,
+    pub max_connections: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub filter: String,
+    pub format: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBootstrap {
+    pub admin_user: String,
+    pub admin_groups: Vec<String>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            data_dir: ".".into(),
+            tls: RawTls::default(),
+            ca: RawCa::default(),
+            database: RawDatabase::default(),
+            est: RawEst::default(),
+            limits: RawLimits::default(),
+            log: RawLog::default(),
+            bootstrap: RawBootstrap::default(),
+        }
+    }
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
+impl Default for RawCa {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            key_type: "ec-p256".into(),
+        }
+    }
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            synchronous: "full".into(),
+        }
+    }
+}
+
+impl Default for RawEst {
+    fn default() -> Self {
+        Self {
+            templates_dir: "conf/templates".into(),
+            default_template: "default".into(),
+            group: "est-users".into(),
+        }
+    }
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Default for RawBootstrap {
+    fn default() -> Self {
+        Self {
+            admin_user: "admin".into(),
+            admin_groups: vec!["Super Admin".into()],
+        }
+    }
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite { path: PathBuf, sync: Synchronous },
+}
+
+/// The typed, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub tls_names: Vec<String>,
+    pub ca_dir: PathBuf,
+    pub ca_key_type: CaKeyType,
+    pub database: Database,
+    pub templates_dir: PathBuf,
+    /// True when `templates_dir` was not set (the built-in default template may stand in).
+    pub templates_dir_is_default: bool,
+    pub default_template: String,
+    pub est_group: String,
+    pub max_body: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub log_filter: String,
+    pub log_json: bool,
+    pub admin_user: String,
+    pub admin_groups: Vec<String>,
+}
+
+impl Config {
+    /// Reads the file (when `file` is given it must exist; the default `conf/estd.toml` may
+    /// be missing) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let figment = match file {
+            Some(f) if !f.exists() => {
+                return Err(ConfigError(format!("{}: no such file", f.display())));
+            }
+            Some(f) => Figment::new().merge(Toml::file_exact(f)),
+            None if Path::new(DEFAULT_FILE).exists() => {
+                Figment::new().merge(Toml::file_exact(DEFAULT_FILE))
+            }
+            None => Figment::new(),
+        };
+        Self::from_figment(figment.merge(env()))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            ConfigError(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        Self::try_from(raw)
+    }
+}
+
+/// `ESTD_*` variables; `ESTD_SECTION_KEY` is `section.key`.
+fn env() -> Env {
+    Env::prefixed("ESTD_").ignore(&["config"]).map(|key| {
+        let k = key.as_str().to_ascii_lowercase();
+        for s in SECTIONS {
+            if let Some(rest) = k.strip_prefix(s).and_then(|r| r.strip_prefix('_')) {
+                return format!("{s}.{rest}").into();
+            }
+        }
+        k.into()
+    })
+}
+
+fn bad(key: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{key}: {reason}"))
+}
+
+fn secs(key: &str, v: u64, max: u64) -> Result<Duration, ConfigError> {
+    if v == 0 || v > max {
+        return Err(bad(key, format!("{v} is out of range (1 to {max})")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
+        let listen: SocketAddr = raw.listen.parse().map_err(|e| {
+            bad(
+                "listen",
+                format!(
+                    "{:?} is not a socket address like 127.0.0.1:8443 ({e})",
+                    raw.listen
+                ),
+            )
+        })?;
+        if raw.data_dir.trim().is_empty() {
+            return Err(bad("data_dir", "must not be empty"));
+        }
+        let data_dir = PathBuf::from(&raw.data_dir);
+        let or_in = |v: &str, default: PathBuf| {
+            if v.is_empty() {
+                default
+            } else {
+                PathBuf::from(v)
+            }
+        };
+        let ca_dir = or_in(&raw.ca.dir, data_dir.join("certs"));
+        let tls_cert = or_in(&raw.tls.cert, ca_dir.join("tls.pem"));
+        let tls_key = or_in(&raw.tls.key, ca_dir.join("tls.key"));
+        if raw.tls.cert.is_empty() != raw.tls.key.is_empty() {
+            return Err(bad("tls.cert", "tls.cert and tls.key must be set together"));
+        }
+        if raw.tls.names.is_empty() {
+            return Err(bad(
+                "tls.names",
+                "must name at least one host name or address",
+            ));
+        }
+        let ca_key_type = CaKeyType::parse(&raw.ca.key_type).ok_or_else(|| {
+            bad(
+                "ca.key_type",
+                format!(
+                    "{:?} is not one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096",
+                    raw.ca.key_type
+                ),
+            )
+        })?;
+        let sync = match raw.database.synchronous.as_str() {
+            "full" => Synchronous::Full,
+            "normal" => Synchronous::Normal,
+            other => {
+                return Err(bad(
+                    "database.synchronous",
+                    format!("{other:?} is not \"full\" or \"normal\""),
+                ));
+            }
+        };
+        let database = if raw.database.url.is_empty() {
+            Database::Sqlite {
+                path: data_dir.join("estd.db"),
+                sync,
+            }
+        } else if let Some(path) = raw
+            .database
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.database.url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(bad("database.url", "sqlite: URL without a file name"));
+            }
+            Database::Sqlite {
+                path: PathBuf::from(path),
+                sync,
+            }
+        } else {
+            return Err(bad(
+                "database.url",
+                format!(
+                    "{:?}: only sqlite:PATH is supported in this version",
+                    raw.database.url
+                ),
+            ));
+        };
+        if !crate::policy::valid_label(&raw.est.default_template) {
+            return Err(bad(
+                "est.default_template",
+                format!(
+                    "{:?} is not a valid template name",
+                    raw.est.default_template
+                ),
+            ));
+        }
+        if raw.est.group.trim().is_empty() {
+            return Err(bad("est.group", "must not be empty"));
+        }
+        let max_body = usize::try_from(raw.limits.max_body_bytes)
+            .ok()
+            .filter(|n| (1024..=16 * 1024 * 1024).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "limits.max_body_bytes",
+                    format!(
+                        "{} is out of range (1024 to 16777216)",
+                        raw.limits.max_body_bytes
+                    ),
+                )
+            })?;
+        let max_connections = usize::try_from(raw.limits.max_connections)
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "limits.max_connections",
+                    format!(
+                        "{} is out of range (1 to 1000000)",
+                        raw.limits.max_connections
+                    ),
+                )
+            })?;
+        let log_json = match raw.log.format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(bad(
+                    "log.format",
+                    format!("{other:?} is not \"text\" or \"json\""),
+                ));
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.filter).is_err() {
+            return Err(bad(
+                "log.filter",
+                format!(
+                    "{:?} is not a tracing filter (e.g. \"info\" or \"estd=debug\")",
+                    raw.log.filter
+                ),
+            ));
+        }
+        if raw.bootstrap.admin_user.trim().is_empty() {
+            return Err(bad("bootstrap.admin_user", "must not be empty"));
+        }
+        Ok(Config {
+            listen,
+            tls_cert,
+            tls_key,
+            tls_names: raw.tls.names,
+            ca_dir,
+            ca_key_type,
+            database,
+            templates_dir_is_default: raw.est.templates_dir == RawEst::default().templates_dir,
+            templates_dir: PathBuf::from(raw.est.templates_dir),
+            default_template: raw.est.default_template,
+            est_group: raw.est.group,
+            max_body,
+            handshake_timeout: secs(
+                "limits.handshake_timeout_secs",
+                raw.limits.handshake_timeout_secs,
+                300,
+            )?,
+            header_read_timeout: secs(
+                "limits.header_read_timeout_secs",
+                raw.limits.header_read_timeout_secs,
+                300,
+            )?,
+            max_connections,
+            shutdown_grace: secs(
+                "limits.shutdown_grace_secs",
+                raw.limits.shutdown_grace_secs,
+                3600,
+            )?,
+            log_filter: raw.log.filter,
+            log_json,
+            admin_user: raw.bootstrap.admin_user,
+            admin_groups: raw.bootstrap.admin_groups,
+            data_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in_jail(jail: &Jail) -> Result<Config, ConfigError> {
+        let _ = jail;
+        Config::load(None)
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        Jail::expect_with(|jail| {
+            let c = load_in_jail(jail).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:8443".parse().unwrap());
+            assert_eq!(c.data_dir, PathBuf::from("."));
+            assert_eq!(c.tls_cert, PathBuf::from("./certs/tls.pem"));
+            assert_eq!(
+                c.database,
+                Database::Sqlite {
+                    path: PathBuf::from("./estd.db"),
+                    sync: Synchronous::Full
+                }
+            );
+            assert_eq!(c.max_body, 65_536);
+            assert_eq!(c.est_group, "est-users");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("conf")?;
+            jail.create_file(
+                "conf/estd.toml",
+                "listen = \"127.0.0.1:9000\"\n[limits]\nmax_body_bytes = 2048\n[database]\nsynchronous = \"normal\"\n",
+            )?;
+            jail.set_env("ESTD_DATA_DIR", "/var/lib/estd");
+            jail.set_env("ESTD_LIMITS_MAX_BODY_BYTES", "4096");
+            jail.set_env("ESTD_CONFIG", "ignored.toml");
+            let c = load_in_jail(jail).unwrap();
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.max_body, 4096);
+            assert_eq!(c.ca_dir, PathBuf::from("/var/lib/estd/certs"));
+            assert_eq!(
+                c.database,
+                Database::Sqlite {
+                    path: PathBuf::from("/var/lib/estd/estd.db"),
+                    sync: Synchronous::Normal
+                }
+            );
+            jail.set_env("ESTD_LISTEN", "127.0.0.1:9443");
+            assert_eq!(load_in_jail(jail).unwrap().listen.port(), 9443);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_reason() {
+        for (var, value, needle) in [
+            (
+                "ESTD_LISTEN",
+                "localhost",
+                "listen: \"localhost\" is not a socket address",
+            ),
+            (
+                "ESTD_CA_KEY_TYPE",
+                "dsa",
+                "ca.key_type: \"dsa\" is not one of",
+            ),
+            (
+                "ESTD_LIMITS_MAX_BODY_BYTES",
+                "12",
+                "limits.max_body_bytes: 12 is out of range",
+            ),
+            ("ESTD_LIMITS_MAX_BODY_BYTES", "lots", "max_body_bytes"),
+            ("ESTD_DATABASE_URL", "mysql://x", "database.url"),
+            ("ESTD_LOG_FORMAT", "xml", "log.format"),
+            ("ESTD_COLOUR", "blue", "colour"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = load_in_jail(jail).unwrap_err().to_string();
+                assert!(
+                    err.to_lowercase().contains(&needle.to_lowercase()),
+                    "{var}={value}: {err:?} should contain {needle:?}"
+                );
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let err = Config::load(Some(Path::new("/nonexistent/estd.toml"))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/estd.toml: no such file")
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Test harness: a real estd on 127.0.0.1:0 with its own data directory, templates and dev
+//! PKI, plus CSR and client helpers. Every fixture is generated; nothing is committed.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use estd::app::{self, Running};
+use estd::config::Config;
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub const DEFAULT_TEMPLATE: &str = r#"
+name = "default"
+key_types = ["ec-p256", "rsa-2048"]
+validity_days = 365
+"#;
+
+pub const DEVICES_TEMPLATE: &str = r#"
+name = "devices"
+key_types = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]
+validity_days = 30
+extended_key_usage = ["client_auth", "server_auth"]
+csr_attrs = ["1.2.840.113549.1.9.7", "1.3.132.0.34"]
+"#;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub running: Option<Running>,
+    pub admin_password: String,
+}
+
+impl TestServer {
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let addr = self.running.as_ref().map(|r| r.addr).expect("running");
+        format!("https://localhost:{}{path}", addr.port())
+    }
+
+    pub fn root_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("certs/root-ca.pem")).expect("root")
+    }
+
+    pub fn state(&self) -> Arc<estd::api::AppState> {
+        self.running.as_ref().expect("running").state.clone()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("stop");
+        }
+    }
+}
+
+/// The configuration of a test server in `dir` (listening on a free port).
+pub fn test_config(dir: &std::path::Path, extra: &str) -> Config {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("default.toml"), DEFAULT_TEMPLATE).unwrap();
+    std::fs::write(templates.join("devices.toml"), DEVICES_TEMPLATE).unwrap();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n[limits]\nshutdown_grace_secs = 2\n[log]\nfilter = \"warn\"\n{extra}",
+        dir.display().to_string(),
+        templates.display().to_string()
+    );
+    Config::from_figment(Figment::new().merge(Toml::string(&toml))).expect("config")
+}
+
+pub async fn start() -> TestServer {
+    start_with("").await
+}
+
+pub async fn start_with(extra: &str) -> TestServer {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), extra);
+    let running = app::start(&config).await.expect("start");
+    let admin_password = running.admin_password.clone().expect("admin created");
+    TestServer {
+        dir,
+        config,
+        running: Some(running),
+        admin_password,
+    }
+}
+
+/// Which key a test CSR has.
+#[derive(Clone, Copy, Debug)]
+pub enum Key {
+    P256,
+    P384,
+    Ed25519,
+    Rsa2048,
+}
+
+pub fn key(k: Key) -> KeyPair {
+    match k {
+        Key::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+        Key::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap(),
+        Key::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+        Key::Rsa2048 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap()
+        }
+    }
+}
+
+/// A DER CSR for `cn` with DNS SANs, signed by `kp`.
+pub fn csr(kp: &KeyPair, cn: &str, dns: &[&str]) -> Vec<u8> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = dns
+        .iter()
+        .map(|d| SanType::DnsName((*d).try_into().unwrap()))
+        .collect();
+    params.serialize_request(kp).unwrap().der().to_vec()
+}
+
+pub fn b64(der: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// base64 in 64-character lines with CRLF, as some clients send.
+pub fn b64_lines(der: &[u8], eol: &str) -> String {
+    let one = b64(der);
+    one.as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(eol)
+        + eol
+}
+
+pub fn unb64(body: &[u8]) -> Vec<u8> {
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .expect("base64 body")
+}
+
+/// The certificates of a base64 certs-only body.
+pub fn certs_of(body: &[u8]) -> Vec<x509_cert::Certificate> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use der::Decode;
+    let der = unb64(body);
+    let info = ContentInfo::from_der(&der).expect("ContentInfo");
+    let sd: SignedData = info.content.decode_as().expect("SignedData");
+    assert!(sd.signer_infos.0.is_empty(), "certs-only has no signers");
+    sd.certificates
+        .expect("certificates")
+        .0
+        .iter()
+        .map(|c| match c {
+            cms::cert::CertificateChoices::Certificate(c) => c.clone(),
+            _ => panic!("not a certificate"),
+        })
+        .collect()
+}
+
+pub fn der_of(cert: &x509_cert::Certificate) -> Vec<u8> {
+    use der::Encode;
+    cert.to_der().unwrap()
+}
+
+/// A reqwest client trusting the test root, optionally with a client certificate, and
+/// limited to one TLS version when asked.
+pub fn client(
+    root_pem: &[u8],
+    identity: Option<(Vec<u8>, &KeyPair)>,
+    tls12_only: bool,
+) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(root_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert_der, kp)) => {
+            let key = PrivateKeyDer::try_from(kp.serialize_der()).unwrap();
+            builder
+                .with_client_auth_cert(vec![CertificateDer::from(cert_der)], key)
+                .unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()
+        .unwrap()
+}

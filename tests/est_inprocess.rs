@@ -1,0 +1,579 @@
+//! Every EST operation and error status, through the router in-process (no sockets).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use common::*;
+use der::Decode;
+use estd::model::ConnInfo;
+use tower::ServiceExt;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    router: Router,
+    state: Arc<estd::api::AppState>,
+    password: String,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), "");
+    let built = estd::app::build(&config).await.expect("build");
+    Env {
+        router: estd::api::router(built.state.clone()),
+        state: built.state,
+        password: built.admin_password.expect("admin"),
+        _dir: dir,
+    }
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:40000".parse().unwrap()
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn ct(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn send(env: &Env, req: Request<Body>, client_cert: Option<Vec<u8>>) -> Resp {
+    let mut req = req;
+    req.extensions_mut().insert(ConnInfo {
+        peer: peer(),
+        client_chain: client_cert.map(|c| Arc::new(vec![c])),
+    });
+    let resp = env.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, auth: Option<&str>, ct: &str, body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::post(path).header(header::CONTENT_TYPE, ct);
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    b.body(body.into()).unwrap()
+}
+
+async fn enroll(env: &Env, path: &str, body: String) -> Resp {
+    let auth = basic("admin", &env.password);
+    send(
+        env,
+        post(path, Some(&auth), "application/pkcs10", body),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cacerts_is_the_chain_with_the_exact_media_type() {
+    let env = env().await;
+    for path in [
+        "/.well-known/est/cacerts",
+        "/.well-known/est/devices/cacerts",
+    ] {
+        let r = send(&env, get(path), None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.ct(), "application/pkcs7-mime");
+        assert_eq!(r.headers["content-transfer-encoding"], "base64");
+        assert!(r.headers.contains_key("x-request-id"));
+        let mut got: Vec<Vec<u8>> = certs_of(&r.body).iter().map(der_of).collect();
+        let mut want = env.state.enroll.issuer().chain().to_vec();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(!r.body.contains(&b'\r'));
+        assert!(r.text().lines().all(|l| l.len() <= 64));
+    }
+}
+
+#[tokio::test]
+async fn unknown_label_and_operation_are_404() {
+    let env = env().await;
+    for path in [
+        "/.well-known/est/nosuchlabel/cacerts",
+        "/.well-known/est/nosuchop",
+        "/.well-known/est/devices/nosuchop",
+        "/.well-known/est/a/b/c",
+        "/elsewhere",
+    ] {
+        let r = send(&env, get(path), None).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.ct().starts_with("text/plain"));
+    }
+}
+
+#[tokio::test]
+async fn csrattrs_is_204_or_the_template_oids() {
+    let env = env().await;
+    let r = send(&env, get("/.well-known/est/csrattrs"), None).await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    let r = send(&env, get("/.well-known/est/devices/csrattrs"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.ct(), "application/csrattrs");
+    let oids = Vec::<der::asn1::ObjectIdentifier>::from_der(&unb64(&r.body)).unwrap();
+    let oids: Vec<String> = oids.iter().map(ToString::to_string).collect();
+    assert_eq!(oids, vec!["1.2.840.113549.1.9.7", "1.3.132.0.34"]);
+    assert!(!r.body.contains(&0));
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let env = env().await;
+    let r = send(&env, get("/.well-known/est/simpleenroll"), None).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers[header::ALLOW], "POST");
+    let r = send(&env, get("/.well-known/est/devices/simplereenroll"), None).await;
+    assert_eq!(r.status, 405);
+    let r = send(
+        &env,
+        post("/.well-known/est/cacerts", None, "text/plain", ""),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers[header::ALLOW], "GET");
+}
+
+#[tokio::test]
+async fn fullcmc_and_serverkeygen_are_501() {
+    let env = env().await;
+    for op in ["fullcmc", "serverkeygen"] {
+        let r = send(
+            &env,
+            post(
+                &format!("/.well-known/est/{op}"),
+                None,
+                "application/pkcs10",
+                "x",
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 501, "{op}");
+    }
+}
+
+#[tokio::test]
+async fn enroll_needs_valid_basic_credentials() {
+    let env = env().await;
+    let kp = key(Key::P256);
+    let body = b64(&csr(&kp, "admin", &[]));
+    for auth in [
+        None,
+        Some(basic("admin", "wrong")),
+        Some(basic("nobody", "x")),
+        Some("Basic !!!notbase64".to_string()),
+    ] {
+        let r = send(
+            &env,
+            post(
+                "/.well-known/est/simpleenroll",
+                auth.as_deref(),
+                "application/pkcs10",
+                body.clone(),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"estd\"");
+    }
+    // a client certificate alone does not authenticate simpleenroll
+    let issued = enroll(&env, "/.well-known/est/simpleenroll", body.clone()).await;
+    assert_eq!(issued.status, 200);
+    let cert = der_of(&certs_of(&issued.body)[0]);
+    let r = send(
+        &env,
+        post(
+            "/.well-known/est/simpleenroll",
+            None,
+            "application/pkcs10",
+            body,
+        ),
+        Some(cert),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn a_user_outside_the_est_group_is_403() {
+    let env = env().await;
+    let hash = estd::auth::hash_password("pw-of-bob").unwrap();
+    env.state
+        .store
+        .add_user("bob", &hash, &["other".into()])
+        .await
+        .unwrap();
+    let body = b64(&csr(&key(Key::P256), "bob", &[]));
+    let r = send(
+        &env,
+        post(
+            "/.well-known/est/simpleenroll",
+            Some(&basic("bob", "pw-of-bob")),
+            "application/pkcs10",
+            body,
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.text().contains("not a member of the group est-users"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let env = env().await;
+    let auth = basic("admin", &env.password);
+    let body = b64(&csr(&key(Key::P256), "admin", &[]));
+    for ct in ["application/x-www-form-urlencoded", "text/plain", ""] {
+        let r = send(
+            &env,
+            post(
+                "/.well-known/est/simpleenroll",
+                Some(&auth),
+                ct,
+                body.clone(),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 415, "{ct:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let env = env().await;
+    let r = enroll(&env, "/.well-known/est/simpleenroll", "A".repeat(70_000)).await;
+    assert_eq!(r.status, 413);
+    // without a Content-Length (streamed), the limit still holds
+    let auth = basic("admin", &env.password);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b'A'; 4096])).collect();
+    let body = Body::from_stream(futures_stream(chunks));
+    let r = send(
+        &env,
+        post(
+            "/.well-known/est/simpleenroll",
+            Some(&auth),
+            "application/pkcs10",
+            body,
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+}
+
+fn futures_stream(
+    items: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::iter(items)
+}
+
+#[tokio::test]
+async fn malformed_and_badly_signed_csrs_are_400() {
+    let env = env().await;
+    let mut der = csr(&key(Key::P256), "admin", &[]);
+    let pos = der.windows(5).position(|w| w == b"admin").unwrap();
+    der[pos] = b'A';
+    let r = enroll(&env, "/.well-known/est/simpleenroll", b64(&der)).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("signature does not verify"),
+        "{}",
+        r.text()
+    );
+    for garbage in ["", "!!!!", &b64(b"not a csr")] {
+        let r = enroll(&env, "/.well-known/est/simpleenroll", garbage.to_string()).await;
+        assert_eq!(r.status, 400, "{garbage:?}");
+    }
+}
+
+#[tokio::test]
+async fn base64_with_and_without_line_breaks_and_pem_all_enroll() {
+    let env = env().await;
+    let kp = key(Key::P256);
+    let der = csr(&kp, "admin", &["dev.example"]);
+    let pem = format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}-----END CERTIFICATE REQUEST-----\n",
+        b64_lines(&der, "\n")
+    );
+    for body in [
+        b64(&der),
+        b64_lines(&der, "\n"),
+        b64_lines(&der, "\r\n"),
+        pem,
+    ] {
+        let r = enroll(&env, "/.well-known/est/simpleenroll", body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.ct(), "application/pkcs7-mime; smime-type=certs-only");
+    }
+    // with Content-Transfer-Encoding: base64 too
+    let auth = basic("admin", &env.password);
+    let req = Request::post("/.well-known/est/simpleenroll")
+        .header(header::CONTENT_TYPE, "application/pkcs10")
+        .header("content-transfer-encoding", "base64")
+        .header(header::AUTHORIZATION, auth)
+        .body(Body::from(b64(&der)))
+        .unwrap();
+    assert_eq!(send(&env, req, None).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_issued_certificate_follows_the_csr_and_template() {
+    let env = env().await;
+    let kp = key(Key::P256);
+    let r = enroll(
+        &env,
+        "/.well-known/est/simpleenroll",
+        b64(&csr(&kp, "admin", &["b.example", "a.example"])),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.lines().all(|l| l.len() <= 64) && !text.contains('\r') && text.ends_with('\n'));
+    let certs = certs_of(&r.body);
+    assert_eq!(certs.len(), 1);
+    let tbs = certs[0].tbs_certificate();
+    assert_eq!(tbs.subject().to_string(), "CN=admin");
+    assert_eq!(tbs.serial_number().as_bytes().len(), 16);
+    assert_eq!(
+        tbs.subject_public_key_info().subject_public_key.raw_bytes(),
+        kp.public_key_raw()
+    );
+    let validity = tbs.validity();
+    let days = (validity.not_after.to_unix_duration() - validity.not_before.to_unix_duration())
+        .as_secs()
+        / 86_400;
+    assert_eq!(days, 365);
+    let (_, sans) = estd::est::cert_identity(&der_of(&certs[0])).unwrap();
+    assert_eq!(
+        sans,
+        vec![
+            estd::est::SanEntry::Dns("a.example".into()),
+            estd::est::SanEntry::Dns("b.example".into())
+        ]
+    );
+    let eku_oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.37");
+    let eku = tbs
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id == eku_oid)
+        .unwrap();
+    let ekus = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes()).unwrap();
+    assert_eq!(
+        ekus.0,
+        vec![der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2")]
+    );
+    // recorded, with its audit row
+    let serial = estd::ca::hex(tbs.serial_number().as_bytes());
+    let rec = env
+        .state
+        .store
+        .find_certificate(&serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.requester, "admin");
+    assert_eq!(rec.der, der_of(&certs[0]));
+    let audit = env.state.store.recent_audit(1).await.unwrap();
+    assert_eq!(audit[0].serial.as_deref(), Some(serial.as_str()));
+    assert_eq!(audit[0].status, 200);
+}
+
+#[tokio::test]
+async fn every_key_type_enrolls_where_the_template_allows_it() {
+    let env = env().await;
+    for k in [Key::P256, Key::P384, Key::Ed25519, Key::Rsa2048] {
+        let r = enroll(
+            &env,
+            "/.well-known/est/devices/simpleenroll",
+            b64(&csr(&key(k), "admin", &[])),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{k:?}: {}", r.text());
+    }
+    let r = enroll(
+        &env,
+        "/.well-known/est/simpleenroll",
+        b64(&csr(&key(Key::P384), "admin", &[])),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.text().trim(),
+        "key type ec-p384 is not allowed by template default (allowed: ec-p256, rsa-2048)"
+    );
+}
+
+#[tokio::test]
+async fn serial_numbers_are_unique() {
+    let env = env().await;
+    let kp = key(Key::P256);
+    let body = b64(&csr(&kp, "admin", &[]));
+    let mut serials = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let r = enroll(&env, "/.well-known/est/simpleenroll", body.clone()).await;
+        let c = &certs_of(&r.body)[0];
+        assert!(serials.insert(c.tbs_certificate().serial_number().as_bytes().to_vec()));
+    }
+    assert_eq!(env.state.store.certificate_count().await.unwrap(), 20);
+}
+
+#[tokio::test]
+async fn reenroll_keeps_subject_and_san_or_is_403() {
+    let env = env().await;
+    let kp = key(Key::P256);
+    let r = enroll(
+        &env,
+        "/.well-known/est/simpleenroll",
+        b64(&csr(&kp, "admin", &["a.example", "b.example"])),
+    )
+    .await;
+    let old = der_of(&certs_of(&r.body)[0]);
+    let reenroll = |body: String, cert: Option<Vec<u8>>| {
+        let env = &env;
+        async move {
+            send(
+                env,
+                post(
+                    "/.well-known/est/simplereenroll",
+                    None,
+                    "application/pkcs10",
+                    body,
+                ),
+                cert,
+            )
+            .await
+        }
+    };
+    // same subject, SANs in another order, a new key: fine
+    let new_kp = key(Key::P256);
+    let r = reenroll(
+        b64(&csr(&new_kp, "admin", &["b.example", "a.example"])),
+        Some(old.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // a changed subject
+    let r = reenroll(
+        b64(&csr(&new_kp, "someone-else", &["a.example", "b.example"])),
+        Some(old.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("Subject differs"), "{}", r.text());
+    // a changed SAN
+    let r = reenroll(
+        b64(&csr(&new_kp, "admin", &["a.example"])),
+        Some(old.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("SubjectAltName differs"), "{}", r.text());
+    // no client certificate
+    let r = reenroll(b64(&csr(&new_kp, "admin", &[])), None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Basic realm=\"estd\"");
+    // wrong Basic credentials alongside the certificate
+    let req = post(
+        "/.well-known/est/simplereenroll",
+        Some(&basic("admin", "wrong")),
+        "application/pkcs10",
+        b64(&csr(&new_kp, "admin", &["a.example", "b.example"])),
+    );
+    assert_eq!(send(&env, req, Some(old)).await.status, 401);
+}
+
+#[tokio::test]
+async fn every_request_is_audited() {
+    let env = env().await;
+    send(&env, get("/.well-known/est/cacerts"), None).await;
+    send(&env, get("/.well-known/est/nosuch/cacerts"), None).await;
+    send(
+        &env,
+        post(
+            "/.well-known/est/simpleenroll",
+            None,
+            "application/pkcs10",
+            "x",
+        ),
+        None,
+    )
+    .await;
+    enroll(
+        &env,
+        "/.well-known/est/simpleenroll",
+        b64(&csr(&key(Key::P256), "admin", &[])),
+    )
+    .await;
+    let audit = env.state.store.recent_audit(10).await.unwrap();
+    let summary: Vec<(String, u16)> = audit
+        .iter()
+        .rev()
+        .map(|a| (a.operation.clone(), a.status))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("cacerts".to_string(), 200),
+            ("cacerts".to_string(), 404),
+            ("simpleenroll".to_string(), 401),
+            ("simpleenroll".to_string(), 200),
+        ]
+    );
+    let failed = &audit[1];
+    assert_eq!(failed.outcome, "error");
+    assert_eq!(failed.peer, "127.0.0.1:40000");
+    assert!(failed.reason.as_deref().unwrap().contains("Basic"));
+    assert_eq!(audit[0].principal.as_deref(), Some("admin"));
+    assert_eq!(audit[2].label.as_deref(), Some("nosuch"));
+}

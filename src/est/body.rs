@@ -53,7 +53,7 @@ fn strip_pem(text: &[u8]) -> Result<&[u8], WireError> {
     if end < start {
         return Err(WireError::Pem);
     }
-    Ok(text[start..end].as_bytes())
+    Ok(&text.as_bytes()[start..end])
 }
 
 /// Encodes DER as the body of an EST response: base64 in lines of 64 characters, each ending

@@ -34,6 +34,17 @@ fn unique(e: sqlx::Error, what: &str) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if missing) the database file and runs the migrations.
     pub async fn open(path: &Path, sync: Synchronous) -> Result<Self, StoreError> {
+        // The file holds password hashes: create it private before SQLite does (SQLite
+        // gives its -wal and -shm files the database file's permissions).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
+        }
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -352,5 +363,13 @@ mod tests {
         }
         let s = SqliteStore::open(&path, Synchronous::Full).await.unwrap();
         assert_eq!(s.user_count().await.unwrap(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["estd.db", "estd.db-wal", "estd.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
     }
 }

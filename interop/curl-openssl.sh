@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Every EST operation the way a person at a shell does it: openssl makes keys and CSRs,
+# curl talks to a real `estd serve` on a free local port with a fresh data directory.
+# Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on a failure.
+#
+#   interop/curl-openssl.sh            # builds target/debug/estd first
+#   ESTD_BIN=/path/to/estd interop/curl-openssl.sh
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [ -z "${ESTD_BIN:-}" ]; then
+  cargo build --quiet --bin estd || { echo "cargo build failed"; echo "0 passed, 1 failed"; exit 1; }
+  ESTD_BIN="$ROOT/target/debug/estd"
+fi
+for tool in curl openssl base64; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool"; echo "0 passed, 1 failed"; exit 1; }
+done
+
+WORK=$(mktemp -d)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+cd "$WORK"
+
+passed=0; failed=0
+pass() { echo "PASS  $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL  $1${2:+ — $2}"; failed=$((failed + 1)); }
+check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi; }
+
+# --- start estd: port 0, the real port read from its first line --------------------------
+export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates"
+mkdir -p "$ESTD_DATA_DIR"
+"$ESTD_BIN" --config "$ROOT/conf/estd.toml" serve >"$WORK/stdout" 2>"$WORK/stderr" &
+PID=$!
+PORT=""
+for _ in $(seq 1 100); do
+  PORT=$(sed -n 's#^estd listening on https://127.0.0.1:\([0-9]*\)/.*#\1#p' "$WORK/stdout")
+  [ -n "$PORT" ] && break
+  kill -0 "$PID" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$PORT" ]; then
+  echo "estd did not start:"; cat "$WORK/stderr"; echo "0 passed, 1 failed"; exit 1
+fi
+PASSWORD=$(cat "$ESTD_DATA_DIR/admin-password")
+EST="https://localhost:$PORT/.well-known/est"
+CA="$ESTD_DATA_DIR/certs/root-ca.pem"
+echo "estd on port $PORT, data in $ESTD_DATA_DIR"
+
+# status CODE for a curl call; headers to hdr.txt, body to body.out
+status() { curl -s --cacert "$CA" -D hdr.txt -o body.out -w '%{http_code}' "$@"; }
+header() { tr -d '\r' <hdr.txt | sed -n "s/^$1: //Ip" | head -1; }
+csr_b64() { openssl req -new -key "$1" -subj "$2" ${3:+-addext "$3"} -outform DER 2>/dev/null | base64; }
+
+# --- /cacerts ------------------------------------------------------------------------------
+code=$(status "$EST/cacerts")
+[ "$code" = 200 ] && [ "$(header content-type)" = "application/pkcs7-mime" ] \
+  && base64 -d body.out | openssl pkcs7 -inform DER -print_certs >cacerts.pem 2>/dev/null \
+  && [ "$(grep -c 'BEGIN CERTIFICATE' cacerts.pem)" = 2 ] \
+  && pass "cacerts: 200 application/pkcs7-mime, root + issuing CA" || fail "cacerts" "status $code"
+check "cacerts: the chain is the root we trust" openssl verify -CAfile "$CA" cacerts.pem
+code=$(status "$EST/devices/cacerts"); [ "$code" = 200 ] && pass "cacerts under a label" || fail "cacerts under a label" "$code"
+
+# --- /simpleenroll ------------------------------------------------------------------------
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out dev.key 2>/dev/null
+csr_b64 dev.key "/CN=admin/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example" >dev.b64
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
+if [ "$code" = 200 ] && [ "$(header content-type)" = "application/pkcs7-mime; smime-type=certs-only" ] \
+  && base64 -d body.out | openssl pkcs7 -inform DER -print_certs >dev.pem 2>/dev/null; then
+  pass "simpleenroll (--data-binary, base64 with line breaks): 200 certs-only"
+else fail "simpleenroll (--data-binary)" "status $code: $(head -c 200 body.out)"; fi
+check "simpleenroll: openssl verify against /cacerts" openssl verify -CAfile "$CA" -untrusted cacerts.pem dev.pem
+openssl x509 -in dev.pem -noout -subject -ext subjectAltName >dev.txt 2>/dev/null
+grep -q "CN = admin" dev.txt && grep -q "DNS:dev.example" dev.txt && pass "simpleenroll: subject and SAN as requested" || fail "simpleenroll: subject and SAN"
+check "simpleenroll: the certificate matches the key" sh -c "[ \"\$(openssl x509 -in dev.pem -noout -pubkey)\" = \"\$(openssl pkey -in dev.key -pubout)\" ]"
+
+tr -d '\n' <dev.b64 >oneline.b64
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data @oneline.b64 "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll (--data, one line of base64)" || fail "simpleenroll (--data)" "$code"
+openssl req -new -key dev.key -subj "/CN=admin" -out dev.csr.pem 2>/dev/null
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.csr.pem "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll (PEM CSR body)" || fail "simpleenroll (PEM CSR)" "$code"
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" -H "Content-Transfer-Encoding: base64" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll (with Content-Transfer-Encoding: base64)" || fail "simpleenroll (CTE)" "$code"
+code=$(status --tlsv1.2 --tls-max 1.2 -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll over TLS 1.2" || fail "simpleenroll over TLS 1.2" "$code"
+code=$(status --http1.1 -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll over HTTP/1.1" || fail "simpleenroll over HTTP/1.1" "$code"
+
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=admin") "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll: RSA-2048 key" || fail "simpleenroll: RSA-2048" "$code"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p384.key 2>/dev/null
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 p384.key "/CN=admin") "$EST/devices/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll under label devices: P-384 key" || fail "devices: P-384" "$code"
+openssl genpkey -algorithm ED25519 -out ed.key 2>/dev/null
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 ed.key "/CN=admin") "$EST/devices/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll under label devices: Ed25519 key" || fail "devices: Ed25519" "$code"
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 p384.key "/CN=admin") "$EST/simpleenroll")
+[ "$code" = 403 ] && grep -q "not allowed by template default" body.out && pass "simpleenroll: key type the template refuses → 403 with the reason" || fail "key type refused" "$code"
+
+# --- /simplereenroll with the certificate as TLS client certificate ------------------------
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simplereenroll")
+if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs >renewed.pem 2>/dev/null \
+  && openssl verify -CAfile "$CA" -untrusted cacerts.pem renewed.pem >/dev/null 2>&1; then
+  pass "simplereenroll (curl --cert --key): 200, verifies"
+else fail "simplereenroll" "status $code: $(head -c 200 body.out)"; fi
+[ "$(openssl x509 -in renewed.pem -noout -serial 2>/dev/null)" != "$(openssl x509 -in dev.pem -noout -serial)" ] \
+  && pass "simplereenroll: a new serial number" || fail "simplereenroll: new serial"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rekey.key 2>/dev/null
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" \
+  --data-binary @<(csr_b64 rekey.key "/CN=admin/O=Example" "subjectAltName=DNS:alt.example,DNS:dev.example") "$EST/simplereenroll")
+[ "$code" = 200 ] && pass "simplereenroll: rekey, SANs in another order" || fail "simplereenroll: rekey" "$code"
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=intruder/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example") "$EST/simplereenroll")
+[ "$code" = 403 ] && grep -q "Subject differs" body.out && pass "simplereenroll: changed subject → 403" || fail "reenroll changed subject" "$code"
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=admin/O=Example" "subjectAltName=DNS:other.example") "$EST/simplereenroll")
+[ "$code" = 403 ] && grep -q "SubjectAltName differs" body.out && pass "simplereenroll: changed SAN → 403" || fail "reenroll changed SAN" "$code"
+code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simplereenroll")
+[ "$code" = 401 ] && pass "simplereenroll without a client certificate → 401" || fail "reenroll without cert" "$code"
+
+# --- /csrattrs ----------------------------------------------------------------------------
+code=$(status "$EST/csrattrs"); [ "$code" = 204 ] && pass "csrattrs (default template asks nothing) → 204" || fail "csrattrs default" "$code"
+code=$(status "$EST/devices/csrattrs")
+[ "$code" = 200 ] && [ "$(header content-type)" = "application/csrattrs" ] \
+  && base64 -d body.out | openssl asn1parse -inform DER 2>/dev/null | grep -q "challengePassword" \
+  && pass "csrattrs under label devices → 200, asks for challengePassword" || fail "csrattrs devices" "$code"
+
+# --- errors -------------------------------------------------------------------------------
+code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 401 ] && [ "$(header www-authenticate)" = 'Basic realm="estd"' ] && pass "no credentials → 401 with WWW-Authenticate" || fail "no credentials" "$code"
+code=$(status -u "admin:wrong" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 401 ] && pass "wrong password → 401" || fail "wrong password" "$code"
+code=$(status -u "admin:$PASSWORD" "$EST/simpleenroll")
+[ "$code" = 405 ] && [ "$(header allow)" = POST ] && pass "GET simpleenroll → 405 Allow: POST" || fail "GET simpleenroll" "$code"
+code=$(status "$EST/nosuchlabel/cacerts"); [ "$code" = 404 ] && pass "unknown label → 404" || fail "unknown label" "$code"
+code=$(status -u "admin:$PASSWORD" --data-binary @dev.b64 "$EST/simpleenroll")
+[ "$code" = 415 ] && pass "wrong Content-Type (curl's form default) → 415" || fail "wrong Content-Type" "$code"
+openssl req -new -key dev.key -subj "/CN=admin" -outform DER -out bad.der 2>/dev/null
+size=$(stat -c %s bad.der); last=$(xxd -s $((size - 1)) -l 1 -p bad.der)
+printf "$(printf '\\x%02x' $(( 0x$last ^ 0x01 )))" | dd of=bad.der bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(base64 bad.der) "$EST/simpleenroll")
+[ "$code" = 400 ] && pass "CSR with a bad signature → 400" || fail "bad signature" "$code: $(head -c 200 body.out)"
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary "this is not base64!" "$EST/simpleenroll")
+[ "$code" = 400 ] && pass "garbage body → 400" || fail "garbage body" "$code"
+head -c 70000 /dev/zero | base64 >big.b64
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @big.b64 "$EST/simpleenroll")
+[ "$code" = 413 ] && pass "body over 64 KiB → 413" || fail "big body" "$code"
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/fullcmc")
+[ "$code" = 501 ] && pass "fullcmc → 501" || fail "fullcmc" "$code"
+
+# --- TLS versions -------------------------------------------------------------------------
+check "TLS 1.3 handshake (openssl s_client)" sh -c "echo | openssl s_client -connect 127.0.0.1:$PORT -tls1_3 -CAfile '$CA' 2>/dev/null | grep -q 'Verify return code: 0'"
+check "TLS 1.2 handshake (openssl s_client)" sh -c "echo | openssl s_client -connect 127.0.0.1:$PORT -tls1_2 -CAfile '$CA' 2>/dev/null | grep -q 'Verify return code: 0'"
+# The client offers TLS 1.1 for real (SECLEVEL=0); the server must answer with an alert.
+if echo | openssl s_client -connect "127.0.0.1:$PORT" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -CAfile "$CA" >tls11.txt 2>&1; then
+  fail "TLS 1.1 refused" "the handshake succeeded"
+elif grep -q 'Cipher is (NONE)' tls11.txt; then pass "TLS 1.1 refused (handshake alert)"
+else fail "TLS 1.1 refused" "$(head -c 200 tls11.txt)"; fi
+check "TLS 1.2 uses extended master secret" sh -c "echo | openssl s_client -connect 127.0.0.1:$PORT -tls1_2 -CAfile '$CA' 2>/dev/null | grep -q 'Extended master secret: yes'"
+
+# --- user administration, then enrolling as the new user ----------------------------------
+echo "S3cret-for-bob" | "$ESTD_BIN" --config "$ROOT/conf/estd.toml" user add bob --group est-users --password-stdin >/dev/null 2>&1
+check "estd user add bob (while serving)" sh -c "'$ESTD_BIN' --config '$ROOT/conf/estd.toml' user list 2>/dev/null | grep -q '^bob'"
+code=$(status -u "bob:S3cret-for-bob" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob") "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "simpleenroll as bob" || fail "simpleenroll as bob" "$code"
+
+# --- the audit log recorded the failures with their reasons -------------------------------
+if command -v sqlite3 >/dev/null; then
+  n=$(sqlite3 "$ESTD_DATA_DIR/estd.db" "select count(*) from audit_events where status = 403 and reason like '%Subject differs%'")
+  [ "$n" -ge 1 ] && pass "audit log has the refused re-enrollment with its reason" || fail "audit log"
+fi
+
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

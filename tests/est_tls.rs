@@ -11,14 +11,13 @@ async fn enroll_over_tls(
     kp: &rcgen::KeyPair,
     cn: &str,
 ) -> Vec<u8> {
-    let r = client
-        .post(s.url("/.well-known/est/simpleenroll"))
-        .basic_auth("admin", Some(&s.admin_password))
-        .header("content-type", "application/pkcs10")
-        .body(b64_lines(&csr(kp, cn, &["dev.example"]), "\n"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_pkcs10(
+        client,
+        s.url("/.well-known/est/simpleenroll"),
+        Some(("admin", &s.admin_password)),
+        b64_lines(&csr(kp, cn, &["dev.example"]), "\n"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
@@ -56,23 +55,10 @@ async fn http1_and_http2_both_work() {
         .await
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let mut h1_tls = client_config(&s.root_pem(), None, false);
+    h1_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let h1 = reqwest::Client::builder()
-        .use_preconfigured_tls({
-            let mut roots = rustls::RootCertStore::empty();
-            use rustls_pki_types::pem::PemObject;
-            for c in rustls_pki_types::CertificateDer::pem_slice_iter(&s.root_pem()) {
-                roots.add(c.unwrap()).unwrap();
-            }
-            let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-            cfg
-        })
+        .use_preconfigured_tls(h1_tls)
         .http1_only()
         .build()
         .unwrap();
@@ -96,34 +82,34 @@ async fn reenroll_with_the_client_certificate_over_tls() {
     for tls12 in [false, true] {
         let with_cert = client(&s.root_pem(), Some((cert.clone(), &kp)), tls12);
         let new_kp = key(Key::P256);
-        let r = with_cert
-            .post(s.url("/.well-known/est/simplereenroll"))
-            .header("content-type", "application/pkcs10")
-            .body(b64(&csr(&new_kp, "admin", &["dev.example"])))
-            .send()
-            .await
-            .unwrap();
+        let r = post_pkcs10(
+            &with_cert,
+            s.url("/.well-known/est/simplereenroll"),
+            None,
+            b64(&csr(&new_kp, "admin", &["dev.example"])),
+        )
+        .await;
         assert_eq!(r.status(), 200, "tls12={tls12}");
         let renewed = &certs_of(&r.bytes().await.unwrap())[0];
         assert_eq!(renewed.tbs_certificate().subject().to_string(), "CN=admin");
 
-        let r = with_cert
-            .post(s.url("/.well-known/est/simplereenroll"))
-            .header("content-type", "application/pkcs10")
-            .body(b64(&csr(&new_kp, "changed", &["dev.example"])))
-            .send()
-            .await
-            .unwrap();
+        let r = post_pkcs10(
+            &with_cert,
+            s.url("/.well-known/est/simplereenroll"),
+            None,
+            b64(&csr(&new_kp, "changed", &["dev.example"])),
+        )
+        .await;
         assert_eq!(r.status(), 403);
     }
     // without the certificate: 401
-    let r = anon
-        .post(s.url("/.well-known/est/simplereenroll"))
-        .header("content-type", "application/pkcs10")
-        .body(b64(&csr(&kp, "admin", &["dev.example"])))
-        .send()
-        .await
-        .unwrap();
+    let r = post_pkcs10(
+        &anon,
+        s.url("/.well-known/est/simplereenroll"),
+        None,
+        b64(&csr(&kp, "admin", &["dev.example"])),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"estd\"");
     s.stop().await;
@@ -173,14 +159,13 @@ async fn error_statuses_over_tls() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = c
-        .post(s.url("/.well-known/est/simpleenroll"))
-        .basic_auth("admin", Some(&s.admin_password))
-        .header("content-type", "application/pkcs10")
-        .body(vec![b'A'; 100_000])
-        .send()
-        .await
-        .unwrap();
+    let r = post_pkcs10(
+        &c,
+        s.url("/.well-known/est/simpleenroll"),
+        Some(("admin", &s.admin_password)),
+        vec![b'A'; 100_000],
+    )
+    .await;
     assert_eq!(r.status(), 413);
     let r = c
         .post(s.url("/.well-known/est/simpleenroll"))
@@ -224,13 +209,13 @@ async fn state_survives_a_restart() {
             .is_some()
     );
     let with_cert = client(&s.root_pem(), Some((cert, &kp)), false);
-    let r = with_cert
-        .post(s.url("/.well-known/est/simplereenroll"))
-        .header("content-type", "application/pkcs10")
-        .body(b64(&csr(&kp, "admin", &["dev.example"])))
-        .send()
-        .await
-        .unwrap();
+    let r = post_pkcs10(
+        &with_cert,
+        s.url("/.well-known/est/simplereenroll"),
+        None,
+        b64(&csr(&kp, "admin", &["dev.example"])),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(s.data().join("admin-password"))

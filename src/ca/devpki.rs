@@ -215,7 +215,9 @@ pub fn ensure_tls(
             .signed_by(&tls_key, ca.rcgen_issuer())
             .map_err(|e| CaError::Signing(e.to_string()))?;
         let mut text = pem("CERTIFICATE", der.der());
-        text.push_str(&pem("CERTIFICATE", &ca.chain()[0]));
+        if let Some(issuing) = ca.chain().first() {
+            text.push_str(&pem("CERTIFICATE", issuing));
+        }
         write_public(cert, &text)?;
         write_private(key, &tls_key.serialize_pem())?;
         true

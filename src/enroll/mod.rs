@@ -89,9 +89,10 @@ impl EnrollService {
                 groups: r.groups,
                 method: AuthMethod::Basic,
             }),
-            _ => Err(EnrollError::Unauthorized(
-                "the user name or password is wrong".into(),
-            )),
+            _ => Err(EnrollError::Unauthorized(format!(
+                "the user name or password is wrong (user {:?})",
+                user.chars().take(64).collect::<String>()
+            ))),
         }
     }
 

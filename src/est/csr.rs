@@ -275,7 +275,10 @@ fn key_type(alg: &AlgorithmIdentifierOwned, key: &[u8]) -> Result<KeyType, WireE
         let rsa = RsaPublicKey::from_der(key)
             .map_err(|e| WireError::UnsupportedKey(format!("bad RSA public key: {e}")))?;
         let m = rsa.modulus.as_bytes();
-        let bits = (m.len() as u32) * 8 - m.first().map_or(8, |b| b.leading_zeros());
+        let bits = u32::try_from(m.len())
+            .unwrap_or(u32::MAX / 8)
+            .saturating_mul(8)
+            .saturating_sub(m.first().map_or(8, |b| b.leading_zeros()));
         let _ = rsa.exponent;
         if !(2048..=8192).contains(&bits) {
             return Err(WireError::UnsupportedKey(format!(
@@ -411,6 +414,24 @@ mod tests {
         let pos = der.windows(8).position(|w| w == b"device-1").unwrap();
         der[pos] = b'D';
         assert_eq!(Csr::parse(&der).unwrap_err(), WireError::BadSignature);
+    }
+
+    #[test]
+    fn degenerate_rsa_keys_are_refused_without_panicking() {
+        let alg = AlgorithmIdentifierOwned {
+            oid: RSA_ENCRYPTION,
+            parameters: None,
+        };
+        // RSAPublicKey { modulus 0, exponent 3 } and { modulus 1, exponent 3 }
+        for key in [
+            &[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03][..],
+            &[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x03],
+        ] {
+            assert!(matches!(
+                key_type(&alg, key),
+                Err(WireError::UnsupportedKey(_))
+            ));
+        }
     }
 
     #[test]

@@ -181,6 +181,18 @@ pub fn client(
     identity: Option<(Vec<u8>, &KeyPair)>,
     tls12_only: bool,
 ) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(root_pem, identity, tls12_only))
+        .build()
+        .unwrap()
+}
+
+/// The rustls side of `client`, offering ALPN h2 and http/1.1.
+pub fn client_config(
+    root_pem: &[u8],
+    identity: Option<(Vec<u8>, &KeyPair)>,
+    tls12_only: bool,
+) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(root_pem) {
@@ -205,8 +217,22 @@ pub fn client(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .build()
-        .unwrap()
+    config
+}
+
+/// POSTs a base64 body as `application/pkcs10`, with Basic credentials when given.
+pub async fn post_pkcs10(
+    client: &reqwest::Client,
+    url: String,
+    basic: Option<(&str, &str)>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/pkcs10")
+        .body(body);
+    if let Some((user, password)) = basic {
+        req = req.basic_auth(user, Some(password));
+    }
+    req.send().await.unwrap()
 }

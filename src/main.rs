@@ -67,8 +67,15 @@ enum TemplateCommand {
     Show { name: String },
 }
 
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+fn init_tracing(config: &Config, serving: bool) {
+    // Administrative commands print their results; their logs are only worth seeing when
+    // something is wrong, unless the configuration asks for more than the default.
+    let filter = if serving || config.log_filter != "info" {
+        config.log_filter.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -89,7 +96,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config);
+    init_tracing(&config, matches!(cli.command, Command::Serve));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

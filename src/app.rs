@@ -135,10 +135,11 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     let cacerts = est::certs_only(&chain_refs).map_err(|e| StartError::Other(e.to_string()))?;
     let mut csrattrs_bodies = HashMap::new();
     for t in templates.iter() {
-        let body = if t.csr_attrs.is_empty() {
+        let attrs = t.csr_attrs();
+        let body = if attrs.is_empty() {
             None
         } else {
-            let der = est::csrattrs(&t.csr_attrs).map_err(|e| StartError::Other(e.to_string()))?;
+            let der = est::csrattrs(&attrs).map_err(|e| StartError::Other(e.to_string()))?;
             Some(Bytes::from(est::encode_body(&der)))
         };
         csrattrs_bodies.insert(t.name.clone(), body);
@@ -147,6 +148,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         issuer,
         store.clone(),
         config.est_group.clone(),
+        config.est_admin_groups.clone(),
     ));
     let state = Arc::new(AppState {
         enroll,

@@ -35,6 +35,33 @@ enum Command {
     /// Show certificate templates (EST labels)
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Decide requests waiting for manual approval
+    #[command(subcommand)]
+    Pending(PendingCommand),
+}
+
+#[derive(Subcommand)]
+enum PendingCommand {
+    /// List requests waiting for a decision (--all: every request, decided or not)
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request: the client's next retry gets the certificate
+    Approve {
+        id: i64,
+        /// Who decides (recorded)
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Reject a request: the client's next retry gets 403 with the reason
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +148,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Serve => serve(config).await,
         Command::User(cmd) => user(cmd, config).await,
         Command::Template(cmd) => template(cmd, &config),
+        Command::Pending(cmd) => pending(cmd, config).await,
     }
 }
 
@@ -265,28 +293,117 @@ fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
             let t = templates
                 .get(Some(&name))
                 .ok_or_else(|| format!("no template named {name:?}"))?;
+            let join = |v: Vec<String>| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
             println!("name: {}", t.name);
             println!("description: {}", t.description);
             println!(
                 "key types: {}",
-                t.key_types
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                join(t.key_types.iter().map(ToString::to_string).collect())
             );
+            println!("server keygen key: {}", t.server_keygen_key);
             println!("validity: {} days", t.validity.as_secs() / 86_400);
             println!("key usage: {:?}", t.key_usage);
             println!("extended key usage: {:?}", t.extended_key_usage);
             println!(
-                "csr attrs: {}",
-                t.csr_attrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "required RDNs: {}",
+                join(
+                    t.required_rdns
+                        .iter()
+                        .map(|r| format!("{}={}", r.short, r.value))
+                        .collect()
+                )
+            );
+            println!(
+                "SAN style: {:?}{}",
+                t.san_style,
+                if t.san_optional { " (optional)" } else { "" }
+            );
+            println!("MAC encoding: {:?}", t.mac_encoding);
+            println!("CN must equal the user name: {}", t.cn_must_match_user);
+            println!(
+                "approval: {:?} (Retry-After {} s)",
+                t.approval,
+                t.retry_after.as_secs()
+            );
+            println!("channel binding: {}", t.channel_binding);
+            println!(
+                "csrattrs: {}",
+                join(t.csr_attrs().iter().map(|a| format!("{a:?}")).collect())
+            );
+            println!(
+                "missing pattern values: {:?}; domain: {}",
+                t.fill_missing,
+                t.domain.as_deref().unwrap_or("-")
             );
             Ok(())
         }
     }
+}
+
+async fn pending(cmd: PendingCommand, config: Config) -> Result<(), String> {
+    use estd::store::PendingState;
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    match cmd {
+        PendingCommand::List { all } => {
+            let state = if all {
+                None
+            } else {
+                Some(PendingState::Pending)
+            };
+            let list = store.list_pending(state).await.map_err(|e| e.to_string())?;
+            if list.is_empty() {
+                println!(
+                    "no requests{}",
+                    if all { "" } else { " waiting for approval" }
+                );
+            }
+            for p in list {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
+                    p.id,
+                    p.state.as_str(),
+                    p.template,
+                    p.requester,
+                    p.subject,
+                    if p.san.is_empty() { "-" } else { &p.san },
+                    p.created_at,
+                    p.reason.map(|r| format!("\t{r}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        PendingCommand::Approve { id, by } => decide(store.as_ref(), id, true, &by, None).await,
+        PendingCommand::Reject { id, reason, by } => {
+            decide(store.as_ref(), id, false, &by, reason.as_deref()).await
+        }
+    }
+}
+
+async fn decide(
+    store: &dyn estd::store::Store,
+    id: i64,
+    approve: bool,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<(), String> {
+    let Some(p) = store.get_pending(id).await.map_err(|e| e.to_string())? else {
+        return Err(format!("no request {id}"));
+    };
+    if !store
+        .decide_pending(id, approve, by, reason)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("request {id} is {}, not pending", p.state.as_str()));
+    }
+    let verb = if approve { "approved" } else { "rejected" };
+    tracing::info!(id, by, verb, "pending request decided");
+    println!("request {id} ({} for {}) {verb}", p.subject, p.requester);
+    Ok(())
 }

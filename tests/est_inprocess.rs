@@ -2,97 +2,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use base64::Engine;
+use axum::http::{Request, header};
+use common::inproc::*;
 use common::*;
 use der::Decode;
-use estd::model::ConnInfo;
-use tower::ServiceExt;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    router: Router,
-    state: Arc<estd::api::AppState>,
-    password: String,
-}
-
-async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), "");
-    let built = estd::app::build(&config).await.expect("build");
-    Env {
-        router: estd::api::router(built.state.clone()),
-        state: built.state,
-        password: built.admin_password.expect("admin"),
-        _dir: dir,
-    }
-}
-
-fn peer() -> SocketAddr {
-    "127.0.0.1:40000".parse().unwrap()
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn ct(&self) -> &str {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-async fn send(env: &Env, req: Request<Body>, client_cert: Option<Vec<u8>>) -> Resp {
-    let mut req = req;
-    req.extensions_mut().insert(ConnInfo {
-        peer: peer(),
-        client_chain: client_cert.map(|c| Arc::new(vec![c])),
-    });
-    let resp = env.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).unwrap()
-}
-
-fn post(path: &str, auth: Option<&str>, ct: &str, body: impl Into<Body>) -> Request<Body> {
-    let mut b = Request::post(path).header(header::CONTENT_TYPE, ct);
-    if let Some(a) = auth {
-        b = b.header(header::AUTHORIZATION, a);
-    }
-    b.body(body.into()).unwrap()
-}
 
 async fn enroll(env: &Env, path: &str, body: String) -> Resp {
     let auth = basic("admin", &env.password);
@@ -143,17 +57,23 @@ async fn unknown_label_and_operation_are_404() {
 }
 
 #[tokio::test]
-async fn csrattrs_is_204_or_the_template_oids() {
+async fn csrattrs_is_204_or_what_the_template_asks() {
     let env = env().await;
-    let r = send(&env, get("/.well-known/est/csrattrs"), None).await;
+    // devices allows every key type and needs no SAN: it asks nothing
+    let r = send(&env, get("/.well-known/est/devices/csrattrs"), None).await;
     assert_eq!(r.status, 204);
     assert!(r.body.is_empty());
-    let r = send(&env, get("/.well-known/est/devices/csrattrs"), None).await;
+    // default restricts key types: its preferred key and signature algorithm
+    let r = send(&env, get("/.well-known/est/csrattrs"), None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.ct(), "application/csrattrs");
-    let oids = Vec::<der::asn1::ObjectIdentifier>::from_der(&unb64(&r.body)).unwrap();
-    let oids: Vec<String> = oids.iter().map(ToString::to_string).collect();
-    assert_eq!(oids, vec!["1.2.840.113549.1.9.7", "1.3.132.0.34"]);
+    assert_eq!(
+        csrattrs_of(&r.body),
+        vec![
+            "1.2.840.10045.2.1=1.2.840.10045.3.1.7",
+            "1.2.840.10045.4.3.2"
+        ]
+    );
     assert!(!r.body.contains(&0));
 }
 

@@ -225,3 +225,93 @@ async fn state_survives_a_restart() {
     assert_eq!(mode & 0o777, 0o600);
     s.stop().await;
 }
+
+/// A CSR for CN=admin whose challengePassword is the base64 of `exporter`.
+fn csr_bound_to(kp: &rcgen::KeyPair, exporter: &[u8; 32]) -> String {
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD.encode(exporter);
+    let mut utf8 = vec![0x0c, value.len() as u8];
+    utf8.extend_from_slice(value.as_bytes());
+    let mut set = vec![0x31, utf8.len() as u8];
+    set.extend(utf8);
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "admin");
+    let attrs = vec![rcgen::Attribute {
+        oid: &[1, 2, 840, 113549, 1, 9, 7],
+        values: set,
+    }];
+    b64(params
+        .serialize_request_with_attributes(kp, attrs)
+        .unwrap()
+        .der())
+}
+
+/// Opens a new TLS connection, derives its tls-exporter value, and POSTs to the `bound`
+/// label the body `body_for(exporter)`. Returns status, body text and the exporter.
+async fn enroll_on_new_connection(
+    s: &TestServer,
+    tls12: bool,
+    body_for: impl FnOnce(&[u8; 32]) -> String,
+) -> (u16, String, [u8; 32]) {
+    use base64::Engine;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    let port = s.running.as_ref().unwrap().addr.port();
+    let mut cfg = client_config(&s.root_pem(), None, tls12);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut exporter = [0u8; 32];
+    tls.get_ref()
+        .1
+        .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", s.admin_password));
+    let req = hyper::Request::post("/.well-known/est/bound/simpleenroll")
+        .header("host", format!("localhost:{port}"))
+        .header("content-type", "application/pkcs10")
+        .header("authorization", format!("Basic {auth}"))
+        .body(Full::new(axum::body::Bytes::from(body_for(&exporter))))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        exporter,
+    )
+}
+
+/// RFC 9266 over a real connection: the client derives the tls-exporter value from its own
+/// TLS session, puts it in the CSR's challengePassword, and sends the CSR on that connection.
+/// The same CSR replayed on another connection is refused.
+#[tokio::test]
+async fn channel_binding_with_the_real_tls_exporter() {
+    let bound =
+        "name = \"bound\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nchannel_binding = true\n";
+    let mut s = start_with_templates("", &[bound]).await;
+    let kp = key(Key::P256);
+    for tls12 in [false, true] {
+        let (status, body, first) =
+            enroll_on_new_connection(&s, tls12, |e| csr_bound_to(&kp, e)).await;
+        assert_eq!(status, 200, "tls12={tls12}: {body}");
+        let (status, body, second) =
+            enroll_on_new_connection(&s, tls12, |_| csr_bound_to(&kp, &first)).await;
+        assert_ne!(first, second);
+        assert_eq!(status, 403, "tls12={tls12}: {body}");
+        assert!(body.contains("channel binding failed"), "{body}");
+    }
+    s.stop().await;
+}

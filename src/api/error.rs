@@ -7,14 +7,17 @@ use axum::response::{IntoResponse, Response};
 use crate::enroll::EnrollError;
 use crate::est::WireError;
 
-/// The seed FAQ's text for a failure of the internal CA.
-pub const CA_FAILURE: &str = "CA server error - Certificate request to internal CA failed CN";
+/// The portal FAQ's text for a CSR that cannot be read.
+pub const MALFORMED_CSR: &str = "ISE server error - The given CSR text is malformed";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EstError {
     #[error("{0}")]
     BadRequest(String),
+    /// An unreadable CSR: the client sees the FAQ's text, the audit log the detail.
+    #[error("{MALFORMED_CSR} ({0})")]
+    MalformedCsr(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -30,17 +33,14 @@ pub enum EstError {
     #[error("{0}")]
     NotImplemented(String),
     /// Our own fault. `public` goes to the client; `detail` only to the log and audit.
-    #[error("{detail}")]
-    Internal {
-        public: &'static str,
-        detail: String,
-    },
+    #[error("{public} ({detail})")]
+    Internal { public: String, detail: String },
 }
 
 impl EstError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::MalformedCsr(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -55,7 +55,8 @@ impl EstError {
     /// The text the client sees.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Internal { public, .. } => (*public).to_string(),
+            Self::Internal { public, .. } => public.clone(),
+            Self::MalformedCsr(_) => MALFORMED_CSR.to_string(),
             other => other.to_string(),
         }
     }
@@ -65,9 +66,14 @@ impl From<WireError> for EstError {
     fn from(e: WireError) -> Self {
         match e {
             WireError::Encode(detail) => EstError::Internal {
-                public: "internal error encoding the response",
+                public: "internal error encoding the response".into(),
                 detail,
             },
+            e @ (WireError::Empty
+            | WireError::Base64
+            | WireError::Pem
+            | WireError::Der(_)
+            | WireError::BadExtension(_)) => EstError::MalformedCsr(e.to_string()),
             other => EstError::BadRequest(other.to_string()),
         }
     }
@@ -77,16 +83,21 @@ impl From<EnrollError> for EstError {
     fn from(e: EnrollError) -> Self {
         match e {
             EnrollError::Unauthorized(m) => EstError::Unauthorized(m),
+            EnrollError::Policy(p) if !p.is_forbidden() => EstError::BadRequest(p.to_string()),
             e @ (EnrollError::NotInGroup { .. }
             | EnrollError::Policy(_)
-            | EnrollError::ReenrollMismatch(_)) => EstError::Forbidden(e.to_string()),
+            | EnrollError::ReenrollMismatch(_)
+            | EnrollError::Rejected { .. }) => EstError::Forbidden(e.to_string()),
             EnrollError::BadRequest(m) => EstError::BadRequest(m),
-            EnrollError::Ca(detail) => EstError::Internal {
-                public: CA_FAILURE,
-                detail,
-            },
+            e @ EnrollError::Ca { .. } => {
+                let public = e.to_string();
+                let EnrollError::Ca { detail, .. } = e else {
+                    unreachable!("matched above")
+                };
+                EstError::Internal { public, detail }
+            }
             EnrollError::Store(e) => EstError::Internal {
-                public: "internal error: the certificate store is unavailable",
+                public: "internal error: the certificate store is unavailable".into(),
                 detail: e.to_string(),
             },
         }
@@ -123,6 +134,7 @@ impl IntoResponse for EstError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicyError;
 
     #[test]
     fn statuses_and_headers() {
@@ -139,10 +151,31 @@ mod tests {
         .into_response();
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "POST");
-        let e = EstError::from(EnrollError::Ca("key on fire".into()));
+        let e = EstError::from(EnrollError::Ca {
+            cn: "joe".into(),
+            detail: "key on fire".into(),
+        });
         assert_eq!(e.status(), 500);
-        assert_eq!(e.public_message(), CA_FAILURE);
-        assert!(!e.public_message().contains("fire"));
+        assert_eq!(
+            e.public_message(),
+            "CA server error - Certificate request to internal CA failed CN=joe"
+        );
+        assert!(
+            e.to_string().contains("fire"),
+            "the detail is kept for the audit log"
+        );
         assert_eq!(EstError::from(WireError::BadSignature).status(), 400);
+        let m = EstError::from(WireError::Base64);
+        assert_eq!(
+            (m.status().as_u16(), m.public_message().as_str()),
+            (400, MALFORMED_CSR)
+        );
+        let p = EstError::from(EnrollError::Policy(PolicyError::InvalidMac));
+        assert_eq!(
+            (p.status().as_u16(), p.public_message().as_str()),
+            (400, "Invalid MAC address")
+        );
+        let p = EstError::from(EnrollError::Policy(PolicyError::CnMismatch));
+        assert_eq!(p.status(), 403);
     }
 }

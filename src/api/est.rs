@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::EstError;
 use super::{AppState, AuditNote, RequestId, body_response};
 use crate::auth::{self, Principal};
-use crate::enroll::Renewing;
+use crate::enroll::{EnrollRequest, Outcome, Renewing};
 use crate::est::{self, Csr, Operation};
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::Template;
@@ -43,10 +43,7 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
     let mut resp = match dispatch(&state, label, &op, req, &mut note).await {
         Ok(resp) => resp,
         Err(err) => {
-            note.reason = Some(match &err {
-                EstError::Internal { detail, .. } => detail.clone(),
-                other => other.to_string(),
-            });
+            note.reason = Some(err.to_string());
             err.into_response()
         }
     };
@@ -177,17 +174,50 @@ async fn enroll(
         Operation::SimpleReenroll => client_leaf.as_deref().map(|cert_der| Renewing { cert_der }),
         _ => None,
     };
-    let issued = state
+    let outcome = state
         .enroll
-        .enroll(&meta, operation, &principal, template, &csr, renewing)
+        .enroll(EnrollRequest {
+            meta: &meta,
+            op: operation,
+            principal: &principal,
+            template,
+            csr: &csr,
+            renewing,
+            exporter: conn
+                .as_ref()
+                .and_then(|c| c.exporter.as_ref())
+                .map(|e| &e[..]),
+        })
         .await?;
-    note.serial = Some(issued.serial);
-    note.recorded = true;
-    let pkcs7 = est::certs_only(&[&issued.der])?;
-    Ok(body_response(
-        est::CT_CERTS_ONLY,
-        Bytes::from(est::encode_body(&pkcs7)),
-    ))
+    match outcome {
+        Outcome::Issued(issued) => {
+            note.serial = Some(issued.serial);
+            note.recorded = issued.fresh;
+            let pkcs7 = est::certs_only(&[&issued.der])?;
+            Ok(body_response(
+                est::CT_CERTS_ONLY,
+                Bytes::from(est::encode_body(&pkcs7)),
+            ))
+        }
+        Outcome::Pending { id, retry_after } => {
+            let secs = retry_after.as_secs().max(1);
+            note.reason = Some(format!("request {id} waits for manual approval"));
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                format!(
+                    "The certificate request {id} is waiting for approval; repeat it after {secs} seconds\n"
+                ),
+            )
+                .into_response();
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            Ok(resp)
+        }
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.

@@ -3,7 +3,7 @@
 mod error;
 mod est;
 
-pub use error::{CA_FAILURE, EstError};
+pub use error::{EstError, MALFORMED_CSR};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -169,6 +169,12 @@ impl Issuer for LocalIssuer {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError> {
         let serial = random_serial()?;
         let now = SystemTime::now();
+        if now >= self.ca_not_after {
+            return Err(CaError::Signing(format!(
+                "the issuing CA certificate expired at {}",
+                crate::model::timestamp(self.ca_not_after)
+            )));
+        }
         let not_before = now - Duration::from_secs(300);
         let not_after = (now + req.validity).min(self.ca_not_after);
 

@@ -68,6 +68,7 @@ pub struct RawEst {
     pub templates_dir: String,
     pub default_template: String,
     pub group: String,
+    pub admin_groups: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +145,7 @@ impl Default for RawEst {
             templates_dir: "conf/templates".into(),
             default_template: "default".into(),
             group: "est-users".into(),
+            admin_groups: vec!["Super Admin".into(), "ERS Admin".into()],
         }
     }
 }
@@ -200,6 +202,8 @@ pub struct Config {
     pub templates_dir_is_default: bool,
     pub default_template: String,
     pub est_group: String,
+    /// Members may request certificates whose CN is another user's name.
+    pub est_admin_groups: Vec<String>,
     pub max_body: usize,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -417,6 +421,7 @@ impl TryFrom<RawConfig> for Config {
             templates_dir: PathBuf::from(raw.est.templates_dir),
             default_template: raw.est.default_template,
             est_group: raw.est.group,
+            est_admin_groups: raw.est.admin_groups,
             max_body,
             handshake_timeout: secs(
                 "limits.handshake_timeout_secs",

@@ -2,14 +2,16 @@
 //! certificate, so every path gets the same checks, the same audit and the same numbers.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::auth::{self, AuthMethod, Principal};
 use crate::ca::{CaError, IssuanceRequest, Issuer};
-use crate::est::{self, Csr, Operation};
+use crate::est::{self, Csr, Operation, SanEntry};
 use crate::model::RequestMeta;
-use crate::policy::{PolicyError, Template};
-use crate::store::{AuditEvent, CertRecord, Store, StoreError, timestamp};
+use crate::policy::{Approval, PolicyError, Requester, Template};
+use crate::store::{
+    AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, timestamp,
+};
 
 /// Why an enrollment did not happen. `api/error.rs` turns these into HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +26,13 @@ pub enum EnrollError {
     /// Re-enrollment whose Subject or SubjectAltName differs from the certificate renewed.
     #[error("{0}")]
     ReenrollMismatch(String),
+    #[error("The certificate request {id} was rejected{}", .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Rejected { id: i64, reason: Option<String> },
     #[error("{0}")]
     BadRequest(String),
-    #[error("CA error: {0}")]
-    Ca(String),
+    /// The CA failed to sign. `Display` is the portal FAQ's text with the CN.
+    #[error("CA server error - Certificate request to internal CA failed CN={cn}")]
+    Ca { cn: String, detail: String },
     #[error("store error: {0}")]
     Store(#[from] StoreError),
 }
@@ -37,6 +42,20 @@ pub enum EnrollError {
 pub struct Issued {
     pub der: Vec<u8>,
     pub serial: String,
+    /// Signed by this request (its audit row is written with the certificate); false when
+    /// an earlier approved request's certificate is handed out again.
+    pub fresh: bool,
+}
+
+/// What an enrollment came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Issued(Issued),
+    /// Waiting for a person (`estd pending approve ID`); retry after the delay.
+    Pending {
+        id: i64,
+        retry_after: Duration,
+    },
 }
 
 /// The certificate a re-enrollment renews: the TLS client certificate, DER.
@@ -45,26 +64,50 @@ pub struct Renewing<'a> {
     pub cert_der: &'a [u8],
 }
 
+/// One enrollment request, as the transport delivered it.
+pub struct EnrollRequest<'a> {
+    pub meta: &'a RequestMeta,
+    pub op: Operation,
+    pub principal: &'a Principal,
+    pub template: &'a Template,
+    pub csr: &'a Csr,
+    pub renewing: Option<Renewing<'a>>,
+    /// The connection's RFC 9266 tls-exporter value, for channel binding.
+    pub exporter: Option<&'a [u8]>,
+}
+
 pub struct EnrollService {
     issuer: Arc<dyn Issuer>,
     store: Arc<dyn Store>,
     est_group: String,
+    admin_groups: Vec<String>,
 }
 
 /// How many times a serial-number collision is retried (each is a 2^-126 event).
 const SERIAL_ATTEMPTS: usize = 3;
 
 impl EnrollService {
-    pub fn new(issuer: Arc<dyn Issuer>, store: Arc<dyn Store>, est_group: String) -> Self {
+    pub fn new(
+        issuer: Arc<dyn Issuer>,
+        store: Arc<dyn Store>,
+        est_group: String,
+        admin_groups: Vec<String>,
+    ) -> Self {
         Self {
             issuer,
             store,
             est_group,
+            admin_groups,
         }
     }
 
     pub fn issuer(&self) -> &Arc<dyn Issuer> {
         &self.issuer
+    }
+
+    /// Is this principal in an admin group (may request certificates for others)?
+    pub fn is_admin(&self, p: &Principal) -> bool {
+        self.admin_groups.iter().any(|g| p.in_group(g))
     }
 
     /// Checks a user name and password against the store (argon2 off the async executor).
@@ -126,46 +169,177 @@ impl EnrollService {
         })
     }
 
-    /// Issues a certificate for `csr` under `template`, records it with its audit event.
-    pub async fn enroll(
-        &self,
-        meta: &RequestMeta,
-        op: Operation,
-        principal: &Principal,
-        template: &Template,
-        csr: &Csr,
-        renewing: Option<Renewing<'_>>,
-    ) -> Result<Issued, EnrollError> {
+    /// Applies the template's policy and issues (or queues for approval) a certificate.
+    pub async fn enroll(&self, req: EnrollRequest<'_>) -> Result<Outcome, EnrollError> {
+        let EnrollRequest {
+            meta,
+            op,
+            principal,
+            template,
+            csr,
+            renewing,
+            exporter,
+        } = req;
         if !principal.in_group(&self.est_group) {
             return Err(EnrollError::NotInGroup {
                 user: principal.name.clone(),
                 group: self.est_group.clone(),
             });
         }
-        template.check_key(csr.key_type)?;
+        let requester = Requester {
+            name: &principal.name,
+            is_admin: self.is_admin(principal),
+        };
+        let approved = template.evaluate(csr, &requester, exporter, None)?;
         if let Some(old) = renewing {
-            check_same_identity(csr, old.cert_der)?;
+            check_same_identity(&csr.subject_der, &approved.san, old.cert_der)?;
         }
+        if approved.approval == Approval::Manual {
+            return self.manual(meta, op, principal, template, csr).await;
+        }
+        let issued = self
+            .issue(
+                meta,
+                op,
+                &principal.name,
+                template,
+                csr,
+                &approved.san,
+                None,
+            )
+            .await?;
+        Ok(Outcome::Issued(issued))
+    }
+
+    /// RFC 7030 §4.2.3: the request waits for a person; the client repeats it (same key)
+    /// until it is approved (then it gets the certificate) or rejected.
+    async fn manual(
+        &self,
+        meta: &RequestMeta,
+        op: Operation,
+        principal: &Principal,
+        template: &Template,
+        csr: &Csr,
+    ) -> Result<Outcome, EnrollError> {
+        let fp = key_fingerprint(csr);
+        let pending = |id| Outcome::Pending {
+            id,
+            retry_after: template.retry_after,
+        };
+        if let Some(p) = self.store.find_pending_by_key(&template.name, &fp).await?
+            && p.requester == principal.name
+        {
+            match p.state {
+                PendingState::Pending => return Ok(pending(p.id)),
+                PendingState::Rejected => {
+                    return Err(EnrollError::Rejected {
+                        id: p.id,
+                        reason: p.reason,
+                    });
+                }
+                PendingState::Approved => {
+                    // Issue what was approved: the stored CSR, not the retry's (same key,
+                    // but its subject could differ). Channel binding was checked when it
+                    // was submitted; the retry's own binding was checked above.
+                    let stored = Csr::parse(&p.csr).map_err(|e| EnrollError::Ca {
+                        cn: csr.common_name().unwrap_or_default(),
+                        detail: format!("stored request {} is unreadable: {e}", p.id),
+                    })?;
+                    let mut t = template.clone();
+                    t.channel_binding = false;
+                    let requester = Requester {
+                        name: &principal.name,
+                        is_admin: self.is_admin(principal),
+                    };
+                    let approved = t.evaluate(&stored, &requester, None, None)?;
+                    let issued = self
+                        .issue(
+                            meta,
+                            op,
+                            &principal.name,
+                            template,
+                            &stored,
+                            &approved.san,
+                            Some(p.id),
+                        )
+                        .await?;
+                    return Ok(Outcome::Issued(issued));
+                }
+                PendingState::Issued => {
+                    // The client lost the response: the same certificate again, while valid.
+                    if let Some(serial) = &p.serial
+                        && let Some(cert) = self.store.find_certificate(serial).await?
+                        && cert.not_after > timestamp(SystemTime::now())
+                    {
+                        return Ok(Outcome::Issued(Issued {
+                            der: cert.der,
+                            serial: cert.serial,
+                            fresh: false,
+                        }));
+                    }
+                }
+            }
+        }
+        let record = PendingRecord {
+            id: 0,
+            template: template.name.clone(),
+            requester: principal.name.clone(),
+            key_fingerprint: fp,
+            subject: csr.subject_text(),
+            san: san_text(
+                csr.san
+                    .as_ref()
+                    .map(|s| s.entries.as_slice())
+                    .unwrap_or_default(),
+            ),
+            operation: op.as_str().to_string(),
+            csr: csr.der.clone(),
+            state: PendingState::Pending,
+            reason: None,
+            created_at: timestamp(SystemTime::now()),
+            decided_at: None,
+            decided_by: None,
+            serial: None,
+        };
+        let id = self.store.create_pending(&record).await?;
+        tracing::info!(request_id = %meta.request_id, pending_id = id, template = %template.name, principal = %principal.name, "request waits for manual approval");
+        Ok(pending(id))
+    }
+
+    /// Signs and records; `pending_id` marks an approved request issued in the same
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue(
+        &self,
+        meta: &RequestMeta,
+        op: Operation,
+        requester: &str,
+        template: &Template,
+        csr: &Csr,
+        san: &[SanEntry],
+        pending_id: Option<i64>,
+    ) -> Result<Issued, EnrollError> {
+        let cn = csr.common_name().unwrap_or_default();
+        let san_der = if san.is_empty() {
+            None
+        } else {
+            Some(est::encode_san(san).map_err(|e| {
+                EnrollError::BadRequest(format!(
+                    "the Subject alternative name cannot be encoded: {e}"
+                ))
+            })?)
+        };
         let request = IssuanceRequest {
             subject: csr.subject.clone(),
             key_type: csr.key_type,
             public_key: csr.public_key.clone(),
-            san: csr.san.as_ref().map(|s| (s.critical, s.der.clone())),
+            san: san_der.map(|der| (false, der)),
             validity: template.validity,
             key_usage: template.key_usage.clone(),
             extended_key_usage: template.extended_key_usage.clone(),
         };
-        let san_text = csr
-            .san
-            .as_ref()
-            .map(|s| {
-                s.entries
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+        let subject = csr.subject_text();
+        let san_text = san_text(san);
 
         let mut last = None;
         for _ in 0..SERIAL_ATTEMPTS {
@@ -173,15 +347,18 @@ impl EnrollService {
                 CaError::UnsupportedSubject(m) => {
                     EnrollError::BadRequest(format!("the CSR subject cannot be issued: {m}"))
                 }
-                other => EnrollError::Ca(other.to_string()),
+                other => EnrollError::Ca {
+                    cn: cn.clone(),
+                    detail: other.to_string(),
+                },
             })?;
             let now = timestamp(SystemTime::now());
             let record = CertRecord {
                 serial: cert.serial.clone(),
-                subject: csr.subject_text(),
+                subject: subject.clone(),
                 san: san_text.clone(),
                 template: template.name.clone(),
-                requester: principal.name.clone(),
+                requester: requester.to_string(),
                 operation: op.as_str().to_string(),
                 not_before: timestamp(cert.not_before),
                 not_after: timestamp(cert.not_after),
@@ -193,26 +370,43 @@ impl EnrollService {
                 request_id: meta.request_id.clone(),
                 operation: op.as_str().to_string(),
                 label: meta.label.clone(),
-                principal: Some(principal.name.clone()),
+                principal: Some(requester.to_string()),
                 peer: meta.peer.clone(),
                 outcome: "ok".into(),
                 status: 200,
-                reason: None,
+                reason: pending_id.map(|id| format!("approved request {id}")),
                 serial: Some(cert.serial.clone()),
             };
-            match self.store.record_issuance(&record, &audit).await {
+            let stored = match pending_id {
+                None => self.store.record_issuance(&record, &audit).await,
+                Some(id) => match self
+                    .store
+                    .record_pending_issuance(id, &record, &audit)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        return Err(EnrollError::BadRequest(format!(
+                            "request {id} is no longer approved (issued or decided elsewhere); repeat the request"
+                        )));
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match stored {
                 Ok(()) => {
                     tracing::info!(
                         request_id = %meta.request_id,
                         serial = %cert.serial,
-                        subject = %record.subject,
+                        subject = %subject,
                         template = %template.name,
-                        principal = %principal.name,
+                        principal = %requester,
                         "certificate issued"
                     );
                     return Ok(Issued {
                         der: cert.der,
                         serial: cert.serial,
+                        fresh: true,
                     });
                 }
                 Err(StoreError::Duplicate(what)) => {
@@ -228,21 +422,40 @@ impl EnrollService {
     }
 }
 
-/// RFC 7030 §4.2.2: the Subject and SubjectAltName of a re-enrollment request must be those
-/// of the certificate being renewed. SANs are compared as sets (order does not matter).
-pub fn check_same_identity(csr: &Csr, cert_der: &[u8]) -> Result<(), EnrollError> {
+fn san_text(entries: &[SanEntry]) -> String {
+    entries
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SHA-256 of the key type and public key: identifies a client's repeated request.
+pub fn key_fingerprint(csr: &Csr) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(csr.key_type.to_string().as_bytes());
+    ctx.update(b":");
+    ctx.update(&csr.public_key);
+    crate::ca::hex(ctx.finish().as_ref())
+}
+
+/// RFC 7030 §4.2.2: the Subject and SubjectAltName of a re-enrollment must be those of the
+/// certificate being renewed. The SAN compared is the one the policy resolved (so a MAC
+/// written in another accepted form still matches); SANs are compared as sets.
+pub fn check_same_identity(
+    subject_der: &[u8],
+    san: &[SanEntry],
+    cert_der: &[u8],
+) -> Result<(), EnrollError> {
     let (subject, sans) = est::cert_identity(cert_der)
         .map_err(|e| EnrollError::BadRequest(format!("unreadable client certificate: {e}")))?;
-    if subject != csr.subject_der {
+    if subject != subject_der {
         return Err(EnrollError::ReenrollMismatch(
             "the CSR Subject differs from the Subject of the certificate being renewed".into(),
         ));
     }
-    let requested = csr
-        .san
-        .as_ref()
-        .map(|s| s.entries.clone())
-        .unwrap_or_default();
+    let mut requested = san.to_vec();
+    requested.sort();
     if requested != sans {
         return Err(EnrollError::ReenrollMismatch(
             "the CSR SubjectAltName differs from the SubjectAltName of the certificate being renewed".into(),

@@ -106,6 +106,12 @@ pub struct Csr {
     pub san: Option<RequestedSan>,
     /// The challengePassword attribute, if any. Never log it.
     pub challenge_password: Option<String>,
+    /// The OIDs of the CSR's attributes (challengePassword, extensionRequest, …).
+    pub attribute_oids: Vec<ObjectIdentifier>,
+    /// The OIDs of the extensions in its extensionRequest.
+    pub extension_oids: Vec<ObjectIdentifier>,
+    /// The DER the client sent (kept for requests that wait for approval).
+    pub der: Vec<u8>,
 }
 
 #[derive(Sequence)]
@@ -159,6 +165,8 @@ impl Csr {
 
         let mut san = None;
         let mut challenge_password = None;
+        let mut extension_oids = Vec::new();
+        let attribute_oids = info.attributes.iter().map(|a| a.oid).collect();
         for attr in info.attributes.iter() {
             if attr.oid == EXTENSION_REQUEST {
                 let Some(value) = attr.values.iter().next() else {
@@ -167,6 +175,7 @@ impl Csr {
                 let req: ExtensionReq = value
                     .decode_as()
                     .map_err(|e: der::Error| WireError::BadExtension(e.to_string()))?;
+                extension_oids.extend(req.0.iter().map(|e| e.extn_id));
                 for ext in req.0.iter().filter(|e| e.extn_id == SUBJECT_ALT_NAME) {
                     let bytes = ext.extn_value.as_bytes();
                     san = Some(RequestedSan {
@@ -191,6 +200,9 @@ impl Csr {
             public_key,
             san,
             challenge_password,
+            attribute_oids,
+            extension_oids,
+            der: der.to_vec(),
         })
     }
 
@@ -207,9 +219,13 @@ impl Csr {
 
 /// The first CN of a name, as text.
 pub fn common_name(name: &Name) -> Option<String> {
-    const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    name_value(name, ObjectIdentifier::new_unwrap("2.5.4.3"))
+}
+
+/// The first value of an attribute type in a name, as text.
+pub fn name_value(name: &Name, oid: ObjectIdentifier) -> Option<String> {
     name.iter()
-        .find(|atv| atv.oid == CN)
+        .find(|atv| atv.oid == oid)
         .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned())
 }
 
@@ -260,6 +276,44 @@ pub fn san_entries(der: &[u8]) -> Result<Vec<SanEntry>, WireError> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Encodes SAN entries as a DER `GeneralNames` (the extnValue of SubjectAltName), in order.
+/// otherName values are written as UTF8String.
+pub fn encode_san(entries: &[SanEntry]) -> Result<Vec<u8>, WireError> {
+    use der::asn1::{Ia5String, OctetString, Utf8StringRef};
+    use x509_cert::ext::pkix::name::OtherName;
+    let bad = |e: der::Error| WireError::Encode(e.to_string());
+    let ia5 = |s: &str| {
+        Ia5String::new(s).map_err(|_| WireError::Encode(format!("{s:?} is not IA5 text")))
+    };
+    let mut names = Vec::with_capacity(entries.len());
+    for e in entries {
+        names.push(match e {
+            SanEntry::Dns(s) => GeneralName::DnsName(ia5(s)?),
+            SanEntry::Email(s) => GeneralName::Rfc822Name(ia5(s)?),
+            SanEntry::Uri(s) => GeneralName::UniformResourceIdentifier(ia5(s)?),
+            SanEntry::Ip(ip) => GeneralName::IpAddress(
+                OctetString::new(match ip {
+                    IpAddr::V4(v4) => v4.octets().to_vec(),
+                    IpAddr::V6(v6) => v6.octets().to_vec(),
+                })
+                .map_err(bad)?,
+            ),
+            SanEntry::OtherName(oid, value) => GeneralName::OtherName(OtherName {
+                type_id: ObjectIdentifier::new(oid)
+                    .map_err(|e| WireError::Encode(format!("otherName type {oid:?}: {e}")))?,
+                value: der::Any::encode_from(&Utf8StringRef::new(value).map_err(bad)?)
+                    .map_err(bad)?,
+            }),
+            SanEntry::Other(hex) => {
+                return Err(WireError::Encode(format!(
+                    "cannot re-encode SAN entry {hex}"
+                )));
+            }
+        });
+    }
+    SubjectAltName(names).to_der().map_err(bad)
 }
 
 fn bad_ip() -> WireError {
@@ -395,6 +449,22 @@ mod tests {
                 SanEntry::Ip("10.0.0.1".parse().unwrap()),
             ]
         );
+    }
+
+    #[test]
+    fn encoded_sans_decode_to_the_same_entries() {
+        let entries = vec![
+            SanEntry::OtherName("1.3.6.1.4.1.311.20.2.3".into(), "joe@example.com".into()),
+            SanEntry::Email("joe@example.com".into()),
+            SanEntry::Dns("dev.example".into()),
+            SanEntry::Uri("urn:dev:mac:001122334455".into()),
+            SanEntry::Ip("10.1.2.3".parse().unwrap()),
+        ];
+        let der = encode_san(&entries).unwrap();
+        let mut want = entries.clone();
+        want.sort();
+        assert_eq!(san_entries(&der).unwrap(), want);
+        assert!(encode_san(&[SanEntry::Dns("bücher.example".into())]).is_err());
     }
 
     #[test]

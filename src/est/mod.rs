@@ -8,8 +8,10 @@ mod csr;
 mod pkcs7;
 
 pub use body::{decode_body, encode_body};
-pub use csr::{Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name};
-pub use pkcs7::{certs_only, csrattrs};
+pub use csr::{
+    Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name, encode_san, name_value,
+};
+pub use pkcs7::{CsrAttr, certs_only, csrattrs};
 
 /// Largest request body estd reads (64 KiB): a CSR is rarely over 4 KiB.
 pub const MAX_BODY: usize = 64 * 1024;

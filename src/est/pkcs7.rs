@@ -19,17 +19,60 @@ pub fn certs_only(certs: &[&[u8]]) -> Result<Vec<u8>, WireError> {
     info.to_der().map_err(|e| WireError::Encode(e.to_string()))
 }
 
-/// Encodes a CsrAttrs (RFC 7030 §4.5.2) that asks for the given attribute OIDs.
-pub fn csrattrs(oids: &[ObjectIdentifier]) -> Result<Vec<u8>, WireError> {
-    oids.to_vec()
-        .to_der()
-        .map_err(|e| WireError::Encode(e.to_string()))
+/// One entry of a CsrAttrs: a bare OID, or an attribute with values (RFC 7030 §4.5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsrAttr {
+    Oid(ObjectIdentifier),
+    /// An attribute whose values are OIDs (the curve of ecPublicKey, the extension of
+    /// extensionRequest).
+    AttrOids(ObjectIdentifier, Vec<ObjectIdentifier>),
+    /// An attribute whose one value is an INTEGER (the size of rsaEncryption).
+    AttrInt(ObjectIdentifier, u32),
+}
+
+#[derive(der::Choice)]
+enum AttrOrOid {
+    Oid(ObjectIdentifier),
+    Attribute(x509_cert::attr::Attribute),
+}
+
+/// Encodes a CsrAttrs (RFC 7030 §4.5.2): `SEQUENCE OF AttrOrOID`.
+pub fn csrattrs(items: &[CsrAttr]) -> Result<Vec<u8>, WireError> {
+    let enc = |e: der::Error| WireError::Encode(e.to_string());
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(match item {
+            CsrAttr::Oid(oid) => AttrOrOid::Oid(*oid),
+            CsrAttr::AttrOids(oid, values) => {
+                let mut set = der::asn1::SetOfVec::new();
+                for v in values {
+                    set.insert(der::Any::encode_from(v).map_err(enc)?)
+                        .map_err(enc)?;
+                }
+                AttrOrOid::Attribute(x509_cert::attr::Attribute {
+                    oid: *oid,
+                    values: set,
+                })
+            }
+            CsrAttr::AttrInt(oid, n) => {
+                let mut set = der::asn1::SetOfVec::new();
+                set.insert(der::Any::encode_from(n).map_err(enc)?)
+                    .map_err(enc)?;
+                AttrOrOid::Attribute(x509_cert::attr::Attribute {
+                    oid: *oid,
+                    values: set,
+                })
+            }
+        });
+    }
+    out.to_der().map_err(enc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use cms::signed_data::{CertificateSet, SignedData};
+    use der::Decode;
 
     fn self_signed(cn: &str) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -68,11 +111,33 @@ mod tests {
     }
 
     #[test]
-    fn csrattrs_is_a_sequence_of_oids() {
-        let oid = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
-        let der = csrattrs(&[oid]).unwrap();
-        assert_eq!(Vec::<ObjectIdentifier>::from_der(&der).unwrap(), vec![oid]);
+    fn csrattrs_holds_oids_and_attributes() {
+        let cp = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+        let der = csrattrs(&[CsrAttr::Oid(cp)]).unwrap();
+        assert_eq!(Vec::<ObjectIdentifier>::from_der(&der).unwrap(), vec![cp]);
         assert_eq!(csrattrs(&[]).unwrap(), vec![0x30, 0x00]);
+
+        // RFC 7030 §4.5.2's example: ecPublicKey with secp384r1, as DER
+        let ec = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        let p384 = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+        let der = csrattrs(&[CsrAttr::Oid(cp), CsrAttr::AttrOids(ec, vec![p384])]).unwrap();
+        assert_eq!(
+            der,
+            [
+                &[0x30, 0x1f][..],
+                &[
+                    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07
+                ],
+                &[
+                    0x30, 0x12, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01
+                ],
+                &[0x31, 0x07, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+            ]
+            .concat()
+        );
+        let rsa = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+        let der = csrattrs(&[CsrAttr::AttrInt(rsa, 2048)]).unwrap();
+        assert!(der.ends_with(&[0x31, 0x04, 0x02, 0x02, 0x08, 0x00]));
     }
 
     #[test]

@@ -1,7 +1,17 @@
-//! Certificate templates (one per EST label) and the checks they impose on a request.
+//! Certificate templates (one per EST label) and the enrollment policy they impose.
 //!
-//! A template is a TOML file in the templates directory; its `name` is the EST label. This is
-//! the seed of the policy engine: key types, validity, key usage and csrattrs for now.
+//! A template is a TOML file in the templates directory; its `name` is the EST label. It
+//! compiles into data plus small checks (`rules`, `san`, `mac`); `Template::evaluate` runs
+//! them in order and either approves a request (with the SAN the certificate gets) or
+//! refuses it with the portal FAQ's message.
+
+pub mod mac;
+pub mod rules;
+pub mod san;
+
+pub use mac::Mac;
+pub use rules::{PolicyError, Requester, RequiredRdn};
+pub use san::{MacEncoding, PatternEntry, SanStyle, SanVars};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +22,7 @@ use der::asn1::ObjectIdentifier;
 use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
 use serde::Deserialize;
 
-use crate::est::KeyType;
+use crate::est::{Csr, CsrAttr, KeyType, SanEntry};
 
 /// Why a template file could not be loaded: names the file, the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -24,18 +34,6 @@ pub enum TemplateError {
     Dir { dir: PathBuf, reason: String },
 }
 
-/// A request the template refuses. The message is shown to the client.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PolicyError {
-    #[error("key type {got} is not allowed by template {template} (allowed: {allowed})")]
-    KeyType {
-        got: String,
-        template: String,
-        allowed: String,
-    },
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTemplate {
@@ -43,21 +41,61 @@ struct RawTemplate {
     #[serde(default)]
     description: String,
     key_types: Vec<String>,
+    #[serde(default)]
+    server_keygen_key: Option<String>,
     validity_days: u32,
     #[serde(default = "default_key_usage")]
     key_usage: Vec<String>,
     #[serde(default = "default_eku")]
     extended_key_usage: Vec<String>,
     #[serde(default)]
+    required_rdns: BTreeMap<String, String>,
+    #[serde(default = "default_san_style")]
+    san_style: String,
+    #[serde(default)]
+    san_optional: bool,
+    #[serde(default)]
+    san_pattern: Vec<String>,
+    #[serde(default = "yes")]
+    cn_must_match_user: bool,
+    #[serde(default = "default_mac_encoding")]
+    mac_encoding: String,
+    #[serde(default)]
+    mac_othername_oid: Option<String>,
+    #[serde(default = "default_approval")]
+    approval: String,
+    #[serde(default = "default_retry_after")]
+    retry_after_secs: u32,
+    #[serde(default)]
+    channel_binding: bool,
+    #[serde(default)]
     csr_attrs: Vec<String>,
+    #[serde(default)]
+    fill_missing: String,
+    #[serde(default)]
+    domain: Option<String>,
 }
 
 fn default_key_usage() -> Vec<String> {
     vec!["digital_signature".into()]
 }
-
 fn default_eku() -> Vec<String> {
     vec!["client_auth".into()]
+}
+fn default_san_style() -> String {
+    "none".into()
+}
+fn default_mac_encoding() -> String {
+    "uri".into()
+}
+fn default_approval() -> String {
+    "auto".into()
+}
+fn default_retry_after() -> u32 {
+    60
+}
+fn yes() -> bool {
+    true
 }
 
 /// A key type a template allows.
@@ -70,7 +108,7 @@ pub enum AllowedKey {
 }
 
 impl AllowedKey {
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "ec-p256" => Self::EcP256,
             "ec-p384" => Self::EcP384,
@@ -91,6 +129,8 @@ impl AllowedKey {
             _ => false,
         }
     }
+
+    const ALL: usize = 6;
 }
 
 impl std::fmt::Display for AllowedKey {
@@ -104,17 +144,56 @@ impl std::fmt::Display for AllowedKey {
     }
 }
 
+/// Whether issuance waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    Auto,
+    Manual,
+}
+
 /// A compiled certificate template.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub name: String,
     pub description: String,
     pub key_types: Vec<AllowedKey>,
+    /// The key `/serverkeygen` and the portal generate.
+    pub server_keygen_key: AllowedKey,
     pub validity: Duration,
     pub key_usage: Vec<KeyUsagePurpose>,
     pub extended_key_usage: Vec<ExtendedKeyUsagePurpose>,
-    pub csr_attrs: Vec<ObjectIdentifier>,
+    pub required_rdns: Vec<RequiredRdn>,
+    pub san_style: SanStyle,
+    /// A style that takes its SAN from the CSR also accepts a CSR without one.
+    pub san_optional: bool,
+    pub cn_must_match_user: bool,
+    pub mac_encoding: MacEncoding,
+    pub approval: Approval,
+    /// What `Retry-After` says while a request waits for approval.
+    pub retry_after: Duration,
+    pub channel_binding: bool,
+    /// Further attribute OIDs the CSR must carry (and `/csrattrs` asks for).
+    pub extra_attrs: Vec<ObjectIdentifier>,
+    /// The value of a pattern variable nobody gave (`Test`), or empty to leave the SAN out.
+    pub fill_missing: String,
+    /// `%domain%` when the request has none.
+    pub domain: Option<String>,
 }
+
+/// A request the template accepts: the SAN the certificate gets, and whether it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    pub san: Vec<SanEntry>,
+    pub approval: Approval,
+}
+
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
 
 impl Template {
     /// Checks the CSR's key type against the template.
@@ -134,6 +213,137 @@ impl Template {
         })
     }
 
+    /// Runs every rule on a CSR, in order: CN characters, CN owner, fixed RDNs, key type,
+    /// required attributes, channel binding, SAN style. `vars` overrides what the SAN
+    /// pattern's variables are taken from (the CSR by default).
+    pub fn evaluate(
+        &self,
+        csr: &Csr,
+        requester: &Requester<'_>,
+        exporter: Option<&[u8]>,
+        vars: Option<&SanVars>,
+    ) -> Result<Approved, PolicyError> {
+        let cn = csr.common_name();
+        if let Some(cn) = &cn {
+            rules::check_cn_chars(cn)?;
+        }
+        rules::check_cn_owner(cn.as_deref(), requester, self.cn_must_match_user)?;
+        rules::check_rdns(&csr.subject, &self.required_rdns)?;
+        self.check_key(csr.key_type)?;
+        rules::check_attributes(csr, &self.name, &self.extra_attrs)?;
+        if self.channel_binding {
+            rules::check_binding(&self.name, csr.challenge_password.as_deref(), exporter)?;
+        }
+        let requested = csr
+            .san
+            .as_ref()
+            .map(|s| s.entries.as_slice())
+            .unwrap_or_default();
+        let from_csr;
+        let vars = match vars {
+            Some(v) => v,
+            None => {
+                from_csr = self.vars_from_csr(csr);
+                &from_csr
+            }
+        };
+        let san = san::resolve(
+            &self.san_style,
+            &self.name,
+            requested,
+            vars,
+            &self.mac_encoding,
+            &self.fill_missing,
+            self.san_optional,
+        )?;
+        Ok(Approved {
+            san,
+            approval: self.approval,
+        })
+    }
+
+    /// Pattern variables from a CSR: `%cn%` its CN; `%uname%` and `%domain%` from its UPN
+    /// (else the CN and the template's `domain`); `%email%` its rfc822Name or emailAddress.
+    pub fn vars_from_csr(&self, csr: &Csr) -> SanVars {
+        let entries = csr
+            .san
+            .as_ref()
+            .map(|s| s.entries.as_slice())
+            .unwrap_or_default();
+        let upn = entries.iter().find_map(|e| match e {
+            SanEntry::OtherName(oid, v) if oid == san::UPN_OID => v.split_once('@'),
+            _ => None,
+        });
+        let email = entries
+            .iter()
+            .find_map(|e| match e {
+                SanEntry::Email(v) => Some(v.clone()),
+                _ => None,
+            })
+            .or_else(|| crate::est::name_value(&csr.subject, EMAIL_ADDRESS));
+        let cn = csr.common_name();
+        SanVars {
+            uname: upn.map(|(u, _)| u.to_string()).or_else(|| cn.clone()),
+            domain: upn
+                .map(|(_, d)| d.to_string())
+                .or_else(|| self.domain.clone()),
+            email,
+            cn,
+        }
+    }
+
+    /// What `/csrattrs` tells clients (RFC 7030 §4.5.2): channel binding's challengePassword,
+    /// the preferred key type (when the template restricts key types) and its signature
+    /// algorithm, the SAN extension when one is required, and any further OIDs.
+    /// Empty means the template asks nothing (204).
+    pub fn csr_attrs(&self) -> Vec<CsrAttr> {
+        let mut out = Vec::new();
+        if self.channel_binding {
+            out.push(CsrAttr::Oid(CHALLENGE_PASSWORD));
+        }
+        if self.key_types.len() < AllowedKey::ALL
+            && let Some(first) = self.key_types.first()
+        {
+            let oid = |s| ObjectIdentifier::new_unwrap(s);
+            match first {
+                AllowedKey::EcP256 => {
+                    out.push(CsrAttr::AttrOids(
+                        EC_PUBLIC_KEY,
+                        vec![oid("1.2.840.10045.3.1.7")],
+                    ));
+                    out.push(CsrAttr::Oid(oid("1.2.840.10045.4.3.2")));
+                }
+                AllowedKey::EcP384 => {
+                    out.push(CsrAttr::AttrOids(EC_PUBLIC_KEY, vec![oid("1.3.132.0.34")]));
+                    out.push(CsrAttr::Oid(oid("1.2.840.10045.4.3.3")));
+                }
+                AllowedKey::Rsa(bits) => {
+                    out.push(CsrAttr::AttrInt(RSA_ENCRYPTION, *bits));
+                    out.push(CsrAttr::Oid(oid("1.2.840.113549.1.1.11")));
+                }
+                AllowedKey::Ed25519 => out.push(CsrAttr::Oid(ED25519)),
+            }
+        }
+        let san_required = !self.san_optional
+            && matches!(
+                self.san_style,
+                SanStyle::Mac
+                    | SanStyle::Upn
+                    | SanStyle::UpnEmail
+                    | SanStyle::Email
+                    | SanStyle::Dns
+            );
+        if san_required {
+            let mut exts = vec![SUBJECT_ALT_NAME];
+            if self.san_style == SanStyle::Mac {
+                exts.push(ObjectIdentifier::new_unwrap(san::MAC_ADDRESS_OID));
+            }
+            out.push(CsrAttr::AttrOids(EXTENSION_REQUEST, exts));
+        }
+        out.extend(self.extra_attrs.iter().map(|o| CsrAttr::Oid(*o)));
+        out
+    }
+
     /// Parses one template from TOML text; `file` names it in errors.
     pub fn from_toml(file: &Path, text: &str) -> Result<Self, TemplateError> {
         let bad = |reason: String| TemplateError::Invalid {
@@ -150,17 +360,22 @@ impl Template {
         if raw.key_types.is_empty() {
             return Err(bad("key_types: must name at least one key type".into()));
         }
+        let key_type = |key: &str, s: &str| {
+            AllowedKey::parse(s).ok_or_else(|| {
+                bad(format!(
+                    "{key}: unknown key type {s:?} (expected ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519)"
+                ))
+            })
+        };
         let key_types = raw
             .key_types
             .iter()
-            .map(|s| {
-                AllowedKey::parse(s).ok_or_else(|| {
-                    bad(format!(
-                        "key_types: unknown key type {s:?} (expected ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519)"
-                    ))
-                })
-            })
+            .map(|s| key_type("key_types", s))
             .collect::<Result<Vec<_>, _>>()?;
+        let server_keygen_key = match &raw.server_keygen_key {
+            Some(s) => key_type("server_keygen_key", s)?,
+            None => key_types[0],
+        };
         if !(1..=3650).contains(&raw.validity_days) {
             return Err(bad(format!(
                 "validity_days: {} is out of range (1 to 3650)",
@@ -177,7 +392,90 @@ impl Template {
             .iter()
             .map(|s| eku(s).ok_or_else(|| bad(format!("extended_key_usage: unknown usage {s:?} (expected client_auth, server_auth, email_protection or code_signing)"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let csr_attrs = raw
+        let mut required_rdns = Vec::new();
+        for (k, v) in &raw.required_rdns {
+            let (short, oid) = rules::RDN_TYPES
+                .iter()
+                .find(|(short, _)| short == k)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "required_rdns: unknown RDN {k:?} (expected O, OU, C, ST or L)"
+                    ))
+                })?;
+            if v.is_empty() {
+                return Err(bad(format!("required_rdns: {k} must not be empty")));
+            }
+            required_rdns.push(RequiredRdn {
+                short,
+                oid: ObjectIdentifier::new_unwrap(oid),
+                value: v.clone(),
+            });
+        }
+        let san_style = match raw.san_style.as_str() {
+            "mac" => SanStyle::Mac,
+            "upn" => SanStyle::Upn,
+            "upn+email" => SanStyle::UpnEmail,
+            "email" => SanStyle::Email,
+            "dns" => SanStyle::Dns,
+            "none" => SanStyle::None,
+            "other" => {
+                if raw.san_pattern.is_empty() {
+                    return Err(bad("san_pattern: san_style \"other\" needs a pattern, e.g. [\"upn:%uname%@%domain%\"]".into()));
+                }
+                SanStyle::Other(
+                    raw.san_pattern
+                        .iter()
+                        .map(|p| {
+                            PatternEntry::parse(p).map_err(|e| bad(format!("san_pattern: {e}")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            other => {
+                return Err(bad(format!(
+                    "san_style: {other:?} is not one of mac, upn, upn+email, email, dns, none, other"
+                )));
+            }
+        };
+        if !raw.san_pattern.is_empty() && !matches!(san_style, SanStyle::Other(_)) {
+            return Err(bad(
+                "san_pattern: only used with san_style = \"other\"".into()
+            ));
+        }
+        let mac_encoding = match (raw.mac_encoding.as_str(), &raw.mac_othername_oid) {
+            ("uri", None) => MacEncoding::Uri,
+            ("dns", None) => MacEncoding::Dns,
+            ("othername", oid) => MacEncoding::OtherName(
+                ObjectIdentifier::new(oid.as_deref().unwrap_or(san::MAC_ADDRESS_OID))
+                    .map_err(|e| bad(format!("mac_othername_oid: {e}")))?,
+            ),
+            ("uri" | "dns", Some(_)) => {
+                return Err(bad(
+                    "mac_othername_oid: only used with mac_encoding = \"othername\"".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(bad(format!(
+                    "mac_encoding: {other:?} is not uri, dns or othername"
+                )));
+            }
+        };
+        let approval = match raw.approval.as_str() {
+            "auto" => Approval::Auto,
+            "manual" => Approval::Manual,
+            other => {
+                return Err(bad(format!(
+                    "approval: {other:?} is not \"auto\" or \"manual\""
+                )));
+            }
+        };
+        if !(1..=86_400).contains(&raw.retry_after_secs) {
+            return Err(bad(format!(
+                "retry_after_secs: {} is out of range (1 to 86400)",
+                raw.retry_after_secs
+            )));
+        }
+        let extra_attrs = raw
             .csr_attrs
             .iter()
             .map(|s| {
@@ -189,10 +487,21 @@ impl Template {
             name: raw.name,
             description: raw.description,
             key_types,
+            server_keygen_key,
             validity: Duration::from_secs(u64::from(raw.validity_days) * 86_400),
             key_usage,
             extended_key_usage,
-            csr_attrs,
+            required_rdns,
+            san_style,
+            san_optional: raw.san_optional,
+            cn_must_match_user: raw.cn_must_match_user,
+            mac_encoding,
+            approval,
+            retry_after: Duration::from_secs(u64::from(raw.retry_after_secs)),
+            channel_binding: raw.channel_binding,
+            extra_attrs,
+            fill_missing: raw.fill_missing,
+            domain: raw.domain,
         })
     }
 }
@@ -319,7 +628,11 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             t.extended_key_usage,
             vec![ExtendedKeyUsagePurpose::ClientAuth]
         );
-        assert_eq!(t.csr_attrs.len(), 1);
+        assert_eq!(t.extra_attrs.len(), 1);
+        assert_eq!(t.san_style, SanStyle::None);
+        assert!(t.cn_must_match_user);
+        assert_eq!(t.approval, Approval::Auto);
+        assert_eq!(t.server_keygen_key, AllowedKey::EcP256);
         assert!(t.check_key(KeyType::EcP256).is_ok());
         assert!(t.check_key(KeyType::Rsa(2048)).is_ok());
         let err = t.check_key(KeyType::EcP384).unwrap_err();
@@ -359,6 +672,113 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             assert!(err.starts_with("t.toml: "), "{err}");
             assert!(err.contains(needle), "{err} should contain {needle}");
         }
+    }
+
+    fn csr(subject: &str, sans: Vec<rcgen::SanType>) -> Csr {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        for (k, v) in subject.split(',').filter_map(|kv| kv.split_once('=')) {
+            let ty = match k {
+                "CN" => rcgen::DnType::CommonName,
+                "OU" => rcgen::DnType::OrganizationalUnitName,
+                "O" => rcgen::DnType::OrganizationName,
+                _ => panic!("{k}"),
+            };
+            params.distinguished_name.push(ty, v);
+        }
+        params.subject_alt_names = sans;
+        Csr::parse(params.serialize_request(&key).unwrap().der()).unwrap()
+    }
+
+    const JOE: Requester<'static> = Requester {
+        name: "joe",
+        is_admin: false,
+    };
+
+    #[test]
+    fn evaluate_runs_the_rules_in_order() {
+        let t = parse(&format!(
+            "{}san_style = \"mac\"\n[required_rdns]\nOU = \"POS\"\n",
+            GOOD.replace("csr_attrs = [\"1.2.840.113549.1.9.7\"]", "")
+        ))
+        .unwrap();
+        let mac = |s: &str| vec![rcgen::SanType::DnsName(s.try_into().unwrap())];
+        let ok = t
+            .evaluate(
+                &csr("CN=joe,OU=POS", mac("00:11:22:33:44:55")),
+                &JOE,
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            ok.san,
+            vec![SanEntry::Uri("urn:dev:mac:001122334455".into())]
+        );
+        let err = |c: Csr| t.evaluate(&c, &JOE, None, None).unwrap_err();
+        // CN characters come before the CN owner, which comes before the RDNs and the SAN
+        assert_eq!(err(csr("CN=eve*,OU=x", mac("bad"))), PolicyError::CnInvalid);
+        assert_eq!(err(csr("CN=eve,OU=x", mac("bad"))), PolicyError::CnMismatch);
+        assert_eq!(
+            err(csr("CN=joe,OU=x", mac("bad"))),
+            PolicyError::RdnMismatch { rdn: "OU".into() }
+        );
+        assert_eq!(
+            err(csr("CN=joe,OU=POS", mac("00-11-22-33-44"))),
+            PolicyError::InvalidMac
+        );
+        // an admin may name someone else
+        let admin = Requester {
+            name: "admin",
+            is_admin: true,
+        };
+        assert!(
+            t.evaluate(
+                &csr("CN=eve,OU=POS", mac("001122334455")),
+                &admin,
+                None,
+                None
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn csr_attrs_follow_the_template() {
+        let oid = |s| ObjectIdentifier::new_unwrap(s);
+        let t = parse(&format!(
+            "{GOOD}san_style = \"mac\"\nchannel_binding = true\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            t.csr_attrs(),
+            vec![
+                CsrAttr::Oid(oid("1.2.840.113549.1.9.7")),
+                CsrAttr::AttrOids(oid("1.2.840.10045.2.1"), vec![oid("1.2.840.10045.3.1.7")]),
+                CsrAttr::Oid(oid("1.2.840.10045.4.3.2")),
+                CsrAttr::AttrOids(
+                    oid("1.2.840.113549.1.9.14"),
+                    vec![oid("2.5.29.17"), oid("1.3.6.1.1.1.1.22")]
+                ),
+                CsrAttr::Oid(oid("1.2.840.113549.1.9.7")),
+            ]
+        );
+        let open = parse(
+            "name = \"open\"\nkey_types = [\"ec-p256\", \"ec-p384\", \"rsa-2048\", \"rsa-3072\", \"rsa-4096\", \"ed25519\"]\nvalidity_days = 1\n",
+        )
+        .unwrap();
+        assert!(
+            open.csr_attrs().is_empty(),
+            "a template that asks nothing → 204"
+        );
+        let rsa = parse(
+            "name = \"r\"\nkey_types = [\"rsa-3072\"]\nvalidity_days = 1\nsan_style = \"upn\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rsa.csr_attrs()[0],
+            CsrAttr::AttrInt(oid("1.2.840.113549.1.1.1"), 3072)
+        );
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub fn tls_config(
         .with_single_cert(chain, key)
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // TLS 1.2 only with the extended master secret (RFC 7627): without it the exporter used
+    // for channel binding is not unique to the connection.
+    config.require_ems = true;
     Ok(Arc::new(config))
 }
 
@@ -130,7 +133,18 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .map(|certs| Arc::new(certs.iter().map(|c| c.to_vec()).collect::<Vec<_>>()));
-            let info = ConnInfo { peer, client_chain };
+            let mut exporter = [0u8; 32];
+            let exporter = stream
+                .get_ref()
+                .1
+                .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
+                .ok()
+                .copied();
+            let info = ConnInfo {
+                peer,
+                client_chain,
+                exporter,
+            };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(info.clone());
                 router.clone().oneshot(req.map(axum::body::Body::new))

@@ -3,9 +3,8 @@
 
 mod sqlite;
 
+pub use crate::model::timestamp;
 pub use sqlite::{SqliteStore, Synchronous};
-
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -64,6 +63,54 @@ pub struct AuditEvent {
     pub serial: Option<String>,
 }
 
+/// A request waiting for (or decided by) a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRecord {
+    pub id: i64,
+    pub template: String,
+    pub requester: String,
+    pub key_fingerprint: String,
+    pub subject: String,
+    pub san: String,
+    pub operation: String,
+    pub csr: Vec<u8>,
+    pub state: PendingState,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub serial: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingState {
+    Pending,
+    Approved,
+    Rejected,
+    Issued,
+}
+
+impl PendingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Issued => "issued",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "rejected" => Self::Rejected,
+            "issued" => Self::Issued,
+            _ => return None,
+        })
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn user_count(&self) -> Result<u64, StoreError>;
@@ -90,34 +137,36 @@ pub trait Store: Send + Sync {
     async fn record_audit(&self, audit: &AuditEvent) -> Result<(), StoreError>;
     /// The latest audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
-}
 
-/// A UTC time as fixed-width text, sortable as a string.
-pub fn timestamp(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.microsecond()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_fixed_width_and_sort() {
-        let a = timestamp(SystemTime::UNIX_EPOCH + Duration::from_micros(1));
-        let b = timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 365 * 60));
-        assert_eq!(a, "1970-01-01T00:00:00.000001Z");
-        assert_eq!(a.len(), b.len());
-        assert!(a < b);
-    }
+    /// Stores a new pending request (state `pending`; `id` is ignored) and returns its id.
+    async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError>;
+    /// The newest request for this template and public key.
+    async fn find_pending_by_key(
+        &self,
+        template: &str,
+        key_fingerprint: &str,
+    ) -> Result<Option<PendingRecord>, StoreError>;
+    async fn get_pending(&self, id: i64) -> Result<Option<PendingRecord>, StoreError>;
+    /// Requests in `state`, or all of them, oldest first.
+    async fn list_pending(
+        &self,
+        state: Option<PendingState>,
+    ) -> Result<Vec<PendingRecord>, StoreError>;
+    /// Approves or rejects a request that is still pending; false when it is not.
+    async fn decide_pending(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Records the certificate issued for an approved request, its audit event, and marks
+    /// the request issued, in one transaction. False (nothing written) when the request is
+    /// no longer approved (another instance issued it first).
+    async fn record_pending_issuance(
+        &self,
+        id: i64,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 }

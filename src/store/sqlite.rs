@@ -10,7 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 
-use super::{AuditEvent, CertRecord, Store, StoreError, UserRecord, timestamp};
+use super::{
+    AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, UserRecord, timestamp,
+};
 
 /// How hard SQLite syncs: `Full` survives power loss, `Normal` survives a process crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,30 @@ impl SqliteStore {
         .bind(&a.serial)
         .execute(conn)
         .await?;
+        Ok(())
+    }
+
+    async fn insert_certificate(
+        conn: &mut SqliteConnection,
+        c: &CertRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.serial)
+        .bind(&c.subject)
+        .bind(&c.san)
+        .bind(&c.template)
+        .bind(&c.requester)
+        .bind(&c.operation)
+        .bind(&c.not_before)
+        .bind(&c.not_after)
+        .bind(&c.issued_at)
+        .bind(&c.der)
+        .execute(conn)
+        .await
+        .map_err(|e| unique(e, &format!("serial {}", c.serial)))?;
         Ok(())
     }
 
@@ -190,23 +216,7 @@ impl Store for SqliteStore {
 
     async fn record_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.serial)
-        .bind(&c.subject)
-        .bind(&c.san)
-        .bind(&c.template)
-        .bind(&c.requester)
-        .bind(&c.operation)
-        .bind(&c.not_before)
-        .bind(&c.not_after)
-        .bind(&c.issued_at)
-        .bind(&c.der)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique(e, &format!("serial {}", c.serial)))?;
+        Self::insert_certificate(&mut tx, c).await?;
         Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -269,6 +279,139 @@ impl Store for SqliteStore {
                 serial: r.get(9),
             })
             .collect())
+    }
+
+    async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO pending_requests (template, requester, key_fingerprint, subject, san, operation, csr, state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+        )
+        .bind(&p.template)
+        .bind(&p.requester)
+        .bind(&p.key_fingerprint)
+        .bind(&p.subject)
+        .bind(&p.san)
+        .bind(&p.operation)
+        .bind(&p.csr)
+        .bind(&p.created_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn find_pending_by_key(
+        &self,
+        template: &str,
+        key_fingerprint: &str,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PENDING_COLUMNS} FROM pending_requests WHERE template = ? AND key_fingerprint = ? ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(template)
+        .bind(key_fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(pending_row))
+    }
+
+    async fn get_pending(&self, id: i64) -> Result<Option<PendingRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PENDING_COLUMNS} FROM pending_requests WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(pending_row))
+    }
+
+    async fn list_pending(
+        &self,
+        state: Option<PendingState>,
+    ) -> Result<Vec<PendingRecord>, StoreError> {
+        let rows = match state {
+            Some(st) => {
+                sqlx::query(&format!(
+                    "SELECT {PENDING_COLUMNS} FROM pending_requests WHERE state = ? ORDER BY id"
+                ))
+                .bind(st.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {PENDING_COLUMNS} FROM pending_requests ORDER BY id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.iter().map(pending_row).collect())
+    }
+
+    async fn decide_pending(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let state = if approve { "approved" } else { "rejected" };
+        let r = sqlx::query(
+            "UPDATE pending_requests SET state = ?, decided_by = ?, reason = ?, decided_at = ?
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(by)
+        .bind(reason)
+        .bind(timestamp(SystemTime::now()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn record_pending_issuance(
+        &self,
+        id: i64,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE pending_requests SET state = 'issued', serial = ? WHERE id = ? AND state = 'approved'",
+        )
+        .bind(&cert.serial)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::insert_certificate(&mut tx, cert).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+const PENDING_COLUMNS: &str = "id, template, requester, key_fingerprint, subject, san, operation, csr, state, reason, created_at, decided_at, decided_by, serial";
+
+fn pending_row(r: &sqlx::sqlite::SqliteRow) -> PendingRecord {
+    PendingRecord {
+        id: r.get(0),
+        template: r.get(1),
+        requester: r.get(2),
+        key_fingerprint: r.get(3),
+        subject: r.get(4),
+        san: r.get(5),
+        operation: r.get(6),
+        csr: r.get(7),
+        state: PendingState::parse(&r.get::<String, _>(8)).unwrap_or(PendingState::Rejected),
+        reason: r.get(9),
+        created_at: r.get(10),
+        decided_at: r.get(11),
+        decided_by: r.get(12),
+        serial: r.get(13),
     }
 }
 

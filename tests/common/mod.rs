@@ -2,6 +2,8 @@
 //! PKI, plus CSR and client helpers. Every fixture is generated; nothing is committed.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,14 +20,18 @@ pub const DEFAULT_TEMPLATE: &str = r#"
 name = "default"
 key_types = ["ec-p256", "rsa-2048"]
 validity_days = 365
+san_style = "dns"
+san_optional = true
 "#;
 
+/// Any key type, optional DNS SANs: asks nothing in /csrattrs (204).
 pub const DEVICES_TEMPLATE: &str = r#"
 name = "devices"
 key_types = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]
 validity_days = 30
 extended_key_usage = ["client_auth", "server_auth"]
-csr_attrs = ["1.2.840.113549.1.9.7", "1.3.132.0.34"]
+san_style = "dns"
+san_optional = true
 "#;
 
 pub struct TestServer {
@@ -62,10 +68,18 @@ impl TestServer {
 
 /// The configuration of a test server in `dir` (listening on a free port).
 pub fn test_config(dir: &std::path::Path, extra: &str) -> Config {
+    test_config_with(dir, extra, &[])
+}
+
+/// With further templates (TOML texts) beside the default and devices ones.
+pub fn test_config_with(dir: &std::path::Path, extra: &str, more: &[&str]) -> Config {
     let templates = dir.join("templates");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("default.toml"), DEFAULT_TEMPLATE).unwrap();
     std::fs::write(templates.join("devices.toml"), DEVICES_TEMPLATE).unwrap();
+    for (i, t) in more.iter().enumerate() {
+        std::fs::write(templates.join(format!("extra-{i}.toml")), t).unwrap();
+    }
     let toml = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n[limits]\nshutdown_grace_secs = 2\n[log]\nfilter = \"warn\"\n{extra}",
         dir.display().to_string(),
@@ -79,9 +93,13 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(extra: &str) -> TestServer {
+    start_with_templates(extra, &[]).await
+}
+
+pub async fn start_with_templates(extra: &str, templates: &[&str]) -> TestServer {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), extra);
+    let config = test_config_with(dir.path(), extra, templates);
     let running = app::start(&config).await.expect("start");
     let admin_password = running.admin_password.clone().expect("admin created");
     TestServer {
@@ -235,4 +253,37 @@ pub async fn post_pkcs10(
         req = req.basic_auth(user, Some(password));
     }
     req.send().await.unwrap()
+}
+
+/// A base64 CsrAttrs body as text: a bare OID, or `attribute=value,value` (values that are
+/// OIDs or INTEGERs).
+pub fn csrattrs_of(body: &[u8]) -> Vec<String> {
+    use der::{Decode, Tag, Tagged};
+    let items = Vec::<der::Any>::from_der(&unb64(body)).expect("CsrAttrs");
+    items
+        .iter()
+        .map(|item| match item.tag() {
+            Tag::ObjectIdentifier => item
+                .decode_as::<der::asn1::ObjectIdentifier>()
+                .unwrap()
+                .to_string(),
+            Tag::Sequence => {
+                let attr: x509_cert::attr::Attribute = item.decode_as().unwrap();
+                let values: Vec<String> = attr
+                    .values
+                    .iter()
+                    .map(|v| match v.tag() {
+                        Tag::ObjectIdentifier => v
+                            .decode_as::<der::asn1::ObjectIdentifier>()
+                            .unwrap()
+                            .to_string(),
+                        Tag::Integer => v.decode_as::<u32>().unwrap().to_string(),
+                        other => format!("{other}"),
+                    })
+                    .collect();
+                format!("{}={}", attr.oid, values.join(","))
+            }
+            other => panic!("unexpected {other} in CsrAttrs"),
+        })
+        .collect()
 }

@@ -29,7 +29,17 @@ fail() { echo "FAIL  $1${2:+ — $2}"; failed=$((failed + 1)); }
 check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then pass "$name"; else fail "$name"; fi; }
 
 # --- start estd: port 0, the real port read from its first line --------------------------
-export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates"
+# the shipped templates, plus one that waits for manual approval
+mkdir -p "$WORK/templates"
+cp "$ROOT"/conf/templates/*.toml "$WORK/templates/"
+cat >"$WORK/templates/manual.toml" <<'TOML'
+name = "manual"
+key_types = ["ec-p256"]
+validity_days = 30
+approval = "manual"
+retry_after_secs = 5
+TOML
+export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$WORK/templates"
 mkdir -p "$ESTD_DATA_DIR"
 "$ESTD_BIN" --config "$ROOT/conf/estd.toml" serve >"$WORK/stdout" 2>"$WORK/stderr" &
 PID=$!
@@ -120,11 +130,15 @@ code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST
 [ "$code" = 401 ] && pass "simplereenroll without a client certificate → 401" || fail "reenroll without cert" "$code"
 
 # --- /csrattrs ----------------------------------------------------------------------------
-code=$(status "$EST/csrattrs"); [ "$code" = 204 ] && pass "csrattrs (default template asks nothing) → 204" || fail "csrattrs default" "$code"
-code=$(status "$EST/devices/csrattrs")
+code=$(status "$EST/devices/csrattrs"); [ "$code" = 204 ] && pass "csrattrs (devices: any key, no SAN needed) → 204" || fail "csrattrs devices" "$code"
+code=$(status "$EST/csrattrs")
 [ "$code" = 200 ] && [ "$(header content-type)" = "application/csrattrs" ] \
-  && base64 -d body.out | openssl asn1parse -inform DER 2>/dev/null | grep -q "challengePassword" \
-  && pass "csrattrs under label devices → 200, asks for challengePassword" || fail "csrattrs devices" "$code"
+  && base64 -d body.out | openssl asn1parse -inform DER 2>/dev/null | grep -q "prime256v1" \
+  && pass "csrattrs (default) → 200, asks for a P-256 key" || fail "csrattrs default" "$code"
+code=$(status "$EST/eap-tls/csrattrs")
+base64 -d body.out | openssl asn1parse -inform DER >attrs.txt 2>/dev/null
+[ "$code" = 200 ] && grep -q "Extension Request" attrs.txt && grep -q "X509v3 Subject Alternative Name" attrs.txt \
+  && grep -q "rsaEncryption" attrs.txt && pass "csrattrs (eap-tls) → 200, asks for an RSA key and the SAN" || fail "csrattrs eap-tls" "$code"
 
 # --- errors -------------------------------------------------------------------------------
 code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
@@ -164,6 +178,52 @@ echo "S3cret-for-bob" | "$ESTD_BIN" --config "$ROOT/conf/estd.toml" user add bob
 check "estd user add bob (while serving)" sh -c "'$ESTD_BIN' --config '$ROOT/conf/estd.toml' user list 2>/dev/null | grep -q '^bob'"
 code=$(status -u "bob:S3cret-for-bob" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob") "$EST/simpleenroll")
 [ "$code" = 200 ] && pass "simpleenroll as bob" || fail "simpleenroll as bob" "$code"
+
+# --- policy: the portal FAQ's rules and messages, with openssl CSRs -----------------------
+BOB="bob:S3cret-for-bob"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=alice") "$EST/simpleenroll")
+[ "$code" = 403 ] && [ "$(cat body.out)" = "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin" ] \
+  && pass "policy: bob asks for CN=alice → 403 with the FAQ's message" || fail "policy: CN mismatch" "$code $(cat body.out)"
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=alice") "$EST/simpleenroll")
+[ "$code" = 200 ] && pass "policy: admin (Super Admin) may ask for CN=alice" || fail "policy: admin for another user" "$code"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob;x") "$EST/simpleenroll")
+[ "$code" = 400 ] && [ "$(cat body.out)" = 'The given CN is invalid. Cannot contain [ ] " ; | = , + * ? < > characters' ] \
+  && pass "policy: CN with ; → 400 with the FAQ's message" || fail "policy: CN characters" "$code $(cat body.out)"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=bob" "subjectAltName=DNS:00:11:22:aa:bb:cc") "$EST/eap-tls/simpleenroll")
+if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null | grep -q "URI:urn:dev:mac:001122aabbcc"; then
+  pass "policy: eap-tls MAC 00:11:22:aa:bb:cc → URI:urn:dev:mac:001122aabbcc"
+else fail "policy: eap-tls MAC" "$code $(head -c 200 body.out)"; fi
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=bob" "subjectAltName=DNS:00:11:22:aa:bb") "$EST/eap-tls/simpleenroll")
+[ "$code" = 400 ] && [ "$(cat body.out)" = "Invalid MAC address" ] && pass "policy: a short MAC → 400 Invalid MAC address" || fail "policy: invalid MAC" "$code $(cat body.out)"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" \
+  --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:joe@corp.example,email:joe@corp.example") "$EST/mdm/simpleenroll")
+if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null >mdm.txt \
+  && grep -q "joe@corp.example" mdm.txt && grep -qi "email:joe@corp.example" mdm.txt; then
+  pass "policy: mdm (UPN and Email) from an openssl CSR"
+else fail "policy: mdm UPN and Email" "$code $(head -c 200 body.out)"; fi
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=email:joe@corp.example") "$EST/mdm/simpleenroll")
+[ "$code" = 400 ] && grep -q "requires a UPN" body.out && pass "policy: mdm without a UPN → 400 saying so" || fail "policy: mdm without UPN" "$code $(cat body.out)"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary "MIIB" "$EST/simpleenroll")
+[ "$code" = 400 ] && [ "$(cat body.out)" = "ISE server error - The given CSR text is malformed" ] && pass "policy: malformed CSR → 400 with the FAQ's message" || fail "policy: malformed" "$code $(cat body.out)"
+
+# --- manual approval: 202 + Retry-After, estd pending approve, then 200 --------------------
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out wait.key 2>/dev/null
+csr_b64 wait.key "/CN=bob" >wait.b64
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @wait.b64 "$EST/manual/simpleenroll")
+[ "$code" = 202 ] && [ "$(header retry-after)" = 5 ] && pass "manual approval: 202 with Retry-After: 5" || fail "manual: 202" "$code"
+ID=$("$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending list 2>/dev/null | awk -F'\t' '$3 == "manual" && $4 == "bob" {print $1}' | tail -1)
+[ -n "$ID" ] && pass "manual approval: estd pending list shows request $ID" || fail "manual: pending list"
+check "manual approval: estd pending approve $ID" "$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending approve "$ID"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @wait.b64 "$EST/manual/simpleenroll")
+[ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl verify -CAfile "$CA" -untrusted cacerts.pem >/dev/null 2>&1 \
+  && pass "manual approval: the retry gets the certificate" || fail "manual: retry" "$code"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out nope.key 2>/dev/null
+csr_b64 nope.key "/CN=bob" >nope.b64
+status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @nope.b64 "$EST/manual/simpleenroll" >/dev/null
+ID=$("$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending list 2>/dev/null | awk -F'\t' '{print $1}' | tail -1)
+"$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending reject "$ID" --reason "not our device" >/dev/null 2>&1
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @nope.b64 "$EST/manual/simpleenroll")
+[ "$code" = 403 ] && [ "$(cat body.out)" = "The certificate request $ID was rejected: not our device" ] && pass "manual approval: rejected → 403 with the reason" || fail "manual: reject" "$code $(cat body.out)"
 
 # --- the audit log recorded the failures with their reasons -------------------------------
 if command -v sqlite3 >/dev/null; then

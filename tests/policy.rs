@@ -127,6 +127,10 @@ async fn enroll_as(env: &Env, user: &str, password: &str, label: &str, der: &[u8
     .await
 }
 
+async fn as_alice(env: &Env, label: &str, der: &[u8]) -> Resp {
+    enroll_as(env, "alice", "alice-pw", label, der).await
+}
+
 fn sans_of(r: &Resp) -> Vec<SanEntry> {
     let cert = &certs_of(&r.body)[0];
     estd::est::cert_identity(&der_of(cert)).unwrap().1
@@ -137,28 +141,14 @@ async fn a_cn_that_is_not_the_user_is_403_unless_admin() {
     let env = setup().await;
     let kp = key(Key::P256);
     let mac = || vec![dns("00:11:22:33:44:55")];
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "eap",
-        &csr_with(&kp, &pos("bob"), mac(), None),
-    )
-    .await;
+    let r = as_alice(&env, "eap", &csr_with(&kp, &pos("bob"), mac(), None)).await;
     assert_eq!(r.status, 403);
     assert_eq!(
         r.text(),
         "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin\n"
     );
     // her own name: fine
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "eap",
-        &csr_with(&kp, &pos("alice"), mac(), None),
-    )
-    .await;
+    let r = as_alice(&env, "eap", &csr_with(&kp, &pos("alice"), mac(), None)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Super Admin and ERS Admin may name another user
     let r = enroll_as(
@@ -242,14 +232,7 @@ async fn mac_addresses_in_each_form_and_encoding() {
         } else {
             dns(form)
         };
-        let r = enroll_as(
-            &env,
-            "alice",
-            "alice-pw",
-            "eap",
-            &csr_with(&kp, &pos("alice"), vec![san], None),
-        )
-        .await;
+        let r = as_alice(&env, "eap", &csr_with(&kp, &pos("alice"), vec![san], None)).await;
         assert_eq!(r.status, 200, "{form}: {}", r.text());
         assert_eq!(
             sans_of(&r),
@@ -257,19 +240,15 @@ async fn mac_addresses_in_each_form_and_encoding() {
             "{form}"
         );
     }
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "eapdns",
         &csr_with(&kp, &cn("alice"), vec![dns("0011.22aa.bbcc")], None),
     )
     .await;
     assert_eq!(sans_of(&r), vec![SanEntry::Dns("00-11-22-AA-BB-CC".into())]);
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "eapother",
         &csr_with(&kp, &cn("alice"), vec![dns("001122aabbcc")], None),
     )
@@ -290,10 +269,8 @@ async fn mac_addresses_in_each_form_and_encoding() {
         "0011:22aa:bbcc",
         "printer.example",
     ] {
-        let r = enroll_as(
+        let r = as_alice(
             &env,
-            "alice",
-            "alice-pw",
             "eap",
             &csr_with(&kp, &pos("alice"), vec![dns(bad)], None),
         )
@@ -305,14 +282,7 @@ async fn mac_addresses_in_each_form_and_encoding() {
         );
     }
     // a MAC template without a MAC: what csrattrs asked for is missing
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "eap",
-        &csr_with(&kp, &pos("alice"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "eap", &csr_with(&kp, &pos("alice"), vec![], None)).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.text(),
@@ -330,14 +300,7 @@ async fn fixed_rdns_must_match_and_the_message_names_the_rdn() {
         (DnType::OrganizationalUnitName, "Printers"),
         (DnType::OrganizationName, "Example"),
     ];
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "eap",
-        &csr_with(&kp, &wrong_ou, mac(), None),
-    )
-    .await;
+    let r = as_alice(&env, "eap", &csr_with(&kp, &wrong_ou, mac(), None)).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.text(),
@@ -347,14 +310,7 @@ async fn fixed_rdns_must_match_and_the_message_names_the_rdn() {
         (DnType::CommonName, "alice"),
         (DnType::OrganizationalUnitName, "POS"),
     ];
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "eap",
-        &csr_with(&kp, &no_o, mac(), None),
-    )
-    .await;
+    let r = as_alice(&env, "eap", &csr_with(&kp, &no_o, mac(), None)).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.text(),
@@ -477,10 +433,8 @@ async fn san_styles_for_mdm_connectors() {
     let env = setup().await;
     let kp = key(Key::P256);
     // UPN and Email; the connector's account (alice) may name its users
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "mdm",
         &csr_with(
             &kp,
@@ -498,10 +452,8 @@ async fn san_styles_for_mdm_connectors() {
             SanEntry::OtherName("1.3.6.1.4.1.311.20.2.3".into(), "joe@corp.example".into()),
         ]
     );
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "mdm",
         &csr_with(&kp, &cn("joe"), vec![upn("joe@corp.example")], None),
     )
@@ -510,10 +462,8 @@ async fn san_styles_for_mdm_connectors() {
         r.text(),
         "The certificate template mdm requires an email address (rfc822Name) in the Subject alternative name\n"
     );
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "mdm",
         &csr_with(
             &kp,
@@ -529,10 +479,8 @@ async fn san_styles_for_mdm_connectors() {
     .await;
     assert_eq!((r.status.as_u16(), r.text()), (400, "The certificate template mdm does not allow the Subject alternative name DNS:joe.example\n".to_string()));
     // UPN only
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "upn",
         &csr_with(&kp, &cn("joe"), vec![upn("joe@corp.example")], None),
     )
@@ -544,20 +492,16 @@ async fn san_styles_for_mdm_connectors() {
             "joe@corp.example".into()
         )]
     );
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "upn",
         &csr_with(&kp, &cn("joe"), vec![email("joe@corp.example")], None),
     )
     .await;
     assert_eq!(r.status, 400);
     // email, dns, none
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "email",
         &csr_with(&kp, &cn("alice"), vec![email("alice@corp.example")], None),
     )
@@ -566,22 +510,13 @@ async fn san_styles_for_mdm_connectors() {
         sans_of(&r),
         vec![SanEntry::Email("alice@corp.example".into())]
     );
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "dnsreq",
-        &csr_with(&kp, &cn("alice"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "dnsreq", &csr_with(&kp, &cn("alice"), vec![], None)).await;
     assert_eq!(
         r.text(),
         "The certificate template dnsreq requires a DNS name in the Subject alternative name\n"
     );
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "nosan",
         &csr_with(&kp, &cn("alice"), vec![dns("a.example")], None),
     )
@@ -590,14 +525,7 @@ async fn san_styles_for_mdm_connectors() {
         r.text(),
         "The certificate template nosan does not allow the Subject alternative name DNS:a.example\n"
     );
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "nosan",
-        &csr_with(&kp, &cn("alice"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "nosan", &csr_with(&kp, &cn("alice"), vec![], None)).await;
     assert_eq!(r.status, 200);
     assert!(sans_of(&r).is_empty());
 }
@@ -607,10 +535,8 @@ async fn the_other_style_builds_the_san_from_its_pattern() {
     let env = setup().await;
     let kp = key(Key::P256);
     // variables from the CSR: %uname% and %domain% from its UPN, %email%, %cn%
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "other",
         &csr_with(
             &kp,
@@ -629,14 +555,7 @@ async fn the_other_style_builds_the_san_from_its_pattern() {
     want.sort();
     assert_eq!(sans_of(&r), want);
     // nothing given but the CN: %uname% is the CN, %domain% the template's, %email% "Test"
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "other",
-        &csr_with(&kp, &cn("pos-18"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "other", &csr_with(&kp, &cn("pos-18"), vec![], None)).await;
     let mut want = vec![
         SanEntry::OtherName(
             "1.3.6.1.4.1.311.20.2.3".into(),
@@ -648,10 +567,8 @@ async fn the_other_style_builds_the_san_from_its_pattern() {
     want.sort();
     assert_eq!(sans_of(&r), want);
     // a SAN the pattern does not produce
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "other",
         &csr_with(&kp, &cn("pos-18"), vec![dns("evil.example")], None),
     )
@@ -681,33 +598,22 @@ async fn csrattrs_asks_and_enrollment_enforces() {
     assert_eq!(csrattrs_of(&r.body)[0], "1.2.840.113549.1.9.7");
 
     let kp = key(Key::P256);
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "attrs",
-        &csr_with(&kp, &cn("alice"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "attrs", &csr_with(&kp, &cn("alice"), vec![], None)).await;
     assert_eq!(r.status, 400);
     assert_eq!(
         r.text(),
         "The CSR lacks the challengePassword attribute (1.2.840.113549.1.9.7) that /csrattrs of template attrs asks for\n"
     );
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "attrs",
         &csr_with(&kp, &cn("alice"), vec![], Some("anything")),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // the key type csrattrs asks for: another one the template does not allow is refused
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "attrs",
         &csr_with(&key(Key::P384), &cn("alice"), vec![], Some("x")),
     )
@@ -727,34 +633,23 @@ async fn channel_binding_compares_the_challenge_password_with_the_exporter() {
     let env = setup().await;
     let kp = key(Key::P256);
     let good = base64::engine::general_purpose::STANDARD.encode(EXPORTER);
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "bound",
         &csr_with(&kp, &cn("alice"), vec![], Some(&good)),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let other = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "bound",
         &csr_with(&kp, &cn("alice"), vec![], Some(&other)),
     )
     .await;
     assert_eq!(r.status, 403);
     assert!(r.text().contains("channel binding failed"), "{}", r.text());
-    let r = enroll_as(
-        &env,
-        "alice",
-        "alice-pw",
-        "bound",
-        &csr_with(&kp, &cn("alice"), vec![], None),
-    )
-    .await;
+    let r = as_alice(&env, "bound", &csr_with(&kp, &cn("alice"), vec![], None)).await;
     assert_eq!(r.status, 400);
     assert!(
         r.text().contains("requires channel binding"),
@@ -767,10 +662,8 @@ async fn channel_binding_compares_the_challenge_password_with_the_exporter() {
 async fn reenroll_compares_the_normalised_mac() {
     let env = setup().await;
     let kp = key(Key::P256);
-    let r = enroll_as(
+    let r = as_alice(
         &env,
-        "alice",
-        "alice-pw",
         "eap",
         &csr_with(&kp, &pos("alice"), vec![dns("00:11:22:33:44:55")], None),
     )
@@ -822,7 +715,7 @@ async fn manual_approval_202_then_approve_then_200() {
     let store = &env.state.store;
     let kp = key(Key::P256);
     let request = csr_with(&kp, &cn("alice"), vec![], None);
-    let r = enroll_as(&env, "alice", "alice-pw", "manual", &request).await;
+    let r = as_alice(&env, "manual", &request).await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(r.headers[header::RETRY_AFTER], "30");
     let waiting = store
@@ -836,12 +729,7 @@ async fn manual_approval_202_then_approve_then_200() {
             .contains(&format!("request {id} is waiting for approval"))
     );
     // asking again before a decision: still 202, no second request
-    assert_eq!(
-        enroll_as(&env, "alice", "alice-pw", "manual", &request)
-            .await
-            .status,
-        202
-    );
+    assert_eq!(as_alice(&env, "manual", &request).await.status, 202);
     assert_eq!(store.list_pending(None).await.unwrap().len(), 1);
 
     assert!(store.decide_pending(id, true, "test", None).await.unwrap());
@@ -851,12 +739,12 @@ async fn manual_approval_202_then_approve_then_200() {
     );
     // the retry (same key, even with another subject) gets what was approved
     let sneaky = csr_with(&kp, &cn("alice-admin"), vec![], None);
-    let r = enroll_as(&env, "alice", "alice-pw", "manual", &sneaky).await;
+    let r = as_alice(&env, "manual", &sneaky).await;
     assert_eq!(
         r.status, 403,
         "alice may not name alice-admin: the retry is checked too"
     );
-    let r = enroll_as(&env, "alice", "alice-pw", "manual", &request).await;
+    let r = as_alice(&env, "manual", &request).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let cert = &certs_of(&r.body)[0];
     assert_eq!(cert.tbs_certificate().subject().to_string(), "CN=alice");
@@ -867,7 +755,7 @@ async fn manual_approval_202_then_approve_then_200() {
         (estd::store::PendingState::Issued, Some(serial.as_str()))
     );
     // a lost response: the same certificate again
-    let r = enroll_as(&env, "alice", "alice-pw", "manual", &request).await;
+    let r = as_alice(&env, "manual", &request).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         estd::ca::hex(
@@ -885,12 +773,7 @@ async fn manual_approval_202_then_approve_then_200() {
 async fn manual_approval_rejected_is_403_with_the_reason() {
     let env = setup().await;
     let request = csr_with(&key(Key::P256), &cn("alice"), vec![], None);
-    assert_eq!(
-        enroll_as(&env, "alice", "alice-pw", "manual", &request)
-            .await
-            .status,
-        202
-    );
+    assert_eq!(as_alice(&env, "manual", &request).await.status, 202);
     let id = env.state.store.list_pending(None).await.unwrap()[0].id;
     assert!(
         env.state
@@ -899,7 +782,7 @@ async fn manual_approval_rejected_is_403_with_the_reason() {
             .await
             .unwrap()
     );
-    let r = enroll_as(&env, "alice", "alice-pw", "manual", &request).await;
+    let r = as_alice(&env, "manual", &request).await;
     assert_eq!(r.status, 403);
     assert_eq!(
         r.text(),

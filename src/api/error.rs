@@ -89,13 +89,10 @@ impl From<EnrollError> for EstError {
             | EnrollError::ReenrollMismatch(_)
             | EnrollError::Rejected { .. }) => EstError::Forbidden(e.to_string()),
             EnrollError::BadRequest(m) => EstError::BadRequest(m),
-            e @ EnrollError::Ca { .. } => {
-                let public = e.to_string();
-                let EnrollError::Ca { detail, .. } = e else {
-                    unreachable!("matched above")
-                };
-                EstError::Internal { public, detail }
-            }
+            EnrollError::Ca { cn, detail } => EstError::Internal {
+                public: crate::enroll::ca_failure_message(&cn),
+                detail,
+            },
             EnrollError::Store(e) => EstError::Internal {
                 public: "internal error: the certificate store is unavailable".into(),
                 detail: e.to_string(),

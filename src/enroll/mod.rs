@@ -31,10 +31,15 @@ pub enum EnrollError {
     #[error("{0}")]
     BadRequest(String),
     /// The CA failed to sign. `Display` is the portal FAQ's text with the CN.
-    #[error("CA server error - Certificate request to internal CA failed CN={cn}")]
+    #[error("{}", ca_failure_message(.cn))]
     Ca { cn: String, detail: String },
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The portal FAQ's text for a CA that failed to sign, with the request's CN.
+pub fn ca_failure_message(cn: &str) -> String {
+    format!("CA server error - Certificate request to internal CA failed CN={cn}")
 }
 
 /// A certificate just issued and recorded.

@@ -129,6 +129,34 @@ code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10"
 code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simplereenroll")
 [ "$code" = 401 ] && pass "simplereenroll without a client certificate → 401" || fail "reenroll without cert" "$code"
 
+# --- /serverkeygen: multipart/mixed, boundary from the header, PKCS#8 key + certs-only -----
+serverkeygen() { # LABEL CN SAN-EXT
+  rm -f part*.hdr part*.b64
+  code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "$2" "$3") "$EST/$1/serverkeygen")
+  ct=$(header content-type)
+  boundary=${ct#*boundary=}
+  tr -d '\r' <body.out | awk -v b="$boundary" '
+    $0 == "--" b || $0 == "--" b "--" { n++; inbody = 0; next }
+    n > 0 && !inbody && $0 == "" { inbody = 1; next }
+    n > 0 && !inbody { print > ("part" n ".hdr"); next }
+    inbody { print > ("part" n ".b64") }'
+  [ "$code" = 200 ] && case "$ct" in multipart/mixed\;\ boundary=*) true ;; *) false ;; esac \
+    && grep -qx "Content-Type: application/pkcs8" part1.hdr \
+    && grep -qx "Content-Type: application/pkcs7-mime; smime-type=certs-only" part2.hdr \
+    && base64 -d part1.b64 >skg.der && base64 -d part2.b64 | openssl pkcs7 -inform DER -print_certs >skg.pem 2>/dev/null \
+    && openssl pkcs8 -inform DER -nocrypt -in skg.der -out skg.key 2>/dev/null \
+    && [ "$(openssl pkey -in skg.key -pubout 2>/dev/null)" = "$(openssl x509 -in skg.pem -noout -pubkey)" ] \
+    && [ "$(openssl x509 -in skg.pem -noout -pubkey)" != "$(openssl pkey -in dev.key -pubout)" ] \
+    && openssl verify -CAfile "$CA" -untrusted cacerts.pem skg.pem >/dev/null 2>&1
+}
+if serverkeygen devices "/CN=admin" "subjectAltName=DNS:dev.example"; then
+  pass "serverkeygen (devices, EC P-256): PKCS#8 key matching its certificate, not the CSR's key"
+else fail "serverkeygen devices" "$code $(head -c 200 body.out)"; fi
+if serverkeygen eap-tls "/CN=admin" "subjectAltName=DNS:00:11:22:33:44:55" \
+  && openssl pkey -in skg.key -noout -text 2>/dev/null | grep -q "Private-Key: (2048 bit"; then
+  pass "serverkeygen (eap-tls): an RSA-2048 PKCS#8 key, SAN from the CSR's MAC"
+else fail "serverkeygen eap-tls" "$code $(head -c 200 body.out)"; fi
+
 # --- /csrattrs ----------------------------------------------------------------------------
 code=$(status "$EST/devices/csrattrs"); [ "$code" = 204 ] && pass "csrattrs (devices: any key, no SAN needed) → 204" || fail "csrattrs devices" "$code"
 code=$(status "$EST/csrattrs")

@@ -18,6 +18,7 @@ use crate::ca::{CaError, Issuer};
 use crate::config::{Config, Database};
 use crate::enroll::EnrollService;
 use crate::est;
+use crate::pack::BundleAssets;
 use crate::policy::{Template, TemplateError, Templates};
 use crate::server::{self, ServerLimits};
 use crate::store::{SqliteStore, Store, StoreError};
@@ -126,7 +127,17 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     if tls_generated {
         tracing::info!(cert = %config.tls_cert.display(), names = ?config.tls_names, "generated a TLS server certificate");
     }
+    let own_server_cert = chain.first().map(|c| c.to_vec()).unwrap_or_default();
     let tls = server::tls_config(chain, key, issuer.chain())?;
+    let eap_chain = match &config.eap_server_chain {
+        Some(path) => Some(load_eap_chain(path)?),
+        None => None,
+    };
+    let bundle = Arc::new(BundleAssets::new(
+        issuer.chain().to_vec(),
+        eap_chain,
+        &own_server_cert,
+    ));
 
     let store = open_store(config).await?;
     let admin_password = bootstrap_admin(config, store.as_ref()).await?;
@@ -157,6 +168,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         cacerts_body: Bytes::from(est::encode_body(&cacerts)),
         csrattrs_bodies,
         max_body: config.max_body,
+        bundle,
     });
     Ok(Built {
         state,
@@ -169,6 +181,26 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         },
         admin_password,
     })
+}
+
+/// Reads the configured EAP server chain: PEM with at least one certificate.
+fn load_eap_chain(path: &Path) -> Result<String, StartError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let bad = |reason: String| {
+        StartError::Other(format!(
+            "pack.eap_server_chain: {}: {reason}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    Ok(text)
 }
 
 // The dev TLS certificate is signed with the local issuer; an `Issuer` that is not local

@@ -9,6 +9,7 @@ pub mod config;
 pub mod enroll;
 pub mod est;
 pub mod model;
+pub mod pack;
 pub mod policy;
 pub mod server;
 pub mod store;

@@ -90,10 +90,7 @@ async fn dispatch(
         Operation::FullCmc => Err(EstError::NotImplemented(
             "fullcmc is not supported by this server".into(),
         )),
-        Operation::ServerKeygen => Err(EstError::NotImplemented(
-            "serverkeygen is not supported by this server yet".into(),
-        )),
-        Operation::SimpleEnroll | Operation::SimpleReenroll => {
+        Operation::SimpleEnroll | Operation::SimpleReenroll | Operation::ServerKeygen => {
             enroll(state, label, operation, &template, req, note).await
         }
     }
@@ -187,6 +184,7 @@ async fn enroll(
                 .as_ref()
                 .and_then(|c| c.exporter.as_ref())
                 .map(|e| &e[..]),
+            server_keygen: operation == Operation::ServerKeygen,
         })
         .await?;
     match outcome {
@@ -194,10 +192,28 @@ async fn enroll(
             note.serial = Some(issued.serial);
             note.recorded = issued.fresh;
             let pkcs7 = est::certs_only(&[&issued.der])?;
-            Ok(body_response(
-                est::CT_CERTS_ONLY,
-                Bytes::from(est::encode_body(&pkcs7)),
-            ))
+            if operation != Operation::ServerKeygen {
+                return Ok(body_response(
+                    est::CT_CERTS_ONLY,
+                    Bytes::from(est::encode_body(&pkcs7)),
+                ));
+            }
+            let key = issued.key_pkcs8.ok_or_else(|| EstError::Internal {
+                public: "internal error: no generated key".into(),
+                detail: "serverkeygen issued a certificate without a generated key".into(),
+            })?;
+            let boundary = est::multipart::new_boundary()?;
+            let body = est::multipart::serverkeygen_body(&boundary, &key, &pkcs7);
+            let ct =
+                HeaderValue::from_str(&est::multipart::content_type(&boundary)).map_err(|e| {
+                    EstError::Internal {
+                        public: "internal error encoding the response".into(),
+                        detail: e.to_string(),
+                    }
+                })?;
+            let mut resp = Bytes::from(body).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            Ok(resp)
         }
         Outcome::Pending { id, retry_after } => {
             let secs = retry_after.as_secs().max(1);

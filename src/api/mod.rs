@@ -32,6 +32,8 @@ pub struct AppState {
     /// `/csrattrs` body per template name; `None` → 204.
     pub csrattrs_bodies: HashMap<String, Option<Bytes>>,
     pub max_body: usize,
+    /// The CA chain and EAP trust file every download bundle carries.
+    pub bundle: Arc<crate::pack::BundleAssets>,
 }
 
 /// What a handler learned, for the audit layer (a response extension).

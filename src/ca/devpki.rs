@@ -15,6 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{CaError, Issuer, LocalIssuer};
+use crate::est::pem;
 
 /// The key type of a generated CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,19 +235,6 @@ pub fn ensure_tls(
     warn_if_readable(key);
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| files_err(key, e))?;
     Ok((chain, key_der, generated))
-}
-
-/// PEM text of one DER object.
-pub fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {

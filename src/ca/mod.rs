@@ -153,6 +153,53 @@ fn spki_algorithm(key: KeyType) -> &'static SignatureAlgorithm {
     }
 }
 
+/// A key pair the server generated (`/serverkeygen`, portal). The PKCS#8 is wiped on drop;
+/// never store or log it.
+pub struct GeneratedKey {
+    pub key_type: KeyType,
+    /// subjectPublicKey bits, as a CSR would carry them.
+    pub public_key: Vec<u8>,
+    /// PKCS#8 PrivateKeyInfo, DER.
+    pub pkcs8: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GeneratedKey({}, private key redacted)", self.key_type)
+    }
+}
+
+/// Generates a key pair (aws-lc-rs). RSA takes tens to hundreds of milliseconds: call it
+/// off the async executor.
+pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, CaError> {
+    use rcgen::RsaKeySize;
+    let fail = |e: rcgen::Error| CaError::Signing(format!("key generation: {e}"));
+    let kp = match key_type {
+        KeyType::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyType::EcP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        KeyType::Rsa(bits) => {
+            let size = match bits {
+                2048 => RsaKeySize::_2048,
+                3072 => RsaKeySize::_3072,
+                4096 => RsaKeySize::_4096,
+                other => {
+                    return Err(CaError::Signing(format!(
+                        "RSA keys of {other} bits cannot be generated (2048, 3072 or 4096)"
+                    )));
+                }
+            };
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)
+        }
+    }
+    .map_err(fail)?;
+    Ok(GeneratedKey {
+        key_type,
+        public_key: kp.public_key_raw().to_vec(),
+        pkcs8: zeroize::Zeroizing::new(kp.serialize_der()),
+    })
+}
+
 /// 16 random bytes, positive and without a leading zero byte (126 bits of entropy).
 pub fn random_serial() -> Result<[u8; 16], CaError> {
     let mut b = [0u8; 16];

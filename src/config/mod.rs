@@ -20,7 +20,16 @@ use crate::store::Synchronous;
 pub const DEFAULT_FILE: &str = "conf/estd.toml";
 
 /// The sections whose keys `ESTD_<SECTION>_<KEY>` reaches.
-const SECTIONS: &[&str] = &["tls", "ca", "database", "est", "limits", "log", "bootstrap"];
+const SECTIONS: &[&str] = &[
+    "tls",
+    "ca",
+    "database",
+    "est",
+    "limits",
+    "log",
+    "bootstrap",
+    "pack",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -38,6 +47,13 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub log: RawLog,
     pub bootstrap: RawBootstrap,
+    pub pack: RawPack,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPack {
+    pub eap_server_chain: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +123,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             log: RawLog::default(),
             bootstrap: RawBootstrap::default(),
+            pack: RawPack::default(),
         }
     }
 }
@@ -213,6 +230,9 @@ pub struct Config {
     pub log_json: bool,
     pub admin_user: String,
     pub admin_groups: Vec<String>,
+    /// PEM chain of the EAP server certificates put in every download bundle; none: estd's
+    /// own TLS server certificate.
+    pub eap_server_chain: Option<PathBuf>,
 }
 
 impl Config {
@@ -443,6 +463,8 @@ impl TryFrom<RawConfig> for Config {
             log_json,
             admin_user: raw.bootstrap.admin_user,
             admin_groups: raw.bootstrap.admin_groups,
+            eap_server_chain: (!raw.pack.eap_server_chain.is_empty())
+                .then(|| PathBuf::from(&raw.pack.eap_server_chain)),
             data_dir,
         })
     }

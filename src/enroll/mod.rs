@@ -8,7 +8,7 @@ use crate::auth::{self, AuthMethod, Principal};
 use crate::ca::{CaError, IssuanceRequest, Issuer};
 use crate::est::{self, Csr, Operation, SanEntry};
 use crate::model::RequestMeta;
-use crate::policy::{Approval, PolicyError, Requester, Template};
+use crate::policy::{Approval, EvalContext, PolicyError, Requester, Template};
 use crate::store::{
     AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, timestamp,
 };
@@ -50,6 +50,8 @@ pub struct Issued {
     /// Signed by this request (its audit row is written with the certificate); false when
     /// an earlier approved request's certificate is handed out again.
     pub fresh: bool,
+    /// The PKCS#8 private key when the server generated it. Never stored or logged.
+    pub key_pkcs8: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// What an enrollment came to.
@@ -79,6 +81,9 @@ pub struct EnrollRequest<'a> {
     pub renewing: Option<Renewing<'a>>,
     /// The connection's RFC 9266 tls-exporter value, for channel binding.
     pub exporter: Option<&'a [u8]>,
+    /// The server generates the key (of the template's `server_keygen_key` type); the CSR
+    /// gives only the subject and SAN.
+    pub server_keygen: bool,
 }
 
 pub struct EnrollService {
@@ -184,6 +189,7 @@ impl EnrollService {
             csr,
             renewing,
             exporter,
+            server_keygen,
         } = req;
         if !principal.in_group(&self.est_group) {
             return Err(EnrollError::NotInGroup {
@@ -195,12 +201,22 @@ impl EnrollService {
             name: &principal.name,
             is_admin: self.is_admin(principal),
         };
-        let approved = template.evaluate(csr, &requester, exporter, None)?;
+        let approved = template.evaluate(
+            csr,
+            &requester,
+            &EvalContext {
+                exporter,
+                vars: None,
+                server_keygen,
+            },
+        )?;
         if let Some(old) = renewing {
             check_same_identity(&csr.subject_der, &approved.san, old.cert_der)?;
         }
         if approved.approval == Approval::Manual {
-            return self.manual(meta, op, principal, template, csr).await;
+            return self
+                .manual(meta, op, principal, template, csr, server_keygen)
+                .await;
         }
         let issued = self
             .issue(
@@ -211,6 +227,7 @@ impl EnrollService {
                 csr,
                 &approved.san,
                 None,
+                server_keygen,
             )
             .await?;
         Ok(Outcome::Issued(issued))
@@ -225,6 +242,7 @@ impl EnrollService {
         principal: &Principal,
         template: &Template,
         csr: &Csr,
+        server_keygen: bool,
     ) -> Result<Outcome, EnrollError> {
         let fp = key_fingerprint(csr);
         let pending = |id| Outcome::Pending {
@@ -256,7 +274,14 @@ impl EnrollService {
                         name: &principal.name,
                         is_admin: self.is_admin(principal),
                     };
-                    let approved = t.evaluate(&stored, &requester, None, None)?;
+                    let approved = t.evaluate(
+                        &stored,
+                        &requester,
+                        &EvalContext {
+                            server_keygen,
+                            ..EvalContext::default()
+                        },
+                    )?;
                     let issued = self
                         .issue(
                             meta,
@@ -266,13 +291,16 @@ impl EnrollService {
                             &stored,
                             &approved.san,
                             Some(p.id),
+                            server_keygen,
                         )
                         .await?;
                     return Ok(Outcome::Issued(issued));
                 }
                 PendingState::Issued => {
-                    // The client lost the response: the same certificate again, while valid.
-                    if let Some(serial) = &p.serial
+                    // The client lost the response: the same certificate again, while valid
+                    // (not for server-generated keys, which were never kept: a new request).
+                    if !server_keygen
+                        && let Some(serial) = &p.serial
                         && let Some(cert) = self.store.find_certificate(serial).await?
                         && cert.not_after > timestamp(SystemTime::now())
                     {
@@ -280,6 +308,7 @@ impl EnrollService {
                             der: cert.der,
                             serial: cert.serial,
                             fresh: false,
+                            key_pkcs8: None,
                         }));
                     }
                 }
@@ -323,8 +352,29 @@ impl EnrollService {
         csr: &Csr,
         san: &[SanEntry],
         pending_id: Option<i64>,
+        server_keygen: bool,
     ) -> Result<Issued, EnrollError> {
         let cn = csr.common_name().unwrap_or_default();
+        let generated = if server_keygen {
+            let key_type = template.server_keygen_key.key_type();
+            let key = tokio::task::spawn_blocking(move || crate::ca::generate_key(key_type))
+                .await
+                .map_err(|e| EnrollError::Ca {
+                    cn: cn.clone(),
+                    detail: format!("key generation task: {e}"),
+                })?
+                .map_err(|e| EnrollError::Ca {
+                    cn: cn.clone(),
+                    detail: e.to_string(),
+                })?;
+            Some(key)
+        } else {
+            None
+        };
+        let (key_type, public_key) = match &generated {
+            Some(k) => (k.key_type, k.public_key.clone()),
+            None => (csr.key_type, csr.public_key.clone()),
+        };
         let san_der = if san.is_empty() {
             None
         } else {
@@ -336,8 +386,8 @@ impl EnrollService {
         };
         let request = IssuanceRequest {
             subject: csr.subject.clone(),
-            key_type: csr.key_type,
-            public_key: csr.public_key.clone(),
+            key_type,
+            public_key,
             san: san_der.map(|der| (false, der)),
             validity: template.validity,
             key_usage: template.key_usage.clone(),
@@ -412,6 +462,7 @@ impl EnrollService {
                         der: cert.der,
                         serial: cert.serial,
                         fresh: true,
+                        key_pkcs8: generated.map(|k| k.pkcs8),
                     });
                 }
                 Err(StoreError::Duplicate(what)) => {

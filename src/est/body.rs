@@ -68,6 +68,14 @@ pub fn encode_body(der: &[u8]) -> Vec<u8> {
     out
 }
 
+/// PEM text of one DER object: base64 in 64-character lines, LF line ends.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let mut out = format!("-----BEGIN {label}-----\n");
+    out.push_str(&String::from_utf8_lossy(&encode_body(der)));
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@
 
 mod body;
 mod csr;
+pub mod multipart;
 mod pkcs7;
 
-pub use body::{decode_body, encode_body};
+pub use body::{decode_body, encode_body, pem};
 pub use csr::{
     Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name, encode_san, name_value,
 };

@@ -74,6 +74,8 @@ struct RawTemplate {
     fill_missing: String,
     #[serde(default)]
     domain: Option<String>,
+    #[serde(default)]
+    pkcs12_legacy: bool,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -131,6 +133,27 @@ impl AllowedKey {
     }
 
     const ALL: usize = 6;
+
+    /// The key type a certificate for this kind of key carries.
+    pub fn key_type(self) -> KeyType {
+        match self {
+            Self::EcP256 => KeyType::EcP256,
+            Self::EcP384 => KeyType::EcP384,
+            Self::Rsa(bits) => KeyType::Rsa(bits),
+            Self::Ed25519 => KeyType::Ed25519,
+        }
+    }
+}
+
+/// What `Template::evaluate` needs besides the CSR and the requester.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalContext<'a> {
+    /// The connection's tls-exporter value, for channel binding.
+    pub exporter: Option<&'a [u8]>,
+    /// Values for the `other` pattern's variables (default: taken from the CSR).
+    pub vars: Option<&'a SanVars>,
+    /// The server generates the key: the CSR's own key type is not checked.
+    pub server_keygen: bool,
 }
 
 impl std::fmt::Display for AllowedKey {
@@ -178,6 +201,9 @@ pub struct Template {
     pub fill_missing: String,
     /// `%domain%` when the request has none.
     pub domain: Option<String>,
+    /// PKCS#12 downloads with 3DES and a SHA-1 MAC (old device importers) instead of
+    /// AES-256 and SHA-256.
+    pub pkcs12_legacy: bool,
 }
 
 /// A request the template accepts: the SAN the certificate gets, and whether it waits.
@@ -220,16 +246,22 @@ impl Template {
         &self,
         csr: &Csr,
         requester: &Requester<'_>,
-        exporter: Option<&[u8]>,
-        vars: Option<&SanVars>,
+        ctx: &EvalContext<'_>,
     ) -> Result<Approved, PolicyError> {
+        let EvalContext {
+            exporter,
+            vars,
+            server_keygen,
+        } = *ctx;
         let cn = csr.common_name();
         if let Some(cn) = &cn {
             rules::check_cn_chars(cn)?;
         }
         rules::check_cn_owner(cn.as_deref(), requester, self.cn_must_match_user)?;
         rules::check_rdns(&csr.subject, &self.required_rdns)?;
-        self.check_key(csr.key_type)?;
+        if !server_keygen {
+            self.check_key(csr.key_type)?;
+        }
         rules::check_attributes(csr, &self.name, &self.extra_attrs)?;
         if self.channel_binding {
             rules::check_binding(&self.name, csr.challenge_password.as_deref(), exporter)?;
@@ -502,6 +534,7 @@ impl Template {
             extra_attrs,
             fill_missing: raw.fill_missing,
             domain: raw.domain,
+            pkcs12_legacy: raw.pkcs12_legacy,
         })
     }
 }
@@ -707,15 +740,14 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             .evaluate(
                 &csr("CN=joe,OU=POS", mac("00:11:22:33:44:55")),
                 &JOE,
-                None,
-                None,
+                &EvalContext::default(),
             )
             .unwrap();
         assert_eq!(
             ok.san,
             vec![SanEntry::Uri("urn:dev:mac:001122334455".into())]
         );
-        let err = |c: Csr| t.evaluate(&c, &JOE, None, None).unwrap_err();
+        let err = |c: Csr| t.evaluate(&c, &JOE, &EvalContext::default()).unwrap_err();
         // CN characters come before the CN owner, which comes before the RDNs and the SAN
         assert_eq!(err(csr("CN=eve*,OU=x", mac("bad"))), PolicyError::CnInvalid);
         assert_eq!(err(csr("CN=eve,OU=x", mac("bad"))), PolicyError::CnMismatch);
@@ -736,8 +768,7 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             t.evaluate(
                 &csr("CN=eve,OU=POS", mac("001122334455")),
                 &admin,
-                None,
-                None
+                &EvalContext::default()
             )
             .is_ok()
         );

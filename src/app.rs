@@ -169,6 +169,8 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         csrattrs_bodies,
         max_body: config.max_body,
         bundle,
+        session_idle: config.session_idle,
+        login_throttle: crate::auth::Throttle::new(5, 20, std::time::Duration::from_secs(900)),
     });
     Ok(Built {
         state,
@@ -256,7 +258,7 @@ pub async fn start_with_shutdown(
         .await
         .map_err(|e| StartError::Other(format!("listen: cannot bind {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(server::ServerError::from)?;
-    let router = api::router(built.state.clone());
+    let router = api::router_with(built.state.clone(), crate::portal::routes());
     let (tx, rx) = oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {

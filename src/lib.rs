@@ -11,5 +11,6 @@ pub mod est;
 pub mod model;
 pub mod pack;
 pub mod policy;
+pub mod portal;
 pub mod server;
 pub mod store;

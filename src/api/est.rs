@@ -175,7 +175,8 @@ async fn enroll(
         .enroll
         .enroll(EnrollRequest {
             meta: &meta,
-            op: operation,
+            op: operation.as_str(),
+            description: "",
             principal: &principal,
             template,
             csr: &csr,
@@ -237,7 +238,7 @@ async fn enroll(
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
-async fn read_body(
+pub(super) async fn read_body(
     body: Body,
     headers: &axum::http::HeaderMap,
     limit: usize,

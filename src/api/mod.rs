@@ -2,6 +2,10 @@
 
 mod error;
 mod est;
+mod json;
+pub use json::zip_response;
+pub mod session;
+pub mod single;
 
 pub use error::{EstError, MALFORMED_CSR};
 
@@ -34,6 +38,10 @@ pub struct AppState {
     pub max_body: usize,
     /// The CA chain and EAP trust file every download bundle carries.
     pub bundle: Arc<crate::pack::BundleAssets>,
+    /// Portal sessions end after this long without a request.
+    pub session_idle: std::time::Duration,
+    /// Failed portal log-ins and Basic authentications.
+    pub login_throttle: crate::auth::Throttle,
 }
 
 /// What a handler learned, for the audit layer (a response extension).
@@ -53,9 +61,24 @@ pub struct AuditNote {
 pub struct RequestId(pub String);
 
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The EST and API routes plus `extra` (the portal), all behind the request-id and audit
+/// layer.
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     Router::new()
+        .merge(extra)
         .route("/.well-known/est/{op}", any(est::without_label))
         .route("/.well-known/est/{label}/{op}", any(est::with_label))
+        .route(
+            "/api/v1/certificates",
+            axum::routing::post(json::certificates),
+        )
+        .route(
+            "/api/v1/certificates/csr",
+            axum::routing::post(json::certificates_csr),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
         .with_state(state)

@@ -48,6 +48,21 @@ pub struct RawConfig {
     pub log: RawLog,
     pub bootstrap: RawBootstrap,
     pub pack: RawPack,
+    pub portal: RawPortal,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPortal {
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 900,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,6 +139,7 @@ impl Default for RawConfig {
             log: RawLog::default(),
             bootstrap: RawBootstrap::default(),
             pack: RawPack::default(),
+            portal: RawPortal::default(),
         }
     }
 }
@@ -233,6 +249,8 @@ pub struct Config {
     /// PEM chain of the EAP server certificates put in every download bundle; none: estd's
     /// own TLS server certificate.
     pub eap_server_chain: Option<PathBuf>,
+    /// Portal sessions end after this long without a request.
+    pub session_idle: Duration,
 }
 
 impl Config {
@@ -463,6 +481,11 @@ impl TryFrom<RawConfig> for Config {
             log_json,
             admin_user: raw.bootstrap.admin_user,
             admin_groups: raw.bootstrap.admin_groups,
+            session_idle: secs(
+                "portal.idle_timeout_secs",
+                raw.portal.idle_timeout_secs,
+                86_400,
+            )?,
             eap_server_chain: (!raw.pack.eap_server_chain.is_empty())
                 .then(|| PathBuf::from(&raw.pack.eap_server_chain)),
             data_dir,

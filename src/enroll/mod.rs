@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::auth::{self, AuthMethod, Principal};
 use crate::ca::{CaError, IssuanceRequest, Issuer};
-use crate::est::{self, Csr, Operation, SanEntry};
+use crate::est::{self, Csr, SanEntry};
 use crate::model::RequestMeta;
 use crate::policy::{Approval, EvalContext, PolicyError, Requester, Template};
 use crate::store::{
@@ -74,7 +74,11 @@ pub struct Renewing<'a> {
 /// One enrollment request, as the transport delivered it.
 pub struct EnrollRequest<'a> {
     pub meta: &'a RequestMeta,
-    pub op: Operation,
+    /// What the audit log and the certificate record call the request: the EST operation
+    /// (`simpleenroll`, …) or the portal/API call (`portal-single`, `api-csr`, …).
+    pub op: &'static str,
+    /// The requester's description of the certificate (portal, API); empty for EST.
+    pub description: &'a str,
     pub principal: &'a Principal,
     pub template: &'a Template,
     pub csr: &'a Csr,
@@ -113,6 +117,11 @@ impl EnrollService {
 
     pub fn issuer(&self) -> &Arc<dyn Issuer> {
         &self.issuer
+    }
+
+    /// The group whose members may enroll and use the portal.
+    pub fn est_group(&self) -> &str {
+        &self.est_group
     }
 
     /// Is this principal in an admin group (may request certificates for others)?
@@ -190,6 +199,7 @@ impl EnrollService {
             renewing,
             exporter,
             server_keygen,
+            description,
         } = req;
         if !principal.in_group(&self.est_group) {
             return Err(EnrollError::NotInGroup {
@@ -215,7 +225,15 @@ impl EnrollService {
         }
         if approved.approval == Approval::Manual {
             return self
-                .manual(meta, op, principal, template, csr, server_keygen)
+                .manual(
+                    meta,
+                    op,
+                    principal,
+                    template,
+                    csr,
+                    server_keygen,
+                    description,
+                )
                 .await;
         }
         let issued = self
@@ -228,6 +246,7 @@ impl EnrollService {
                 &approved.san,
                 None,
                 server_keygen,
+                description,
             )
             .await?;
         Ok(Outcome::Issued(issued))
@@ -235,14 +254,16 @@ impl EnrollService {
 
     /// RFC 7030 §4.2.3: the request waits for a person; the client repeats it (same key)
     /// until it is approved (then it gets the certificate) or rejected.
+    #[allow(clippy::too_many_arguments)] // the request's parts, as `enroll` destructured them
     async fn manual(
         &self,
         meta: &RequestMeta,
-        op: Operation,
+        op: &'static str,
         principal: &Principal,
         template: &Template,
         csr: &Csr,
         server_keygen: bool,
+        description: &str,
     ) -> Result<Outcome, EnrollError> {
         let fp = key_fingerprint(csr);
         let pending = |id| Outcome::Pending {
@@ -292,6 +313,7 @@ impl EnrollService {
                             &approved.san,
                             Some(p.id),
                             server_keygen,
+                            description,
                         )
                         .await?;
                     return Ok(Outcome::Issued(issued));
@@ -326,7 +348,7 @@ impl EnrollService {
                     .map(|s| s.entries.as_slice())
                     .unwrap_or_default(),
             ),
-            operation: op.as_str().to_string(),
+            operation: op.to_string(),
             csr: csr.der.clone(),
             state: PendingState::Pending,
             reason: None,
@@ -346,13 +368,14 @@ impl EnrollService {
     async fn issue(
         &self,
         meta: &RequestMeta,
-        op: Operation,
+        op: &'static str,
         requester: &str,
         template: &Template,
         csr: &Csr,
         san: &[SanEntry],
         pending_id: Option<i64>,
         server_keygen: bool,
+        description: &str,
     ) -> Result<Issued, EnrollError> {
         let cn = csr.common_name().unwrap_or_default();
         let generated = if server_keygen {
@@ -414,16 +437,17 @@ impl EnrollService {
                 san: san_text.clone(),
                 template: template.name.clone(),
                 requester: requester.to_string(),
-                operation: op.as_str().to_string(),
+                operation: op.to_string(),
                 not_before: timestamp(cert.not_before),
                 not_after: timestamp(cert.not_after),
                 issued_at: now.clone(),
                 der: cert.der.clone(),
+                description: description.to_string(),
             };
             let audit = AuditEvent {
                 at: now,
                 request_id: meta.request_id.clone(),
-                operation: op.as_str().to_string(),
+                operation: op.to_string(),
                 label: meta.label.clone(),
                 principal: Some(requester.to_string()),
                 peer: meta.peer.clone(),

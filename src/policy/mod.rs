@@ -294,6 +294,40 @@ impl Template {
         })
     }
 
+    /// The SAN entry a typed-in value (the portal's "Subject alternative name" field) stands
+    /// for under this template's style: a MAC address, a DNS name, an email address or a UPN.
+    /// `Err(InvalidMac)` when a MAC cannot even be held in a SAN (non-ASCII).
+    pub fn san_from_field(&self, value: &str) -> Result<Vec<SanEntry>, PolicyError> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match self.san_style {
+            SanStyle::Mac => {
+                if !v.is_ascii() {
+                    return Err(PolicyError::InvalidMac);
+                }
+                vec![SanEntry::Dns(v.to_string())]
+            }
+            SanStyle::Dns => vec![SanEntry::Dns(v.to_string())],
+            SanStyle::Email => vec![SanEntry::Email(v.to_string())],
+            SanStyle::Upn => vec![SanEntry::OtherName(san::UPN_OID.into(), v.to_string())],
+            SanStyle::UpnEmail => vec![
+                SanEntry::OtherName(san::UPN_OID.into(), v.to_string()),
+                SanEntry::Email(v.to_string()),
+            ],
+            SanStyle::None | SanStyle::Other(_) => vec![SanEntry::Dns(v.to_string())],
+        })
+    }
+
+    /// The SAN text for file names: a MAC normalised (`11-22-33-44-55-66`), else as typed.
+    pub fn san_label(&self, value: &str) -> String {
+        match (self.san_style == SanStyle::Mac, Mac::parse(value)) {
+            (true, Some(mac)) => mac.normalized(),
+            _ => value.trim().to_string(),
+        }
+    }
+
     /// Pattern variables from a CSR: `%cn%` its CN; `%uname%` and `%domain%` from its UPN
     /// (else the CN and the template's `domain`); `%email%` its rfc822Name or emailAddress.
     pub fn vars_from_csr(&self, csr: &Csr) -> SanVars {

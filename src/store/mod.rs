@@ -45,6 +45,18 @@ pub struct CertRecord {
     pub not_after: String,
     pub issued_at: String,
     pub der: Vec<u8>,
+    /// The requester's description (portal, JSON API); empty for EST.
+    pub description: String,
+}
+
+/// A portal session. The id itself is never stored: `id_hash` is its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub user_name: String,
+    pub csrf: String,
+    pub created_at: String,
+    pub last_seen: String,
 }
 
 /// One EST request, whatever its outcome.
@@ -160,6 +172,15 @@ pub trait Store: Send + Sync {
         by: &str,
         reason: Option<&str>,
     ) -> Result<bool, StoreError>;
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn touch_session(&self, id_hash: &str, now: &str) -> Result<(), StoreError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Ends every session of a user (after a password change); returns how many.
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+    /// Ends sessions idle since before `before`; returns how many.
+    async fn delete_idle_sessions(&self, before: &str) -> Result<u64, StoreError>;
+
     /// Records the certificate issued for an approved request, its audit event, and marks
     /// the request issued, in one transaction. False (nothing written) when the request is
     /// no longer approved (another instance issued it first).

@@ -11,7 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, UserRecord, timestamp,
+    AuditEvent, CertRecord, PendingRecord, PendingState, SessionRecord, Store, StoreError,
+    UserRecord, timestamp,
 };
 
 /// How hard SQLite syncs: `Full` survives power loss, `Normal` survives a process crash.
@@ -106,8 +107,8 @@ impl SqliteStore {
         c: &CertRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.serial)
         .bind(&c.subject)
@@ -119,6 +120,7 @@ impl SqliteStore {
         .bind(&c.not_after)
         .bind(&c.issued_at)
         .bind(&c.der)
+        .bind(&c.description)
         .execute(conn)
         .await
         .map_err(|e| unique(e, &format!("serial {}", c.serial)))?;
@@ -224,7 +226,7 @@ impl Store for SqliteStore {
 
     async fn find_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der
+            "SELECT serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description
              FROM certificates WHERE serial = ?",
         )
         .bind(serial)
@@ -241,6 +243,7 @@ impl Store for SqliteStore {
             not_after: r.get(7),
             issued_at: r.get(8),
             der: r.get(9),
+            description: r.get(10),
         }))
     }
 
@@ -279,6 +282,66 @@ impl Store for SqliteStore {
                 serial: r.get(9),
             })
             .collect())
+    }
+
+    async fn create_session(&self, x: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_name, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)")
+            .bind(&x.id_hash)
+            .bind(&x.user_name)
+            .bind(&x.csrf)
+            .bind(&x.created_at)
+            .bind(&x.last_seen)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unique(e, "session"))?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT id_hash, user_name, csrf, created_at, last_seen FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| SessionRecord {
+            id_hash: r.get(0),
+            user_name: r.get(1),
+            csrf: r.get(2),
+            created_at: r.get(3),
+            last_seen: r.get(4),
+        }))
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE user_name = ?")
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn delete_idle_sessions(&self, before: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE last_seen < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError> {
@@ -446,6 +509,7 @@ mod tests {
             not_after: "y".into(),
             issued_at: "z".into(),
             der: vec![1, 2, 3],
+            description: "till 3".into(),
         }
     }
 

@@ -1,0 +1,246 @@
+//! The JSON API's single-certificate calls (DESIGN.md §5). Authenticated by HTTP Basic or
+//! the portal's session cookie; errors are `{"error": <field or code>, "message": <text>}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::single::{self, SingleRequest};
+use super::{AppState, AuditNote, RequestId, session};
+use crate::auth::{self, Principal};
+use crate::model::{ConnInfo, RequestMeta};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributesBody {
+    template: String,
+    common_name: String,
+    #[serde(default)]
+    san: String,
+    #[serde(default)]
+    description: String,
+    format: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsrBody {
+    template: String,
+    csr_pem: String,
+    #[serde(default)]
+    description: String,
+    format: String,
+    password: String,
+}
+
+pub(super) async fn certificates(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, req, false).await
+}
+
+pub(super) async fn certificates_csr(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, req, true).await
+}
+
+/// A JSON error response.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"estd\""),
+        );
+    }
+    resp
+}
+
+async fn handle(state: Arc<AppState>, req: Request, csr: bool) -> Response {
+    let op = if csr { "api-csr" } else { "api-single" };
+    let mut note = AuditNote {
+        operation: op.to_string(),
+        ..AuditNote::default()
+    };
+    let mut resp = match inner(&state, req, csr, op, &mut note).await {
+        Ok(r) => r,
+        Err((status, code, message, detail)) => {
+            note.reason = Some(match detail {
+                Some(d) => format!("{message} ({d})"),
+                None => message.clone(),
+            });
+            json_error(status, &code, &message)
+        }
+    };
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+type ApiError = (StatusCode, String, String, Option<String>);
+
+fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    (status, code.to_string(), message.into(), None)
+}
+
+/// Basic credentials or a session cookie → the principal.
+pub(super) async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    peer: &str,
+) -> Result<Principal, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let Some((user, password)) = auth::parse_basic(v.as_bytes())
+            .map_err(|e| err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?
+        else {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "use HTTP Basic or the portal's session",
+            ));
+        };
+        if let Some(wait) = state.login_throttle.check(&user, peer) {
+            return Err(err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("Too many failed log-ins; try again in {wait} seconds"),
+            ));
+        }
+        return match state.enroll.authenticate_basic(&user, &password).await {
+            Ok(p) => {
+                state.login_throttle.succeeded(&user);
+                Ok(p)
+            }
+            Err(e) => {
+                state.login_throttle.failed(&user, peer);
+                Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))
+            }
+        };
+    }
+    match session::load(state, headers).await {
+        Ok(Some(s)) => Ok(s.principal),
+        Ok(None) => Err(err(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "HTTP Basic credentials or a portal session are needed",
+        )),
+        Err(e) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal".into(),
+            "internal error: the store is unavailable".into(),
+            Some(e.to_string()),
+        )),
+    }
+}
+
+async fn inner(
+    state: &Arc<AppState>,
+    req: Request,
+    csr: bool,
+    op: &'static str,
+    note: &mut AuditNote,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(err(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ));
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnInfo>()
+        .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
+    let principal = authenticate(state, &parts.headers, &peer).await?;
+    note.principal = Some(principal.name.clone());
+    let body = super::est::read_body(body, &parts.headers, state.max_body)
+        .await
+        .map_err(|e| err(e.status(), "bad_request", e.public_message()))?;
+    let request = if csr {
+        let b: CsrBody = serde_json::from_slice(&body).map_err(|e| {
+            err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?;
+        SingleRequest {
+            template: b.template,
+            csr_pem: Some(b.csr_pem),
+            description: b.description,
+            format: b.format,
+            password: b.password,
+            ..SingleRequest::default()
+        }
+    } else {
+        let b: AttributesBody = serde_json::from_slice(&body).map_err(|e| {
+            err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?;
+        SingleRequest {
+            template: b.template,
+            common_name: b.common_name,
+            san: b.san,
+            description: b.description,
+            format: b.format,
+            password: b.password,
+            csr_pem: None,
+        }
+    };
+    let meta = RequestMeta {
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        peer,
+        label: Some(request.template.clone()),
+    };
+    note.label = meta.label.clone();
+    match single::issue_single(state, &meta, &principal, &request, op).await {
+        Ok(z) => {
+            note.serial = Some(z.serial);
+            note.recorded = true;
+            Ok(zip_response(&z.file_name, z.zip))
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            Err((status, e.field.as_str().to_string(), e.message, e.detail))
+        }
+    }
+}
+
+/// A zip download.
+pub fn zip_response(file_name: &str, zip: Vec<u8>) -> Response {
+    let mut resp = Bytes::from(zip).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    // file_name is made of [A-Za-z0-9._-] (pack::safe_name): a valid header value
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,324 @@
+//! One certificate, zipped: the portal's two single-certificate forms and the JSON API's two
+//! calls. Everything goes through the enrollment service (same rules, same audit as EST).
+
+use std::sync::Arc;
+
+use super::AppState;
+use crate::auth::Principal;
+use crate::enroll::{EnrollError, EnrollRequest, Outcome};
+use crate::est::{self, Csr, SanEntry, WireError};
+use crate::model::RequestMeta;
+use crate::pack::{self, Entity, Format, PackError, PackOptions};
+use crate::policy::{PolicyError, Template};
+
+/// Which form field an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    CommonName,
+    San,
+    Template,
+    Format,
+    Password,
+    Csr,
+    Description,
+    /// Not one field: the request as a whole.
+    General,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CommonName => "common_name",
+            Self::San => "san",
+            Self::Template => "template",
+            Self::Format => "format",
+            Self::Password => "password",
+            Self::Csr => "csr_pem",
+            Self::Description => "description",
+            Self::General => "general",
+        }
+    }
+}
+
+/// Why no zip: the message (the FAQ's text where it has one), the field it belongs to, and
+/// the HTTP status the JSON API answers with.
+#[derive(Debug, Clone)]
+pub struct SingleError {
+    pub field: Field,
+    pub status: u16,
+    pub message: String,
+    /// For the audit log and the server log only.
+    pub detail: Option<String>,
+}
+
+impl SingleError {
+    fn new(field: Field, status: u16, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            status,
+            message: message.into(),
+            detail: None,
+        }
+    }
+}
+
+/// What a single-certificate request carries.
+#[derive(Debug, Clone, Default)]
+pub struct SingleRequest {
+    pub template: String,
+    /// Attribute requests: the CN and the SAN as typed.
+    pub common_name: String,
+    pub san: String,
+    /// CSR requests: the PEM text.
+    pub csr_pem: Option<String>,
+    pub description: String,
+    pub format: String,
+    pub password: String,
+}
+
+/// The zip and its file name.
+pub struct SingleZip {
+    pub file_name: String,
+    pub zip: Vec<u8>,
+    pub serial: String,
+}
+
+const MAX_DESCRIPTION: usize = 256;
+
+fn from_policy(e: &PolicyError) -> Field {
+    match e {
+        PolicyError::CnMismatch | PolicyError::CnInvalid | PolicyError::RdnMismatch { .. } => {
+            Field::CommonName
+        }
+        PolicyError::InvalidMac
+        | PolicyError::SanMissing { .. }
+        | PolicyError::SanNotAllowed { .. }
+        | PolicyError::SanInvalid { .. } => Field::San,
+        _ => Field::General,
+    }
+}
+
+fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
+    match e {
+        EnrollError::Policy(p) => {
+            let mut field = from_policy(&p);
+            if csr_request && field != Field::General {
+                field = Field::Csr;
+            }
+            let status = if p.is_forbidden() { 403 } else { 400 };
+            SingleError::new(field, status, p.to_string())
+        }
+        e @ EnrollError::NotInGroup { .. } => SingleError::new(Field::General, 403, e.to_string()),
+        e @ EnrollError::Rejected { .. } => SingleError::new(Field::General, 403, e.to_string()),
+        EnrollError::BadRequest(m) => SingleError::new(
+            if csr_request {
+                Field::Csr
+            } else {
+                Field::General
+            },
+            400,
+            m,
+        ),
+        EnrollError::Unauthorized(m) | EnrollError::ReenrollMismatch(m) => {
+            SingleError::new(Field::General, 403, m)
+        }
+        EnrollError::Ca { cn, detail } => SingleError {
+            detail: Some(detail),
+            ..SingleError::new(Field::General, 500, crate::enroll::ca_failure_message(&cn))
+        },
+        EnrollError::Store(e) => SingleError {
+            detail: Some(e.to_string()),
+            ..SingleError::new(
+                Field::General,
+                500,
+                "internal error: the certificate store is unavailable",
+            )
+        },
+    }
+}
+
+/// A CSR for the typed-in CN and SAN, signed with a throwaway key (the certificate gets a key
+/// the server generates; the CSR only carries the subject and SAN through the same checks).
+fn attribute_csr(cn: &str, san: &[SanEntry]) -> Result<Csr, SingleError> {
+    let internal = |e: String| SingleError {
+        detail: Some(e),
+        ..SingleError::new(Field::General, 500, "internal error building the request")
+    };
+    let key = rcgen::KeyPair::generate().map_err(|e| internal(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn.to_string());
+    params.subject_alt_names = Vec::new();
+    if !san.is_empty() {
+        let der = est::encode_san(san).map_err(|_| {
+            SingleError::new(
+                Field::San,
+                400,
+                "The Subject alternative name must be ASCII text",
+            )
+        })?;
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 17],
+                der,
+            ));
+    }
+    let req = params
+        .serialize_request(&key)
+        .map_err(|e| internal(e.to_string()))?;
+    Csr::parse(req.der()).map_err(|e| internal(e.to_string()))
+}
+
+/// Issues one certificate and packages it; the password is checked before anything else.
+pub async fn issue_single(
+    state: &Arc<AppState>,
+    meta: &RequestMeta,
+    principal: &Principal,
+    req: &SingleRequest,
+    op: &'static str,
+) -> Result<SingleZip, SingleError> {
+    let format = Format::parse(&req.format)
+        .map_err(|e: PackError| SingleError::new(Field::Format, 400, e.to_string()))?;
+    pack::check_password(&req.password)
+        .map_err(|e| SingleError::new(Field::Password, 400, e.to_string()))?;
+    let template: Arc<Template> = state
+        .templates
+        .get(Some(req.template.as_str()))
+        .ok_or_else(|| {
+            SingleError::new(
+                Field::Template,
+                400,
+                format!(
+                    "There is no certificate template {:?}",
+                    req.template.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
+    if req.description.chars().count() > MAX_DESCRIPTION {
+        return Err(SingleError::new(
+            Field::Description,
+            400,
+            format!("The description is longer than {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    let (csr, server_keygen, cn, san_label) = match &req.csr_pem {
+        Some(pem) => {
+            let der = est::decode_body(pem.as_bytes()).map_err(|e: WireError| SingleError {
+                detail: Some(e.to_string()),
+                ..SingleError::new(Field::Csr, 400, super::MALFORMED_CSR)
+            })?;
+            let csr = Csr::parse(&der).map_err(|e| match e {
+                WireError::BadSignature
+                | WireError::UnsupportedKey(_)
+                | WireError::UnsupportedSignature(_) => {
+                    SingleError::new(Field::Csr, 400, e.to_string())
+                }
+                other => SingleError {
+                    detail: Some(other.to_string()),
+                    ..SingleError::new(Field::Csr, 400, super::MALFORMED_CSR)
+                },
+            })?;
+            let cn = csr.common_name().unwrap_or_default();
+            let label = csr
+                .san
+                .as_ref()
+                .and_then(|s| s.entries.first())
+                .map(|e| match e {
+                    SanEntry::Dns(v)
+                    | SanEntry::Email(v)
+                    | SanEntry::Uri(v)
+                    | SanEntry::OtherName(_, v) => {
+                        template.san_label(v.trim_start_matches("urn:dev:mac:"))
+                    }
+                    other => other.to_string(),
+                })
+                .unwrap_or_default();
+            (csr, false, cn, label)
+        }
+        None => {
+            let cn = req.common_name.trim().to_string();
+            if cn.is_empty() {
+                return Err(SingleError::new(
+                    Field::CommonName,
+                    400,
+                    "Enter the Common Name",
+                ));
+            }
+            let san = template
+                .san_from_field(&req.san)
+                .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
+            let csr = attribute_csr(&cn, &san)?;
+            (csr, true, cn, template.san_label(&req.san))
+        }
+    };
+    let outcome = state
+        .enroll
+        .enroll(EnrollRequest {
+            meta,
+            op,
+            description: &req.description,
+            principal,
+            template: &template,
+            csr: &csr,
+            renewing: None,
+            exporter: None,
+            server_keygen,
+        })
+        .await
+        .map_err(|e| from_enroll(e, req.csr_pem.is_some()))?;
+    let issued = match outcome {
+        Outcome::Issued(i) => i,
+        Outcome::Pending { id, .. } => {
+            return Err(SingleError::new(
+                Field::General,
+                202,
+                format!("The certificate request {id} is waiting for approval by an administrator"),
+            ));
+        }
+    };
+    let entity = Entity {
+        cn: cn.clone(),
+        san: (!san_label.is_empty()).then_some(san_label.clone()),
+        cert_der: issued.der,
+        key_pkcs8: issued.key_pkcs8,
+    };
+    let bundle = state.bundle.clone();
+    let password = zeroize::Zeroizing::new(req.password.clone());
+    let legacy_pkcs12 = template.pkcs12_legacy;
+    // PBKDF2 takes about a millisecond per file: off the async executor.
+    let zip = tokio::task::spawn_blocking(move || {
+        let opts = PackOptions {
+            format,
+            password: &password,
+            legacy_pkcs12,
+        };
+        pack::zip_bundle(&[entity], &bundle, &opts)
+    })
+    .await
+    .map_err(|e| SingleError {
+        detail: Some(e.to_string()),
+        ..SingleError::new(
+            Field::General,
+            500,
+            "internal error packaging the certificate",
+        )
+    })?
+    .map_err(|e| SingleError {
+        detail: Some(e.to_string()),
+        ..SingleError::new(
+            Field::General,
+            500,
+            "internal error packaging the certificate",
+        )
+    })?;
+    Ok(SingleZip {
+        file_name: format!(
+            "{}.zip",
+            pack::base_name(&cn, (!san_label.is_empty()).then_some(san_label.as_str()))
+        ),
+        zip,
+        serial: issued.serial,
+    })
+}

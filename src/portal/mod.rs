@@ -1,0 +1,588 @@
+//! The certificate provisioning portal (`/portal/`): log in, change password, a single
+//! certificate from attributes or from a CSR. Server-rendered HTML, no JavaScript; the same
+//! enrollment service, rules and audit as EST.
+
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Extension, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use serde::Deserialize;
+
+use crate::api::single::{self, SingleRequest};
+use crate::api::{AppState, AuditNote, RequestId, session};
+use crate::auth;
+use crate::model::{ConnInfo, RequestMeta};
+use crate::policy::SanStyle;
+use pages::{CertForm, Errors, Viewer};
+
+/// What a user outside the portal's identity group is told.
+pub const NOT_A_MEMBER: &str = "Your account may not use the Certificate provisioning portal: it must belong to the identity group configured by your administrator. Contact your administrator for support.";
+const BAD_LOGIN: &str = "The user name or password is incorrect.";
+const EXPIRED_FORM: &str =
+    "This form has expired or was not sent by the portal. Reload the page and try again.";
+const LOGIN_COOKIE: &str = "estd_login";
+const MAX_FORM: usize = 64 * 1024;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/portal", get(home))
+        .route("/portal/", get(home))
+        .route("/portal/style.css", get(css))
+        .route("/portal/login", get(login_page).post(login_submit))
+        .route("/portal/logout", post(logout))
+        .route("/portal/password", get(password_page).post(password_submit))
+        .route("/portal/single", get(single_page).post(single_submit))
+        .route("/portal/csr", get(csr_page).post(csr_submit))
+        .route("/portal/bulk", get(bulk_page))
+        .layer(DefaultBodyLimit::max(MAX_FORM))
+}
+
+/// An HTML page with the portal's security headers.
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut resp = (status, markup.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn redirect(to: &'static str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    resp.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    resp
+}
+
+fn with_note(mut resp: Response, note: AuditNote) -> Response {
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+fn internal(detail: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %detail, "portal internal error");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        pages::message(
+            "Error",
+            None,
+            "Internal error. Try again; if it keeps failing, contact your administrator.",
+            Some(("/portal/", "Back to the portal")),
+        ),
+    )
+}
+
+fn peer_of(conn: &Option<Extension<ConnInfo>>) -> String {
+    conn.as_ref()
+        .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string())
+}
+
+async fn css() -> Response {
+    let mut resp = pages::css().0.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    resp
+}
+
+async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session::load(&state, &headers).await {
+        Ok(Some(_)) => redirect("/portal/single"),
+        Ok(None) => redirect("/portal/login"),
+        Err(e) => internal(e),
+    }
+}
+
+/// The live session, or the response to send instead (a redirect to the log-in page).
+async fn require_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<session::Session, Response> {
+    match session::load(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(redirect("/portal/login")),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn login_page(State(_state): State<Arc<AppState>>) -> Response {
+    login_form(StatusCode::OK, "", &Vec::new(), None)
+}
+
+/// The log-in form with a fresh double-submit CSRF token (cookie + hidden field).
+fn login_form(status: StatusCode, user: &str, errors: &Errors, banner: Option<&str>) -> Response {
+    let token = match session::new_token() {
+        Ok(t) => t,
+        Err(e) => return internal(e),
+    };
+    let mut resp = page(status, pages::login(&token, user, errors, banner));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={token}; Path=/portal/login; HttpOnly; Secure; SameSite=Strict"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+async fn login_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let mut note = AuditNote {
+        operation: "portal-login".into(),
+        ..AuditNote::default()
+    };
+    let user = form.username.trim().to_string();
+    note.principal = (!user.is_empty()).then(|| user.chars().take(64).collect());
+    let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::csrf_ok(&expected, Some(&form.csrf)) {
+        note.reason = Some("log-in form without a valid CSRF token".into());
+        return with_note(
+            login_form(
+                StatusCode::FORBIDDEN,
+                &user,
+                &Vec::new(),
+                Some(EXPIRED_FORM),
+            ),
+            note,
+        );
+    }
+    let peer = peer_of(&conn);
+    if let Some(wait) = state.login_throttle.check(&user, &peer) {
+        note.reason = Some(format!("throttled for {wait} s after repeated failures"));
+        tracing::warn!(user = %user, %peer, wait, "portal log-in throttled");
+        let mut resp = login_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &user,
+            &Vec::new(),
+            Some(&format!(
+                "Too many failed log-ins. Try again in {wait} seconds."
+            )),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return with_note(resp, note);
+    }
+    let principal = match state.enroll.authenticate_basic(&user, &form.password).await {
+        Ok(p) => p,
+        Err(e) => {
+            state.login_throttle.failed(&user, &peer);
+            note.reason = Some(e.to_string());
+            return with_note(
+                login_form(
+                    StatusCode::UNAUTHORIZED,
+                    &user,
+                    &Vec::new(),
+                    Some(BAD_LOGIN),
+                ),
+                note,
+            );
+        }
+    };
+    state.login_throttle.succeeded(&user);
+    if !principal.in_group(state.enroll.est_group()) {
+        note.reason = Some(format!(
+            "{} is not in the group {}",
+            principal.name,
+            state.enroll.est_group()
+        ));
+        return with_note(
+            login_form(
+                StatusCode::FORBIDDEN,
+                &user,
+                &Vec::new(),
+                Some(NOT_A_MEMBER),
+            ),
+            note,
+        );
+    }
+    // a new session id at every log-in (no fixation); the old one, if any, ends
+    if let Some(old) = session::cookie(&headers, session::COOKIE) {
+        let _ = state.store.delete_session(&session::hash(&old)).await;
+    }
+    let (id, _) = match session::create(&state, &principal.name).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    tracing::info!(user = %principal.name, %peer, "portal log-in");
+    let mut resp = redirect("/portal/single");
+    resp.headers_mut()
+        .append(header::SET_COOKIE, session::set_cookie(Some(&id)));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}=; Path=/portal/login; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    with_note(resp, note)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
+        return page(
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "Log out",
+                None,
+                EXPIRED_FORM,
+                Some(("/portal/", "Back to the portal")),
+            ),
+        );
+    }
+    if let Err(e) = state.store.delete_session(&s.id_hash).await {
+        return internal(e);
+    }
+    tracing::info!(user = %s.principal.name, "portal log-out");
+    let mut resp = redirect("/portal/login");
+    resp.headers_mut()
+        .append(header::SET_COOKIE, session::set_cookie(None));
+    resp
+}
+
+async fn password_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    page(StatusCode::OK, pages::password(&viewer, &Vec::new(), false))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+async fn password_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = AuditNote {
+        operation: "portal-password".into(),
+        principal: Some(s.principal.name.clone()),
+        ..AuditNote::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        return with_note(
+            page(
+                StatusCode::FORBIDDEN,
+                pages::password(&viewer, &vec![("general", EXPIRED_FORM.to_string())], false),
+            ),
+            note,
+        );
+    }
+    let mut errors: Errors = Vec::new();
+    if state
+        .enroll
+        .authenticate_basic(&s.principal.name, &form.current)
+        .await
+        .is_err()
+    {
+        errors.push(("current", "The current password is wrong.".into()));
+    }
+    if form.new.chars().count() < 8 {
+        errors.push((
+            "new",
+            "The new password must have at least 8 characters.".into(),
+        ));
+    } else if form.new.len() > auth::MAX_PASSWORD {
+        errors.push((
+            "new",
+            format!(
+                "The new password must have at most {} bytes.",
+                auth::MAX_PASSWORD
+            ),
+        ));
+    }
+    if form.new != form.repeat {
+        errors.push(("repeat", "The two new passwords differ.".into()));
+    }
+    if !errors.is_empty() {
+        note.reason = Some(
+            errors
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        return with_note(
+            page(
+                StatusCode::BAD_REQUEST,
+                pages::password(&viewer, &errors, false),
+            ),
+            note,
+        );
+    }
+    let new = form.new.clone();
+    let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&new)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    };
+    match state.store.set_password(&s.principal.name, &hash).await {
+        Ok(true) => {}
+        Ok(false) => return internal("the user disappeared"),
+        Err(e) => return internal(e),
+    }
+    // every other session of this user ends; this browser gets a new one
+    if let Err(e) = state.store.delete_user_sessions(&s.principal.name).await {
+        return internal(e);
+    }
+    let (id, record) = match session::create(&state, &s.principal.name).await {
+        Ok(x) => x,
+        Err(e) => return internal(e),
+    };
+    tracing::info!(user = %s.principal.name, "portal password changed; other sessions ended");
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &record.csrf,
+    };
+    let mut resp = page(StatusCode::OK, pages::password(&viewer, &Vec::new(), true));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, session::set_cookie(Some(&id)));
+    with_note(resp, note)
+}
+
+/// Templates for the drop-down: MAC templates first (the portal's usual case).
+fn template_choices(state: &AppState) -> Vec<(String, String)> {
+    let mut list: Vec<(bool, String, String)> = state
+        .templates
+        .iter()
+        .map(|t| {
+            (
+                t.san_style != SanStyle::Mac,
+                t.name.clone(),
+                t.description.clone(),
+            )
+        })
+        .collect();
+    list.sort();
+    list.into_iter().map(|(_, n, d)| (n, d)).collect()
+}
+
+async fn single_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    show_form(&state, &headers, false).await
+}
+
+async fn csr_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    show_form(&state, &headers, true).await
+}
+
+async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    page(
+        StatusCode::OK,
+        pages::bulk(&Viewer {
+            name: &s.principal.name,
+            csrf: &s.csrf,
+        }),
+    )
+}
+
+async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Response {
+    let s = match require_session(state, headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let choices = template_choices(state);
+    let values = CertForm {
+        common_name: s.principal.name.clone(),
+        template: choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+        format: "pkcs12-chain".into(),
+        ..CertForm::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    page(
+        StatusCode::OK,
+        pages::single(&viewer, with_csr, &choices, &values, &Vec::new()),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CertFormIn {
+    csrf: String,
+    common_name: String,
+    san: String,
+    template: String,
+    description: String,
+    format: String,
+    password: String,
+    csr_pem: String,
+}
+
+async fn single_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    rid: Option<Extension<RequestId>>,
+    Form(form): Form<CertFormIn>,
+) -> Response {
+    submit(state, headers, conn, rid, form, false).await
+}
+
+async fn csr_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    rid: Option<Extension<RequestId>>,
+    Form(form): Form<CertFormIn>,
+) -> Response {
+    submit(state, headers, conn, rid, form, true).await
+}
+
+async fn submit(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    rid: Option<Extension<RequestId>>,
+    form: CertFormIn,
+    with_csr: bool,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let op = if with_csr {
+        "portal-csr"
+    } else {
+        "portal-single"
+    };
+    let mut note = AuditNote {
+        operation: op.into(),
+        principal: Some(s.principal.name.clone()),
+        label: Some(form.template.chars().take(64).collect()),
+        ..AuditNote::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    let choices = template_choices(&state);
+    let values = CertForm {
+        common_name: form.common_name.clone(),
+        san: form.san.clone(),
+        template: form.template.clone(),
+        description: form.description.clone(),
+        format: form.format.clone(),
+        csr_pem: form.csr_pem.clone(),
+    };
+    if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        let errors = vec![("general", EXPIRED_FORM.to_string())];
+        return with_note(
+            page(
+                StatusCode::FORBIDDEN,
+                pages::single(&viewer, with_csr, &choices, &values, &errors),
+            ),
+            note,
+        );
+    }
+    let meta = RequestMeta {
+        request_id: rid.map(|r| r.0.0.clone()).unwrap_or_default(),
+        peer: peer_of(&conn),
+        label: Some(form.template.clone()),
+    };
+    let request = SingleRequest {
+        template: form.template,
+        common_name: form.common_name,
+        san: form.san,
+        csr_pem: with_csr.then_some(form.csr_pem),
+        description: form.description,
+        format: form.format,
+        password: form.password,
+    };
+    match single::issue_single(&state, &meta, &s.principal, &request, op).await {
+        Ok(z) => {
+            note.serial = Some(z.serial);
+            note.recorded = true;
+            with_note(crate::api::zip_response(&z.file_name, z.zip), note)
+        }
+        Err(e) => {
+            note.reason = Some(match &e.detail {
+                Some(d) => format!("{} ({d})", e.message),
+                None => e.message.clone(),
+            });
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let errors = vec![(e.field.as_str(), e.message)];
+            with_note(
+                page(
+                    status,
+                    pages::single(&viewer, with_csr, &choices, &values, &errors),
+                ),
+                note,
+            )
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! The portal and the JSON API over real TLS: sessions, CSRF, throttling, the forms and
+//! their messages, downloads.
+
+mod common;
+
+use std::io::Read;
+
+use common::*;
+use reqwest::header;
+
+const EAP: &str = "name = \"eap\"\ndescription = \"EAP-TLS\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"mac\"\n";
+
+/// A client that keeps no cookies by itself: the tests handle them, to see their attributes.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+fn no_redirects(root: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(root, None, false))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl Browser {
+    fn new(s: &TestServer) -> Self {
+        Self {
+            http: no_redirects(&s.root_pem()),
+            base: s.url(""),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, r: &reqwest::Response) -> Vec<String> {
+        let set: Vec<String> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for c in &set {
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        set
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Logs in; returns the log-in response.
+    async fn login(&mut self, user: &str, password: &str) -> reqwest::Response {
+        let (_, html) = self.get("/portal/login").await;
+        let token = csrf_in(&html);
+        self.post(
+            "/portal/login",
+            &[("csrf", &token), ("username", user), ("password", password)],
+        )
+        .await
+    }
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn alert(html: &str) -> String {
+    let at = html.find("role=\"alert\">").map(|i| i + 13).unwrap_or(0);
+    html[at..]
+        .split('<')
+        .next()
+        .unwrap_or("")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn zip_names(bytes: &[u8]) -> Vec<String> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut names: Vec<String> = (0..z.len())
+        .map(|i| z.by_index(i).unwrap().name().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn setup() -> TestServer {
+    let s = start_with_templates("", &[EAP]).await;
+    for (name, groups) in [
+        ("joe", vec!["est-users"]),
+        ("outsider", vec!["contractors"]),
+    ] {
+        let hash = estd::auth::hash_password("Joe-password-1").unwrap();
+        s.state()
+            .store
+            .add_user(
+                name,
+                &hash,
+                &groups.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+    }
+    s
+}
+
+#[tokio::test]
+async fn log_in_sets_a_strict_session_cookie_with_a_new_id() {
+    let mut s = setup().await;
+    let mut b = Browser::new(&s);
+    // a planted session id is not adopted
+    b.cookies
+        .push(("estd_session".into(), "planted-by-an-attacker".into()));
+    let r = b.login("joe", "Joe-password-1").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[header::LOCATION], "/portal/single");
+    let set: Vec<String> = r
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("estd_session="))
+        .expect("a session cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+    let id = b.cookie("estd_session").unwrap();
+    assert_ne!(id, "planted-by-an-attacker");
+    let (status, html) = b.get("/portal/single").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Signed in as <strong>joe</strong>"));
+    assert!(
+        html.contains("value=\"joe\""),
+        "the CN is prefilled with the user name"
+    );
+    // a second log-in gets another id
+    b.login("joe", "Joe-password-1").await;
+    assert_ne!(b.cookie("estd_session").unwrap(), id);
+    // the store keeps only hashes of ids
+    assert!(s.state().store.get_session(&id).await.unwrap().is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_log_ins_non_members_and_throttling() {
+    let mut s = setup().await;
+    let mut b = Browser::new(&s);
+    let r = b.login("outsider", "Joe-password-1").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(alert(&r.text().await.unwrap()), estd::portal::NOT_A_MEMBER);
+    assert!(b.cookie("estd_session").is_none());
+    for _ in 0..5 {
+        let r = b.login("joe", "wrong").await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            alert(&r.text().await.unwrap()),
+            "The user name or password is incorrect."
+        );
+    }
+    let r = b.login("joe", "Joe-password-1").await;
+    assert_eq!(r.status(), 429, "throttled even with the right password");
+    assert!(
+        r.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // another user is not locked out
+    let mut other = Browser::new(&s);
+    assert_eq!(other.login("admin", &s.admin_password).await.status(), 303);
+    // a log-in form post without its CSRF cookie is refused
+    let r = Browser::new(&s)
+        .post(
+            "/portal/login",
+            &[
+                ("csrf", "x"),
+                ("username", "admin"),
+                ("password", &s.admin_password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn certificate_forms_download_zips_and_show_the_faq_messages() {
+    let mut s = setup().await;
+    let mut b = Browser::new(&s);
+    b.login("joe", "Joe-password-1").await;
+    let (_, html) = b.get("/portal/single").await;
+    let csrf = csrf_in(&html);
+    let form = |cn: &'static str, san: &'static str, pw: &'static str| {
+        vec![
+            ("common_name", cn),
+            ("san", san),
+            ("template", "eap"),
+            ("format", "pkcs12-chain"),
+            ("password", pw),
+            ("description", "till 3"),
+        ]
+    };
+    let post = |mut f: Vec<(&'static str, &'static str)>, token: Option<&str>| {
+        let token = token.map(str::to_string);
+        if let Some(t) = &token {
+            f.push(("csrf", Box::leak(t.clone().into_boxed_str())))
+        }
+        f
+    };
+    let r = b
+        .post(
+            "/portal/single",
+            &post(form("joe", "11:22:33:44:55:66", "Secret_#42"), Some(&csrf)),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"joe_11-22-33-44-55-66.zip\""
+    );
+    let names = zip_names(&r.bytes().await.unwrap());
+    assert_eq!(
+        names,
+        [
+            "eap-server.cer",
+            "issuing-ca.cer",
+            "joe_11-22-33-44-55-66.cer",
+            "joe_11-22-33-44-55-66.p12",
+            "root-ca.cer"
+        ]
+    );
+
+    for (f, want, status) in [
+        (form("joe", "11:22:33", "Secret_#42"), "Invalid MAC address".to_string(), 400),
+        (form("joe", "11:22:33:44:55:66", "secret"), "The certificate password does not follow the password rules: Includes at least one uppercase letter, one lowercase letter, and one number; Length: 8 to 15 characters".into(), 400),
+        (form("bob", "11:22:33:44:55:66", "Secret_#42"), "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin".into(), 403),
+        (form("joe;x", "11:22:33:44:55:66", "Secret_#42"), "The given CN is invalid. Cannot contain [ ] \" ; | = , + * ? < > characters".into(), 400),
+    ] {
+        let r = b.post("/portal/single", &post(f, Some(&csrf))).await;
+        assert_eq!(r.status().as_u16(), status, "{want}");
+        let html = r.text().await.unwrap();
+        assert_eq!(alert(&html), want);
+        assert!(html.contains("aria-invalid=\"true\""), "the field is marked");
+        assert!(!html.contains("Secret_#42"), "the password is never echoed");
+    }
+    // without the CSRF token: refused, nothing issued
+    let before = s.state().store.certificate_count().await.unwrap();
+    let r = b
+        .post(
+            "/portal/single",
+            &post(form("joe", "11:22:33:44:55:66", "Secret_#42"), None),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post(
+            "/portal/single",
+            &post(
+                form("joe", "11:22:33:44:55:66", "Secret_#42"),
+                Some("forged"),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(s.state().store.certificate_count().await.unwrap(), before);
+
+    // from a CSR: the zip holds no key
+    let kp = key(Key::P256);
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, "joe");
+    p.subject_alt_names = vec![rcgen::SanType::DnsName(
+        "0011.2233.4455".try_into().unwrap(),
+    )];
+    let pem = p.serialize_request(&kp).unwrap().pem().unwrap();
+    let r = b
+        .post(
+            "/portal/csr",
+            &[
+                ("csrf", &csrf),
+                ("csr_pem", &pem),
+                ("template", "eap"),
+                ("format", "pem"),
+                ("password", "Secret_#42"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let names = zip_names(&r.bytes().await.unwrap());
+    assert_eq!(
+        names,
+        [
+            "eap-server.cer",
+            "issuing-ca.cer",
+            "joe_00-11-22-33-44-55.cer",
+            "root-ca.cer"
+        ]
+    );
+    let r = b
+        .post(
+            "/portal/csr",
+            &[
+                ("csrf", &csrf),
+                ("csr_pem", "not a CSR"),
+                ("template", "eap"),
+                ("format", "pem"),
+                ("password", "Secret_#42"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        alert(&r.text().await.unwrap()),
+        "ISE server error - The given CSR text is malformed"
+    );
+
+    // the admin may name another user; the description is recorded
+    let mut admin = Browser::new(&s);
+    admin.login("admin", &s.admin_password).await;
+    let (_, html) = admin.get("/portal/single").await;
+    let csrf = csrf_in(&html);
+    let r = admin
+        .post(
+            "/portal/single",
+            &post(form("bob", "001122334455", "Secret_#42"), Some(&csrf)),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let audit = s.state().store.recent_audit(20).await.unwrap();
+    let issued = audit
+        .iter()
+        .find(|a| {
+            a.operation == "portal-single"
+                && a.principal.as_deref() == Some("admin")
+                && a.status == 200
+        })
+        .expect("audited");
+    let rec = s
+        .state()
+        .store
+        .find_certificate(issued.serial.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.requester.as_str(), rec.description.as_str()),
+        ("admin", "till 3")
+    );
+    assert!(audit.iter().any(|a| a.operation == "portal-single"
+        && a.status == 400
+        && a.reason.as_deref() == Some("Invalid MAC address")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn change_password_ends_other_sessions() {
+    let mut s = setup().await;
+    let mut b = Browser::new(&s);
+    let mut elsewhere = Browser::new(&s);
+    b.login("joe", "Joe-password-1").await;
+    elsewhere.login("joe", "Joe-password-1").await;
+    let (_, html) = b.get("/portal/password").await;
+    let csrf = csrf_in(&html);
+    let r = b
+        .post(
+            "/portal/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "nope"),
+                ("new", "New-password-2"),
+                ("repeat", "New-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        alert(&r.text().await.unwrap()),
+        "The current password is wrong."
+    );
+    let r = b
+        .post(
+            "/portal/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "Joe-password-1"),
+                ("new", "New-password-2"),
+                ("repeat", "New-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Your password was changed.")
+    );
+    assert_eq!(
+        b.get("/portal/single").await.0,
+        200,
+        "this browser stays logged in"
+    );
+    assert_eq!(
+        elsewhere.get("/portal/single").await.0,
+        303,
+        "the other session ended"
+    );
+    assert_eq!(
+        Browser::new(&s)
+            .login("joe", "Joe-password-1")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        Browser::new(&s)
+            .login("joe", "New-password-2")
+            .await
+            .status(),
+        303
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sessions_end() {
+    let mut s = start_with_templates("[portal]\nidle_timeout_secs = 1\n", &[EAP]).await;
+    let mut b = Browser::new(&s);
+    b.login("admin", &s.admin_password).await;
+    assert_eq!(b.get("/portal/single").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(b.get("/portal/single").await.0, 303);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn json_api_single_certificates() {
+    let mut s = setup().await;
+    let http = no_redirects(&s.root_pem());
+    let url = s.url("/api/v1/certificates");
+    let body = serde_json::json!({"template": "eap", "common_name": "joe", "san": "11-22-33-44-55-66", "description": "lab", "format": "pem", "password": "Secret_#42"});
+    let r = http
+        .post(&url)
+        .basic_auth("joe", Some("Joe-password-1"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "application/zip");
+    assert!(
+        zip_names(&r.bytes().await.unwrap()).contains(&"joe_11-22-33-44-55-66.key".to_string())
+    );
+    // errors are JSON with the FAQ's text
+    let mut bad = body.clone();
+    bad["san"] = "11-22".into();
+    let r = http
+        .post(&url)
+        .basic_auth("joe", Some("Joe-password-1"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (e["error"].as_str(), e["message"].as_str()),
+        (Some("san"), Some("Invalid MAC address"))
+    );
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()[header::WWW_AUTHENTICATE],
+        "Basic realm=\"estd\""
+    );
+    let r = http
+        .post(&url)
+        .basic_auth("joe", Some("Joe-password-1"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // the portal's session cookie authenticates too; a CSR call
+    let mut b = Browser::new(&s);
+    b.login("joe", "Joe-password-1").await;
+    let kp = key(Key::P256);
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, "joe");
+    p.subject_alt_names = vec![rcgen::SanType::DnsName("001122334455".try_into().unwrap())];
+    let csr = serde_json::json!({"template": "eap", "csr_pem": p.serialize_request(&kp).unwrap().pem().unwrap(), "format": "pkcs12", "password": "Secret_#42"});
+    let r = http
+        .post(s.url("/api/v1/certificates/csr"))
+        .header(header::COOKIE, b.cookie_header())
+        .json(&csr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
+    let mut cer = String::new();
+    z.by_name("joe_00-11-22-33-44-55.cer")
+        .unwrap()
+        .read_to_string(&mut cer)
+        .unwrap();
+    assert!(cer.starts_with("-----BEGIN CERTIFICATE-----"));
+    let audit = s.state().store.recent_audit(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.operation == "api-csr" && a.status == 200)
+    );
+    assert!(audit.iter().any(|a| a.operation == "api-single"
+        && a.status == 400
+        && a.reason.as_deref() == Some("Invalid MAC address")));
+    s.stop().await;
+}

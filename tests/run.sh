@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (cargo nextest, or cargo test when nextest
-# is missing), then the interop scripts with real clients. Installs what it needs when missing.
+# is missing), the interop script with real clients (curl, openssl), and the portal in a real
+# browser (Debian's Chromium driven by playwright-core). Installs what it needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v xxd >/dev/null || need_apt+=(xxd)
+command -v unzip >/dev/null || need_apt+=(unzip)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -25,3 +30,8 @@ fi
 echo
 echo "== interop: curl + openssl against a running estd"
 bash interop/curl-openssl.sh
+
+echo
+echo "== browser: the portal in Chromium (playwright-core); screenshots in target/browser/"
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+bash tests/browser/run.sh

@@ -9,6 +9,7 @@ use common::*;
 use reqwest::header;
 
 const EAP: &str = "name = \"eap\"\ndescription = \"EAP-TLS\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"mac\"\n";
+const POS: &str = "name = \"pos\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"mac\"\n[required_rdns]\nOU = \"POS terminals\"\nO = \"Example\"\n";
 
 /// A client that keeps no cookies by itself: the tests handle them, to see their attributes.
 struct Browser {
@@ -131,7 +132,7 @@ fn zip_names(bytes: &[u8]) -> Vec<String> {
 }
 
 async fn setup() -> TestServer {
-    let s = start_with_templates("", &[EAP]).await;
+    let s = start_with_templates("", &[EAP, POS]).await;
     for (name, groups) in [
         ("joe", vec!["est-users"]),
         ("outsider", vec!["contractors"]),
@@ -480,6 +481,39 @@ async fn idle_sessions_end() {
     assert_eq!(b.get("/portal/single").await.0, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(b.get("/portal/single").await.0, 303);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn attribute_requests_get_the_templates_fixed_rdns() {
+    let mut s = setup().await;
+    let http = no_redirects(&s.root_pem());
+    let body = serde_json::json!({"template": "pos", "common_name": "joe", "san": "11-22-33-44-55-66", "format": "pem", "password": "Secret_#42"});
+    let r = http
+        .post(s.url("/api/v1/certificates"))
+        .basic_auth("joe", Some("Joe-password-1"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.unwrap())).unwrap();
+    let mut pem = String::new();
+    z.by_name("joe_11-22-33-44-55-66.cer")
+        .unwrap()
+        .read_to_string(&mut pem)
+        .unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
+        .unwrap();
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(&der).unwrap();
+    let subject = cert.tbs_certificate().subject().to_string();
+    assert!(
+        subject.contains("OU=POS terminals")
+            && subject.contains("O=Example")
+            && subject.contains("CN=joe"),
+        "{subject}"
+    );
     s.stop().await;
 }
 

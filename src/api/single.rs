@@ -139,13 +139,20 @@ fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
 
 /// A CSR for the typed-in CN and SAN, signed with a throwaway key (the certificate gets a key
 /// the server generates; the CSR only carries the subject and SAN through the same checks).
-fn attribute_csr(cn: &str, san: &[SanEntry]) -> Result<Csr, SingleError> {
+/// The subject also gets the template's fixed RDNs (OU, O, …): the form has no fields for them.
+fn attribute_csr(cn: &str, san: &[SanEntry], template: &Template) -> Result<Csr, SingleError> {
     let internal = |e: String| SingleError {
         detail: Some(e),
         ..SingleError::new(Field::General, 500, "internal error building the request")
     };
     let key = rcgen::KeyPair::generate().map_err(|e| internal(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
+    for rdn in &template.required_rdns {
+        let arcs: Vec<u64> = rdn.oid.arcs().map(u64::from).collect();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::from_oid(&arcs), rdn.value.clone());
+    }
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn.to_string());
@@ -249,7 +256,7 @@ pub async fn issue_single(
             let san = template
                 .san_from_field(&req.san)
                 .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
-            let csr = attribute_csr(&cn, &san)?;
+            let csr = attribute_csr(&cn, &san, &template)?;
             (csr, true, cn, template.san_label(&req.san))
         }
     };

@@ -8,6 +8,7 @@ pub mod ca;
 pub mod config;
 pub mod enroll;
 pub mod est;
+pub mod jobs;
 pub mod model;
 pub mod pack;
 pub mod policy;

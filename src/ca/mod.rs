@@ -4,6 +4,7 @@
 //! root, issuing CA and TLS certificate on first start.
 
 pub mod devpki;
+pub mod seal;
 
 use std::time::{Duration, SystemTime};
 

@@ -123,6 +123,48 @@ impl PendingState {
     }
 }
 
+/// A bulk job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub owner: String,
+    pub template: String,
+    pub description: String,
+    pub format: String,
+    pub password_sealed: Option<Vec<u8>>,
+    /// `queued`, `running`, `cancelled` or `completed`.
+    pub state: String,
+    pub total: i64,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub confirmed_at: Option<String>,
+}
+
+/// One row of a bulk job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobItem {
+    pub id: i64,
+    pub job_id: i64,
+    pub row_number: i64,
+    pub cn: String,
+    pub san: String,
+    /// `pending`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub error: Option<String>,
+    pub serial: Option<String>,
+    pub key_sealed: Option<Vec<u8>>,
+}
+
+/// How far a job is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub pending: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn user_count(&self) -> Result<u64, StoreError>;
@@ -180,6 +222,41 @@ pub trait Store: Send + Sync {
     async fn delete_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
     /// Ends sessions idle since before `before`; returns how many.
     async fn delete_idle_sessions(&self, before: &str) -> Result<u64, StoreError>;
+
+    /// Creates a queued job with its rows (`(row number, CN, SAN)`), in one transaction.
+    async fn create_job(
+        &self,
+        job: &JobRecord,
+        rows: &[(i64, String, String)],
+    ) -> Result<i64, StoreError>;
+    async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError>;
+    /// The owner's job that is not yet confirmed downloaded, if any.
+    async fn open_job_of(&self, owner: &str) -> Result<Option<JobRecord>, StoreError>;
+    async fn job_counts(&self, id: i64) -> Result<JobCounts, StoreError>;
+    async fn job_items(&self, id: i64) -> Result<Vec<JobItem>, StoreError>;
+    /// Claims the next pending row of a queued or running job (marks it running, the job
+    /// running).
+    async fn claim_job_item(&self) -> Result<Option<JobItem>, StoreError>;
+    /// Records an item's certificate, its audit event and the sealed key, and marks the item
+    /// done, in one transaction — unless the item is no longer running or its job was
+    /// cancelled (then nothing is written and the answer is false).
+    async fn record_job_issuance(
+        &self,
+        item_id: i64,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+        key_sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+    async fn fail_job_item(&self, item_id: i64, error: &str) -> Result<(), StoreError>;
+    /// Cancels a queued or running job: its pending rows are cancelled. False when the job
+    /// had already ended.
+    async fn cancel_job(&self, id: i64) -> Result<bool, StoreError>;
+    /// Marks a job completed when none of its rows is pending or running; true if it did.
+    async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError>;
+    /// Download confirmed: drops the sealed keys and password; frees the owner.
+    async fn confirm_job(&self, id: i64) -> Result<bool, StoreError>;
+    /// After a restart: rows left running by a dead process are pending again.
+    async fn requeue_running_items(&self) -> Result<u64, StoreError>;
 
     /// Records the certificate issued for an approved request, its audit event, and marks
     /// the request issued, in one transaction. False (nothing written) when the request is

@@ -11,8 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    AuditEvent, CertRecord, PendingRecord, PendingState, SessionRecord, Store, StoreError,
-    UserRecord, timestamp,
+    AuditEvent, CertRecord, JobCounts, JobItem, JobRecord, PendingRecord, PendingState,
+    SessionRecord, Store, StoreError, UserRecord, timestamp,
 };
 
 /// How hard SQLite syncs: `Full` survives power loss, `Normal` survives a process crash.
@@ -284,6 +284,209 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn create_job(
+        &self,
+        job: &JobRecord,
+        rows: &[(i64, String, String)],
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (owner, template, description, format, password_sealed, state, total, created_at)
+             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
+        )
+        .bind(&job.owner)
+        .bind(&job.template)
+        .bind(&job.description)
+        .bind(&job.format)
+        .bind(&job.password_sealed)
+        .bind(rows.len() as i64)
+        .bind(&job.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (n, cn, san) in rows {
+            sqlx::query("INSERT INTO job_items (job_id, row_number, cn, san, state) VALUES (?, ?, ?, ?, 'pending')")
+                .bind(id)
+                .bind(n)
+                .bind(cn)
+                .bind(san)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(job_row))
+    }
+
+    async fn open_job_of(&self, owner: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ? AND confirmed_at IS NULL ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(job_row))
+    }
+
+    async fn job_counts(&self, id: i64) -> Result<JobCounts, StoreError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) FROM job_items WHERE job_id = ? GROUP BY state")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut c = JobCounts::default();
+        for r in rows {
+            let n: i64 = r.get(1);
+            match r.get::<String, _>(0).as_str() {
+                "pending" => c.pending = n,
+                "running" => c.running = n,
+                "done" => c.done = n,
+                "failed" => c.failed = n,
+                _ => c.cancelled += n,
+            }
+        }
+        Ok(c)
+    }
+
+    async fn job_items(&self, id: i64) -> Result<Vec<JobItem>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ITEM_COLUMNS} FROM job_items WHERE job_id = ? ORDER BY row_number"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(item_row).collect())
+    }
+
+    async fn claim_job_item(&self) -> Result<Option<JobItem>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE job_items SET state = 'running', claimed_at = ?
+             WHERE id = (SELECT i.id FROM job_items i JOIN jobs j ON j.id = i.job_id
+                         WHERE i.state = 'pending' AND j.state IN ('queued', 'running')
+                         ORDER BY i.job_id, i.row_number LIMIT 1)
+             RETURNING {ITEM_COLUMNS}"
+        ))
+        .bind(timestamp(SystemTime::now()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let item = row.as_ref().map(item_row);
+        if let Some(i) = &item {
+            sqlx::query("UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'queued'")
+                .bind(i.job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    async fn record_job_issuance(
+        &self,
+        item_id: i64,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+        key_sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE job_items SET state = 'done', serial = ?, key_sealed = ?
+             WHERE id = ? AND state = 'running'
+               AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
+        )
+        .bind(&cert.serial)
+        .bind(key_sealed)
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::insert_certificate(&mut tx, cert).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn fail_job_item(&self, item_id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE job_items SET state = CASE WHEN state = 'running' THEN 'failed' ELSE state END, error = ? WHERE id = ?")
+            .bind(error)
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_job(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state IN ('queued', 'running')")
+            .bind(timestamp(SystemTime::now()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // running rows finish their signing but are not recorded (record_job_issuance checks the job)
+        sqlx::query("UPDATE job_items SET state = 'cancelled' WHERE job_id = ? AND state IN ('pending', 'running')")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'completed', finished_at = ?
+             WHERE id = ? AND state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM job_items WHERE job_id = ? AND state IN ('pending', 'running'))",
+        )
+        .bind(timestamp(SystemTime::now()))
+        .bind(id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn confirm_job(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE jobs SET confirmed_at = ?, password_sealed = NULL
+             WHERE id = ? AND confirmed_at IS NULL AND state IN ('completed', 'cancelled')",
+        )
+        .bind(timestamp(SystemTime::now()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE job_items SET key_sealed = NULL WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn requeue_running_items(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE job_items SET state = 'pending', claimed_at = NULL
+             WHERE state = 'running' AND job_id IN (SELECT id FROM jobs WHERE state IN ('queued', 'running'))",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn create_session(&self, x: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO sessions (id_hash, user_name, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)")
             .bind(&x.id_hash)
@@ -457,6 +660,39 @@ impl Store for SqliteStore {
     }
 }
 
+const JOB_COLUMNS: &str = "id, owner, template, description, format, password_sealed, state, total, created_at, finished_at, confirmed_at";
+const ITEM_COLUMNS: &str = "id, job_id, row_number, cn, san, state, error, serial, key_sealed";
+
+fn job_row(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
+    JobRecord {
+        id: r.get(0),
+        owner: r.get(1),
+        template: r.get(2),
+        description: r.get(3),
+        format: r.get(4),
+        password_sealed: r.get(5),
+        state: r.get(6),
+        total: r.get(7),
+        created_at: r.get(8),
+        finished_at: r.get(9),
+        confirmed_at: r.get(10),
+    }
+}
+
+fn item_row(r: &sqlx::sqlite::SqliteRow) -> JobItem {
+    JobItem {
+        id: r.get(0),
+        job_id: r.get(1),
+        row_number: r.get(2),
+        cn: r.get(3),
+        san: r.get(4),
+        state: r.get(5),
+        error: r.get(6),
+        serial: r.get(7),
+        key_sealed: r.get(8),
+    }
+}
+
 const PENDING_COLUMNS: &str = "id, template, requester, key_fingerprint, subject, san, operation, csr, state, reason, created_at, decided_at, decided_by, serial";
 
 fn pending_row(r: &sqlx::sqlite::SqliteRow) -> PendingRecord {
@@ -558,6 +794,87 @@ mod tests {
         s.record_audit(&audit("cacerts")).await.unwrap();
         let recent = s.recent_audit(10).await.unwrap();
         assert_eq!(recent[0].operation, "cacerts");
+    }
+
+    fn job(owner: &str) -> JobRecord {
+        JobRecord {
+            id: 0,
+            owner: owner.into(),
+            template: "eap-tls".into(),
+            description: "d".into(),
+            format: "pem".into(),
+            password_sealed: Some(vec![9; 40]),
+            state: "queued".into(),
+            total: 0,
+            created_at: timestamp(SystemTime::now()),
+            finished_at: None,
+            confirmed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn job_lifecycle() {
+        let s = SqliteStore::memory().await.unwrap();
+        let rows: Vec<(i64, String, String)> = (2..5)
+            .map(|n| (n, format!("dev{n}"), "11-22-33-44-55-66".into()))
+            .collect();
+        let id = s.create_job(&job("joe"), &rows).await.unwrap();
+        assert_eq!(s.open_job_of("joe").await.unwrap().unwrap().total, 3);
+        let a = s.claim_job_item().await.unwrap().unwrap();
+        assert_eq!((a.row_number, a.state.as_str()), (2, "running"));
+        assert_eq!(s.get_job(id).await.unwrap().unwrap().state, "running");
+        assert!(
+            s.record_job_issuance(a.id, &cert("a1"), &audit("bulk"), b"sealed")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.record_job_issuance(a.id, &cert("a2"), &audit("bulk"), b"sealed")
+                .await
+                .unwrap(),
+            "once"
+        );
+        let b = s.claim_job_item().await.unwrap().unwrap();
+        // a restart: the running row is pending again
+        assert_eq!(s.requeue_running_items().await.unwrap(), 1);
+        let b2 = s.claim_job_item().await.unwrap().unwrap();
+        assert_eq!(b.id, b2.id);
+        // cancel while b is running: its certificate is not recorded
+        assert!(s.cancel_job(id).await.unwrap());
+        assert!(
+            !s.record_job_issuance(b.id, &cert("b1"), &audit("bulk"), b"x")
+                .await
+                .unwrap()
+        );
+        assert!(s.claim_job_item().await.unwrap().is_none());
+        let c = s.job_counts(id).await.unwrap();
+        assert_eq!((c.done, c.cancelled, c.pending), (1, 2, 0));
+        assert!(s.find_certificate("b1").await.unwrap().is_none());
+        // confirm: keys and password gone, owner free
+        assert!(s.confirm_job(id).await.unwrap());
+        assert!(
+            s.job_items(id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|i| i.key_sealed.is_none())
+        );
+        assert!(
+            s.get_job(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_sealed
+                .is_none()
+        );
+        assert!(s.open_job_of("joe").await.unwrap().is_none());
+        // a job runs to completion
+        let id2 = s.create_job(&job("ann"), &rows[..1]).await.unwrap();
+        let i = s.claim_job_item().await.unwrap().unwrap();
+        assert!(!s.finish_job_if_done(id2).await.unwrap());
+        s.fail_job_item(i.id, "Invalid MAC address").await.unwrap();
+        assert!(s.finish_job_if_done(id2).await.unwrap());
+        assert_eq!(s.get_job(id2).await.unwrap().unwrap().state, "completed");
     }
 
     #[tokio::test]

@@ -1,0 +1,113 @@
+//! Sealing secrets at rest (bulk jobs' generated keys and certificate passwords until the
+//! download is confirmed): AES-256-GCM with a key kept in a 0600 file beside the CA keys.
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+
+use super::CaError;
+
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(key redacted)")
+    }
+}
+
+impl Sealer {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CaError> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| CaError::Files("the jobs key must be 32 bytes".into()))?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// Loads the key file, creating it (32 random bytes, mode 0600) when missing.
+    pub fn load_or_create(path: &Path) -> Result<Self, CaError> {
+        let err = |e: std::io::Error| CaError::Files(format!("{}: {e}", path.display()));
+        if !path.exists() {
+            let mut b = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut b).map_err(|_| CaError::Files("no randomness".into()))?;
+            let hex: String = super::hex(&b);
+            super::devpki::write_private(path, &hex)?;
+        }
+        let text = std::fs::read_to_string(path).map_err(err)?;
+        let bytes: Vec<u8> = (0..text.trim().len() / 2)
+            .map(|i| u8::from_str_radix(&text.trim()[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| CaError::Files(format!("{}: not hex", path.display())))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// nonce ‖ ciphertext ‖ tag; `context` is bound as associated data.
+    pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, CaError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CaError::Signing("no randomness".into()))?;
+        let mut buf = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| CaError::Signing("sealing failed".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend(buf);
+        Ok(out)
+    }
+
+    pub fn open(
+        &self,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CaError> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err(CaError::Signing("sealed data too short".into()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| CaError::Signing("bad nonce".into()))?;
+        let mut buf = zeroize::Zeroizing::new(rest.to_vec());
+        let plain_len = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| {
+                CaError::Signing("sealed data does not open (wrong key or context)".into())
+            })?
+            .len();
+        buf.truncate(plain_len);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_and_context_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.key");
+        let s = Sealer::load_or_create(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let sealed = s.seal("item-1", b"secret key").unwrap();
+        assert!(!sealed.windows(10).any(|w| w == b"secret key"));
+        assert_eq!(s.open("item-1", &sealed).unwrap().as_slice(), b"secret key");
+        assert!(s.open("item-2", &sealed).is_err(), "bound to its context");
+        let again = Sealer::load_or_create(&path).unwrap();
+        assert_eq!(
+            again.open("item-1", &sealed).unwrap().as_slice(),
+            b"secret key",
+            "the file persists"
+        );
+        assert!(s.open("item-1", &sealed[..10]).is_err());
+    }
+}

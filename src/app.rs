@@ -155,12 +155,26 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         };
         csrattrs_bodies.insert(t.name.clone(), body);
     }
-    let enroll = Arc::new(EnrollService::new(
-        issuer,
+    let sealer = Arc::new(crate::ca::seal::Sealer::load_or_create(
+        &config.ca_dir.join("jobs.key"),
+    )?);
+    let enroll = Arc::new(
+        EnrollService::new(
+            issuer,
+            store.clone(),
+            config.est_group.clone(),
+            config.est_admin_groups.clone(),
+        )
+        .with_sealer(sealer.clone()),
+    );
+    let jobs = Arc::new(crate::jobs::JobService::new(
         store.clone(),
-        config.est_group.clone(),
-        config.est_admin_groups.clone(),
+        enroll.clone(),
+        templates.clone(),
+        sealer,
+        bundle.clone(),
     ));
+    jobs.start().await?;
     let state = Arc::new(AppState {
         enroll,
         templates,
@@ -170,6 +184,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         max_body: config.max_body,
         bundle,
         session_idle: config.session_idle,
+        jobs,
         login_throttle: crate::auth::Throttle::new(5, 20, std::time::Duration::from_secs(900)),
     });
     Ok(Built {

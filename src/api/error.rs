@@ -93,6 +93,7 @@ impl From<EnrollError> for EstError {
                 public: crate::enroll::ca_failure_message(&cn),
                 detail,
             },
+            EnrollError::Cancelled => EstError::BadRequest("the request was cancelled".into()),
             EnrollError::Store(e) => EstError::Internal {
                 public: "internal error: the certificate store is unavailable".into(),
                 detail: e.to_string(),

@@ -186,6 +186,7 @@ async fn enroll(
                 .and_then(|c| c.exporter.as_ref())
                 .map(|e| &e[..]),
             server_keygen: operation == Operation::ServerKeygen,
+            job_item: None,
         })
         .await?;
     match outcome {

@@ -83,14 +83,14 @@ async fn handle(state: Arc<AppState>, req: Request, csr: bool) -> Response {
     resp
 }
 
-type ApiError = (StatusCode, String, String, Option<String>);
+pub(crate) type ApiError = (StatusCode, String, String, Option<String>);
 
 fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
     (status, code.to_string(), message.into(), None)
 }
 
 /// Basic credentials or a session cookie → the principal.
-pub(super) async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     peer: &str,

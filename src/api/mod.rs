@@ -1,5 +1,6 @@
 //! HTTP routes: EST under `/.well-known/est/`, with the request-id and audit layer.
 
+mod bulk;
 mod error;
 mod est;
 mod json;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub session_idle: std::time::Duration,
     /// Failed portal log-ins and Basic authentications.
     pub login_throttle: crate::auth::Throttle,
+    /// Bulk requests and their workers.
+    pub jobs: Arc<crate::jobs::JobService>,
 }
 
 /// What a handler learned, for the audit layer (a response extension).
@@ -78,6 +81,28 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route(
             "/api/v1/certificates/csr",
             axum::routing::post(json::certificates_csr),
+        )
+        .route(
+            "/api/v1/bulk/template.csv",
+            axum::routing::get(bulk::template_csv),
+        )
+        .route(
+            "/api/v1/bulk",
+            axum::routing::post(bulk::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(bulk::MAX_UPLOAD)),
+        )
+        .route("/api/v1/bulk/{id}", axum::routing::get(bulk::status))
+        .route(
+            "/api/v1/bulk/{id}/cancel",
+            axum::routing::post(bulk::cancel),
+        )
+        .route(
+            "/api/v1/bulk/{id}/download",
+            axum::routing::get(bulk::download),
+        )
+        .route(
+            "/api/v1/bulk/{id}/confirm",
+            axum::routing::post(bulk::confirm),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))

@@ -126,6 +126,9 @@ fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             detail: Some(detail),
             ..SingleError::new(Field::General, 500, crate::enroll::ca_failure_message(&cn))
         },
+        EnrollError::Cancelled => {
+            SingleError::new(Field::General, 409, "The request was cancelled")
+        }
         EnrollError::Store(e) => SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(
@@ -135,47 +138,6 @@ fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             )
         },
     }
-}
-
-/// A CSR for the typed-in CN and SAN, signed with a throwaway key (the certificate gets a key
-/// the server generates; the CSR only carries the subject and SAN through the same checks).
-/// The subject also gets the template's fixed RDNs (OU, O, …): the form has no fields for them.
-fn attribute_csr(cn: &str, san: &[SanEntry], template: &Template) -> Result<Csr, SingleError> {
-    let internal = |e: String| SingleError {
-        detail: Some(e),
-        ..SingleError::new(Field::General, 500, "internal error building the request")
-    };
-    let key = rcgen::KeyPair::generate().map_err(|e| internal(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::default();
-    for rdn in &template.required_rdns {
-        let arcs: Vec<u64> = rdn.oid.arcs().map(u64::from).collect();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::from_oid(&arcs), rdn.value.clone());
-    }
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn.to_string());
-    params.subject_alt_names = Vec::new();
-    if !san.is_empty() {
-        let der = est::encode_san(san).map_err(|_| {
-            SingleError::new(
-                Field::San,
-                400,
-                "The Subject alternative name must be ASCII text",
-            )
-        })?;
-        params
-            .custom_extensions
-            .push(rcgen::CustomExtension::from_oid_content(
-                &[2, 5, 29, 17],
-                der,
-            ));
-    }
-    let req = params
-        .serialize_request(&key)
-        .map_err(|e| internal(e.to_string()))?;
-    Csr::parse(req.der()).map_err(|e| internal(e.to_string()))
 }
 
 /// Issues one certificate and packages it; the password is checked before anything else.
@@ -256,7 +218,24 @@ pub async fn issue_single(
             let san = template
                 .san_from_field(&req.san)
                 .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
-            let csr = attribute_csr(&cn, &san, &template)?;
+            let csr = crate::enroll::attribute_csr(&cn, &san, &template).map_err(|e| {
+                if e.contains("ASCII") {
+                    SingleError::new(
+                        Field::San,
+                        400,
+                        "The Subject alternative name must be ASCII text",
+                    )
+                } else {
+                    SingleError {
+                        detail: Some(e),
+                        ..SingleError::new(
+                            Field::General,
+                            500,
+                            "internal error building the request",
+                        )
+                    }
+                }
+            })?;
             (csr, true, cn, template.san_label(&req.san))
         }
     };
@@ -272,6 +251,7 @@ pub async fn issue_single(
             renewing: None,
             exporter: None,
             server_keygen,
+            job_item: None,
         })
         .await
         .map_err(|e| from_enroll(e, req.csr_pem.is_some()))?;

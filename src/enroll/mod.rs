@@ -35,6 +35,9 @@ pub enum EnrollError {
     Ca { cn: String, detail: String },
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    /// The bulk job was cancelled while the row was being signed: nothing was recorded.
+    #[error("the job was cancelled")]
+    Cancelled,
 }
 
 /// The portal FAQ's text for a CA that failed to sign, with the request's CN.
@@ -88,6 +91,24 @@ pub struct EnrollRequest<'a> {
     /// The server generates the key (of the template's `server_keygen_key` type); the CSR
     /// gives only the subject and SAN.
     pub server_keygen: bool,
+    /// A bulk job's row: issued only while the job runs, recorded with the row.
+    pub job_item: Option<i64>,
+}
+
+/// Everything `issue` needs.
+struct IssueCtx<'a> {
+    meta: &'a RequestMeta,
+    op: &'static str,
+    requester: &'a str,
+    template: &'a Template,
+    csr: &'a Csr,
+    san: &'a [SanEntry],
+    /// An approved manual request being issued.
+    pending_id: Option<i64>,
+    server_keygen: bool,
+    description: &'a str,
+    /// A bulk row: recorded with the row, the generated key sealed into it.
+    job_item: Option<i64>,
 }
 
 pub struct EnrollService {
@@ -95,6 +116,7 @@ pub struct EnrollService {
     store: Arc<dyn Store>,
     est_group: String,
     admin_groups: Vec<String>,
+    sealer: Option<Arc<crate::ca::seal::Sealer>>,
 }
 
 /// How many times a serial-number collision is retried (each is a 2^-126 event).
@@ -112,7 +134,18 @@ impl EnrollService {
             store,
             est_group,
             admin_groups,
+            sealer: None,
         }
+    }
+
+    /// Seals bulk rows' generated keys until their download is confirmed.
+    pub fn with_sealer(mut self, sealer: Arc<crate::ca::seal::Sealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    pub fn sealer(&self) -> Option<&Arc<crate::ca::seal::Sealer>> {
+        self.sealer.as_ref()
     }
 
     pub fn issuer(&self) -> &Arc<dyn Issuer> {
@@ -200,6 +233,7 @@ impl EnrollService {
             exporter,
             server_keygen,
             description,
+            job_item,
         } = req;
         if !principal.in_group(&self.est_group) {
             return Err(EnrollError::NotInGroup {
@@ -237,17 +271,18 @@ impl EnrollService {
                 .await;
         }
         let issued = self
-            .issue(
+            .issue(IssueCtx {
                 meta,
                 op,
-                &principal.name,
+                requester: &principal.name,
                 template,
                 csr,
-                &approved.san,
-                None,
+                san: &approved.san,
+                pending_id: None,
                 server_keygen,
                 description,
-            )
+                job_item,
+            })
             .await?;
         Ok(Outcome::Issued(issued))
     }
@@ -304,17 +339,18 @@ impl EnrollService {
                         },
                     )?;
                     let issued = self
-                        .issue(
+                        .issue(IssueCtx {
                             meta,
                             op,
-                            &principal.name,
+                            requester: &principal.name,
                             template,
-                            &stored,
-                            &approved.san,
-                            Some(p.id),
+                            csr: &stored,
+                            san: &approved.san,
+                            pending_id: Some(p.id),
                             server_keygen,
                             description,
-                        )
+                            job_item: None,
+                        })
                         .await?;
                     return Ok(Outcome::Issued(issued));
                 }
@@ -365,18 +401,19 @@ impl EnrollService {
     /// Signs and records; `pending_id` marks an approved request issued in the same
     /// transaction.
     #[allow(clippy::too_many_arguments)]
-    async fn issue(
-        &self,
-        meta: &RequestMeta,
-        op: &'static str,
-        requester: &str,
-        template: &Template,
-        csr: &Csr,
-        san: &[SanEntry],
-        pending_id: Option<i64>,
-        server_keygen: bool,
-        description: &str,
-    ) -> Result<Issued, EnrollError> {
+    async fn issue(&self, ctx: IssueCtx<'_>) -> Result<Issued, EnrollError> {
+        let IssueCtx {
+            meta,
+            op,
+            requester,
+            template,
+            csr,
+            san,
+            pending_id,
+            server_keygen,
+            description,
+            job_item,
+        } = ctx;
         let cn = csr.common_name().unwrap_or_default();
         let generated = if server_keygen {
             let key_type = template.server_keygen_key.key_type();
@@ -456,9 +493,33 @@ impl EnrollService {
                 reason: pending_id.map(|id| format!("approved request {id}")),
                 serial: Some(cert.serial.clone()),
             };
-            let stored = match pending_id {
-                None => self.store.record_issuance(&record, &audit).await,
-                Some(id) => match self
+            let stored = match (pending_id, job_item) {
+                (_, Some(item)) => {
+                    let key = generated.as_ref().ok_or_else(|| {
+                        EnrollError::BadRequest("bulk rows need a server-generated key".into())
+                    })?;
+                    let sealer = self.sealer.as_ref().ok_or_else(|| EnrollError::Ca {
+                        cn: cn.clone(),
+                        detail: "no key sealer configured for bulk jobs".into(),
+                    })?;
+                    let sealed = sealer
+                        .seal(&job_key_context(item), &key.pkcs8)
+                        .map_err(|e| EnrollError::Ca {
+                            cn: cn.clone(),
+                            detail: e.to_string(),
+                        })?;
+                    match self
+                        .store
+                        .record_job_issuance(item, &record, &audit, &sealed)
+                        .await
+                    {
+                        Ok(true) => Ok(()),
+                        Ok(false) => return Err(EnrollError::Cancelled),
+                        Err(e) => Err(e),
+                    }
+                }
+                (None, None) => self.store.record_issuance(&record, &audit).await,
+                (Some(id), None) => match self
                     .store
                     .record_pending_issuance(id, &record, &audit)
                     .await
@@ -500,6 +561,41 @@ impl EnrollService {
             StoreError::Db("no serial number attempt was made".into())
         })))
     }
+}
+
+/// The associated data that binds a bulk row's sealed key to the row.
+pub fn job_key_context(item_id: i64) -> String {
+    format!("estd-job-item:{item_id}")
+}
+
+/// A CSR for a typed-in CN and SAN (portal, API, bulk rows), signed with a throwaway key: the
+/// certificate gets a key the server generates; the CSR carries the subject and SAN through
+/// the same checks. The subject also gets the template's fixed RDNs (there are no fields for
+/// them).
+pub fn attribute_csr(cn: &str, san: &[SanEntry], template: &Template) -> Result<Csr, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::default();
+    for rdn in &template.required_rdns {
+        let arcs: Vec<u64> = rdn.oid.arcs().map(u64::from).collect();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::from_oid(&arcs), rdn.value.clone());
+    }
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn.to_string());
+    if !san.is_empty() {
+        let der = est::encode_san(san)
+            .map_err(|_| "the Subject alternative name must be ASCII text".to_string())?;
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 17],
+                der,
+            ));
+    }
+    let req = params.serialize_request(&key).map_err(|e| e.to_string())?;
+    Csr::parse(req.der()).map_err(|e| e.to_string())
 }
 
 fn san_text(entries: &[SanEntry]) -> String {

@@ -131,7 +131,7 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, req: Request) -> 
         Err(r) => return noted(r, "bulk-submit", None),
     };
     let resp = match read_submission(req).await {
-        Ok(sub) => match state.jobs.submit(&principal, sub).await {
+        Ok((sub, _)) => match state.jobs.submit(&principal, sub).await {
             Ok(id) => {
                 let mut r = (
                     StatusCode::ACCEPTED,
@@ -154,8 +154,9 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, req: Request) -> 
     noted(resp, "bulk-submit", Some(&principal.name))
 }
 
-/// Reads the multipart form: `csv` (the file), `template`, `description`, `format`, `password`.
-async fn read_submission(req: Request) -> Result<Submission, Response> {
+/// Reads the multipart form: `csv` (the file), `template`, `description`, `format`,
+/// `password` (and `csrf`, which the portal's form carries).
+pub async fn read_submission(req: Request) -> Result<(Submission, String), Response> {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, "invalid", &m);
     let declared = req
         .headers()
@@ -179,6 +180,7 @@ async fn read_submission(req: Request) -> Result<Submission, Response> {
         password: zeroize::Zeroizing::new(String::new()),
         csv: Vec::new(),
     };
+    let mut csrf = String::new();
     let mut total = 0usize;
     while let Some(field) = form
         .next_field()
@@ -207,13 +209,14 @@ async fn read_submission(req: Request) -> Result<Submission, Response> {
             "password" => {
                 sub.password = zeroize::Zeroizing::new(String::from_utf8_lossy(&data).to_string())
             }
+            "csrf" => csrf = text(),
             _ => {}
         }
     }
     if sub.csv.is_empty() {
-        return Err(bad("the form has no csv file".into()));
+        return Err(bad("Choose a CSV file".into()));
     }
-    Ok(sub)
+    Ok((sub, csrf))
 }
 
 pub(super) async fn status(

@@ -1,6 +1,6 @@
 //! HTTP routes: EST under `/.well-known/est/`, with the request-id and audit layer.
 
-mod bulk;
+pub mod bulk;
 mod error;
 mod est;
 mod json;

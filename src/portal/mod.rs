@@ -39,8 +39,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/portal/password", get(password_page).post(password_submit))
         .route("/portal/single", get(single_page).post(single_submit))
         .route("/portal/csr", get(csr_page).post(csr_submit))
-        .route("/portal/bulk", get(bulk_page))
+        .route("/portal/bulk.js", get(bulk_js))
+        .route("/portal/bulk/status", get(bulk_status))
+        .route("/portal/bulk/{id}/cancel", post(bulk_cancel))
+        .route("/portal/bulk/{id}/download", get(bulk_download))
+        .route("/portal/bulk/{id}/confirm", post(bulk_confirm))
         .layer(DefaultBodyLimit::max(MAX_FORM))
+        // the CSV upload may be larger than a form
+        .route(
+            "/portal/bulk",
+            get(bulk_page)
+                .post(bulk_submit)
+                .layer(DefaultBodyLimit::max(crate::api::bulk::MAX_UPLOAD)),
+        )
 }
 
 /// An HTML page with the portal's security headers.
@@ -53,7 +64,7 @@ fn page(status: StatusCode, markup: Markup) -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -240,7 +251,12 @@ async fn login_submit(
         Err(e) => return internal(e),
     };
     tracing::info!(user = %principal.name, %peer, "portal log-in");
-    let mut resp = redirect("/portal/single");
+    // a bulk request still open (running, or not confirmed downloaded): its status page
+    let landing = match state.jobs.open_job_of(&principal.name).await {
+        Ok(Some(_)) => "/portal/bulk/status",
+        _ => "/portal/single",
+    };
+    let mut resp = redirect(landing);
     resp.headers_mut()
         .append(header::SET_COOKIE, session::set_cookie(Some(&id)));
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -433,20 +449,6 @@ async fn csr_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     show_form(&state, &headers, true).await
 }
 
-async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let s = match require_session(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    page(
-        StatusCode::OK,
-        pages::bulk(&Viewer {
-            name: &s.principal.name,
-            csrf: &s.csrf,
-        }),
-    )
-}
-
 async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Response {
     let s = match require_session(state, headers).await {
         Ok(s) => s,
@@ -582,6 +584,289 @@ async fn submit(
                     pages::single(&viewer, with_csr, &choices, &values, &errors),
                 ),
                 note,
+            )
+        }
+    }
+}
+
+async fn bulk_js() -> Response {
+    let mut resp = pages::BULK_JS.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    resp
+}
+
+fn bulk_values(template: String, description: String, format: String) -> CertForm {
+    CertForm {
+        template,
+        description,
+        format,
+        ..CertForm::default()
+    }
+}
+
+async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.jobs.open_job_of(&s.principal.name).await {
+        Ok(Some(_)) => return redirect("/portal/bulk/status"),
+        Ok(None) => {}
+        Err(e) => return internal(e),
+    }
+    let choices = template_choices(&state);
+    let values = bulk_values(
+        choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+        String::new(),
+        "pkcs12-chain".into(),
+    );
+    page(
+        StatusCode::OK,
+        pages::bulk_form(
+            &Viewer {
+                name: &s.principal.name,
+                csrf: &s.csrf,
+            },
+            &choices,
+            &values,
+            &[],
+        ),
+    )
+}
+
+async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let headers = req.headers().clone();
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = AuditNote {
+        operation: "portal-bulk".into(),
+        principal: Some(s.principal.name.clone()),
+        ..AuditNote::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    let choices = template_choices(&state);
+    let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
+        Ok(x) => x,
+        Err(resp) => {
+            let status = resp.status();
+            let msg = match axum::body::to_bytes(resp.into_body(), 4096).await {
+                Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            note.reason = Some(msg.clone());
+            let values = bulk_values(String::new(), String::new(), "pkcs12-chain".into());
+            return with_note(
+                page(status, pages::bulk_form(&viewer, &choices, &values, &[msg])),
+                note,
+            );
+        }
+    };
+    if !session::csrf_ok(&s.csrf, Some(&csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        let values = bulk_values(sub.template, sub.description, sub.format);
+        return with_note(
+            page(
+                StatusCode::FORBIDDEN,
+                pages::bulk_form(&viewer, &choices, &values, &[EXPIRED_FORM.to_string()]),
+            ),
+            note,
+        );
+    }
+    let values = bulk_values(
+        sub.template.clone(),
+        sub.description.clone(),
+        sub.format.clone(),
+    );
+    match state.jobs.submit(&s.principal, sub).await {
+        Ok(id) => {
+            note.reason = Some(format!("bulk request {id} queued"));
+            with_note(redirect("/portal/bulk/status"), note)
+        }
+        Err(e) => {
+            let (status, _) = crate::api::bulk::status_of(&e);
+            let messages: Vec<String> = match &e {
+                crate::jobs::BulkError::Rows(rows) => {
+                    rows.iter().map(|(r, m)| format!("Row {r}: {m}")).collect()
+                }
+                crate::jobs::BulkError::Internal(_) => vec![
+                    "Internal error. Try again; if it keeps failing, contact your administrator."
+                        .into(),
+                ],
+                other => vec![other.to_string()],
+            };
+            note.reason = Some(e.to_string());
+            with_note(
+                page(
+                    status,
+                    pages::bulk_form(&viewer, &choices, &values, &messages),
+                ),
+                note,
+            )
+        }
+    }
+}
+
+async fn bulk_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let job = match state.jobs.open_job_of(&s.principal.name).await {
+        Ok(Some(j)) => j,
+        Ok(None) => return redirect("/portal/bulk"),
+        Err(e) => return internal(e),
+    };
+    let st = match state.jobs.status(&s.principal, job.id).await {
+        Ok(st) => st,
+        Err(e) => return internal(e),
+    };
+    let percent = if st.job.total > 0 {
+        st.processed() * 100 / st.job.total
+    } else {
+        100
+    };
+    let view = pages::StatusView {
+        id: st.job.id,
+        template: &st.job.template,
+        state: &st.job.state,
+        total: st.job.total,
+        processed: st.processed(),
+        percent,
+        done: st.counts.done,
+        failed: st.counts.failed,
+        cancelled: st.counts.cancelled,
+        errors: &st.errors,
+    };
+    page(
+        StatusCode::OK,
+        pages::bulk_status(
+            &Viewer {
+                name: &s.principal.name,
+                csrf: &s.csrf,
+            },
+            &view,
+        ),
+    )
+}
+
+async fn bulk_cancel(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    bulk_action(&state, &headers, &form, id, "portal-bulk-cancel").await
+}
+
+async fn bulk_confirm(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    bulk_action(&state, &headers, &form, id, "portal-bulk-confirm").await
+}
+
+async fn bulk_action(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &CsrfForm,
+    id: i64,
+    op: &str,
+) -> Response {
+    let s = match require_session(state, headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let note = AuditNote {
+        operation: op.into(),
+        principal: Some(s.principal.name.clone()),
+        ..AuditNote::default()
+    };
+    if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
+        return with_note(
+            page(
+                StatusCode::FORBIDDEN,
+                pages::message(
+                    "Bulk request",
+                    None,
+                    EXPIRED_FORM,
+                    Some(("/portal/bulk/status", "Back to the status page")),
+                ),
+            ),
+            note,
+        );
+    }
+    let result = if op.ends_with("cancel") {
+        state.jobs.cancel(&s.principal, id).await
+    } else {
+        state.jobs.confirm(&s.principal, id).await
+    };
+    match result {
+        Ok(()) if op.ends_with("cancel") => with_note(redirect("/portal/bulk/status"), note),
+        Ok(()) => with_note(redirect("/portal/bulk"), note),
+        Err(e) => {
+            let (status, _) = crate::api::bulk::status_of(&e);
+            let viewer = Viewer {
+                name: &s.principal.name,
+                csrf: &s.csrf,
+            };
+            with_note(
+                page(
+                    status,
+                    pages::message(
+                        "Bulk request",
+                        Some(&viewer),
+                        &e.to_string(),
+                        Some(("/portal/bulk/status", "Back to the status page")),
+                    ),
+                ),
+                note,
+            )
+        }
+    }
+}
+
+async fn bulk_download(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.jobs.zip(&s.principal, id).await {
+        Ok((name, zip)) => crate::api::zip_response(&name, zip),
+        Err(e) => {
+            let (status, _) = crate::api::bulk::status_of(&e);
+            let viewer = Viewer {
+                name: &s.principal.name,
+                csrf: &s.csrf,
+            };
+            page(
+                status,
+                pages::message(
+                    "Bulk request",
+                    Some(&viewer),
+                    &e.to_string(),
+                    Some(("/portal/bulk/status", "Back to the status page")),
+                ),
             )
         }
     }

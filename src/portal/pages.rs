@@ -22,6 +22,10 @@ details.menu .items a:hover,details.menu .items button:hover{background:#eef3f8}
 details.menu .items form{margin:0}
 .who{padding:.3rem .9rem;color:#555;font-size:.9rem}
 main{max-width:42rem;margin:1.5rem auto;padding:0 1rem}
+progress{width:100%;height:1.4rem}
+div.card{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:1.2rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #d5dbe1;padding:.3rem .5rem;text-align:left}
+a.primary{display:inline-block;background:#12395c;color:#fff;border-radius:4px;padding:.6rem 1.4rem;text-decoration:none}
 h1{font-size:1.4rem;margin:.2rem 0 1rem}
 form.card{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:1.2rem}
 .field{margin-bottom:1rem}
@@ -247,14 +251,138 @@ pub fn single(
     layout(title, Some(viewer), body)
 }
 
-pub fn bulk(viewer: &Viewer<'_>) -> Markup {
+/// The bulk upload form. `errors`: the request's messages (one per refused row).
+pub fn bulk_form(
+    viewer: &Viewer<'_>,
+    templates: &[(String, String)],
+    values: &CertForm,
+    errors: &[String],
+) -> Markup {
     let body = html! {
         h1 { "Generate bulk certificates" }
-        p { "Bulk certificate requests (up to 500 devices from a CSV file) are not available yet in this version." }
-        p { a href="/portal/single" { "Generate a single certificate instead" } }
+        @if !errors.is_empty() {
+            div.banner.error role="alert" {
+                @for e in errors { p.error { (e) } }
+            }
+        }
+        p { a href="/api/v1/bulk/template.csv" download="bulk-template.csv" { "Download CSV template here" }
+            " — one row per device: its CN and its MAC address (SAN); up to 500 rows." }
+        form.card method="post" action="/portal/bulk" enctype="multipart/form-data" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            div.field {
+                label for="csv" { "CSV file" }
+                input type="file" id="csv" name="csv" accept=".csv,text/csv" required;
+            }
+            div.field {
+                label for="template" { "Certificate template" }
+                select id="template" name="template" {
+                    @for (name, description) in templates {
+                        option value=(name) selected[*name == values.template] {
+                            (name) @if !description.is_empty() { " — " (description) }
+                        }
+                    }
+                }
+            }
+            div.field {
+                label for="description" { "Description" }
+                input type="text" id="description" name="description" value=(values.description);
+            }
+            div.field {
+                label for="format" { "Certificate download format" }
+                select id="format" name="format" {
+                    @for f in Format::ALL {
+                        option value=(f.as_str()) selected[f.as_str() == values.format] { (f.description()) }
+                    }
+                }
+            }
+            div.field {
+                label for="password" { "Certificate password" }
+                input type="password" id="password" name="password" autocomplete="new-password" required;
+                div.hint { (password_rules()) }
+            }
+            button.primary type="submit" { "Generate" }
+        }
     };
     layout("Generate bulk certificates", Some(viewer), body)
 }
+
+/// What the status page shows of a job.
+pub struct StatusView<'a> {
+    pub id: i64,
+    pub template: &'a str,
+    pub state: &'a str,
+    pub total: i64,
+    pub processed: i64,
+    pub percent: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub errors: &'a [(i64, String)],
+}
+
+/// The Certificate Generation Status page: a progress bar kept current by `/portal/bulk.js`
+/// (no reload until the job ends), Cancel, then the summary, the download and the
+/// confirmation.
+pub fn bulk_status(viewer: &Viewer<'_>, s: &StatusView<'_>) -> Markup {
+    let finished = matches!(s.state, "completed" | "cancelled");
+    let body = html! {
+        h1 { "Certificate Generation Status" }
+        p { "Bulk request " (s.id) " · template " (s.template) " · " (s.total) " devices" }
+        div.card {
+            label for="bar" { "Progress" }
+            progress id="bar" max="100" value=(s.percent) data-job=(s.id) data-finished=(finished) { (s.percent) " %" }
+            p id="progress-text" aria-live="polite" { (s.processed) " of " (s.total) " (" (s.percent) " %)" }
+            @if !finished {
+                form method="post" action=(format!("/portal/bulk/{}/cancel", s.id)) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    button type="submit" { "Cancel" }
+                }
+            } @else {
+                h2 { "Summary" }
+                p id="summary" {
+                    "Issued: " strong { (s.done) } " · Failed: " strong { (s.failed) }
+                    @if s.cancelled > 0 { " · Cancelled: " strong { (s.cancelled) } }
+                }
+                @if !s.errors.is_empty() {
+                    table {
+                        thead { tr { th { "Row" } th { "Reason" } } }
+                        tbody { @for (row, reason) in s.errors { tr { td { (row) } td { (reason) } } } }
+                    }
+                }
+                p { a.primary id="download" href=(format!("/portal/bulk/{}/download", s.id)) { "Download the certificates (zip)" } }
+                form method="post" action=(format!("/portal/bulk/{}/confirm", s.id)) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    p.hint { "Confirming deletes the keys kept for this download; you can then submit another request." }
+                    button.primary type="submit" id="confirm" { "Download complete" }
+                }
+            }
+        }
+        script src="/portal/bulk.js" {}
+    };
+    layout("Certificate Generation Status", Some(viewer), body)
+}
+
+/// Keeps the progress bar current without reloading; reloads once when the job has ended.
+pub const BULK_JS: &str = r#"(function () {
+  var bar = document.getElementById('bar');
+  if (!bar || bar.dataset.finished === 'true') return;
+  var text = document.getElementById('progress-text');
+  function tick() {
+    fetch('/api/v1/bulk/' + bar.dataset.job, { credentials: 'same-origin', cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (s) {
+          bar.value = s.percent;
+          text.textContent = s.processed + ' of ' + s.total + ' (' + s.percent + ' %)';
+          if (s.state === 'completed' || s.state === 'cancelled') { window.location.reload(); return; }
+        }
+        setTimeout(tick, 700);
+      })
+      .catch(function () { setTimeout(tick, 2000); });
+  }
+  setTimeout(tick, 300);
+})();
+"#;
 
 /// A plain message page (errors outside a form).
 pub fn message(

@@ -3,7 +3,7 @@
 // per check and "N passed, M failed"; screenshots of each page go to OUT_DIR.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const base = process.env.ESTD_URL;
@@ -148,11 +148,75 @@ await check('I want to → single certificate with CSR → the zip has no key an
   expect(certPub === sh('openssl', ['pkey', '-in', join(work, 'device.key'), '-pubout']), "the CSR's key");
 });
 
-await check('I want to → generate bulk certificates links to the bulk page', async () => {
+await check('I want to → generate bulk certificates → Download CSV template here', async () => {
   await page.click('details.iwant summary');
   await page.click('text=generate bulk certificates');
   expect(page.url().endsWith('/portal/bulk'), page.url());
   await shot('bulk');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Download CSV template here')]);
+  const path = join(outDir, 'bulk-template.csv');
+  await download.saveAs(path);
+  expect(readFileSync(path, 'utf8') === 'CN,SAN\r\n', 'the template');
+});
+
+const ROWS = 60;
+await check(`bulk: upload ${ROWS} rows, the progress bar reaches 100 % without a reload`, async () => {
+  let csv = 'CN,SAN\r\n';
+  for (let i = 0; i < ROWS; i++) csv += `joe,00-11-22-33-44-${i.toString(16).padStart(2, '0')}\r\n`;
+  const path = join(outDir, 'devices.csv');
+  writeFileSync(path, csv);
+  await page.setInputFiles('#csv', path);
+  await page.selectOption('#template', 'eap-tls');
+  await page.selectOption('#format', 'pkcs12');
+  await page.fill('#description', 'store 12');
+  await page.fill('#password', 'Secret_#42');
+  await page.click('button.primary');
+  expect(page.url().endsWith('/portal/bulk/status'), page.url());
+  // the bar moves while the page stays (a marker set on this document survives until the reload)
+  await page.evaluate(() => { window.__same = true; });
+  let sawProgress = false;
+  for (let i = 0; i < 300; i++) {
+    const alive = await page.evaluate(() => window.__same === true).catch(() => false);
+    if (!alive) break; // reloaded: the job ended
+    const v = await page.evaluate(() => document.getElementById('bar').value).catch(() => 0);
+    if (v > 0 && v < 100) sawProgress = true;
+    if (i === 3) await shot('bulk-status-running');
+    await page.waitForTimeout(100);
+  }
+  await page.waitForSelector('#summary');
+  expect(await page.evaluate(() => document.getElementById('bar').value) === 100, 'bar at 100');
+  expect((await page.textContent('#progress-text')).includes(`${ROWS} of ${ROWS} (100 %)`), await page.textContent('#progress-text'));
+  expect((await page.textContent('#summary')).includes(`Issued: ${ROWS}`), await page.textContent('#summary'));
+  console.log(`      (saw the bar between 0 and 100 %: ${sawProgress})`);
+  await shot('bulk-status-done');
+});
+
+await check('bulk: log out and back in lands on the status page', async () => {
+  await page.click('details.account summary');
+  await page.click('text=Log out');
+  await login('joe', 'Joe-password-2');
+  expect(page.url().endsWith('/portal/bulk/status'), page.url());
+});
+
+await check('bulk: the zip holds every certificate and key; openssl checks one', async () => {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  const zip = join(outDir, 'bulk.zip');
+  await download.saveAs(zip);
+  const dir = join(outDir, 'bulk');
+  rmSync(dir, { recursive: true, force: true });
+  sh('unzip', ['-o', '-q', zip, '-d', dir]);
+  const names = readdirSync(dir);
+  expect(names.filter((n) => n.endsWith('.p12')).length === ROWS, `${ROWS} .p12`);
+  expect(names.filter((n) => n.endsWith('.cer')).length === ROWS + 3, 'certificates, chain and EAP file');
+  sh('openssl', ['verify', '-CAfile', 'root-ca.cer', '-untrusted', 'issuing-ca.cer', 'joe_00-11-22-33-44-2A.cer'], dir);
+  sh('openssl', ['pkcs12', '-in', 'joe_00-11-22-33-44-2A.p12', '-info', '-noout', '-passin', 'pass:Secret_#42'], dir);
+});
+
+await check('bulk: confirming the download frees the user for a new request', async () => {
+  await page.goto(`${base}/portal/bulk/status`);
+  await page.click('#confirm');
+  expect(page.url().endsWith('/portal/bulk'), page.url());
+  expect(await page.isVisible('#csv'), 'the upload form again');
 });
 
 await check('a form POST without its CSRF token is refused (403) and issues nothing', async () => {

@@ -33,6 +33,8 @@ fn spawn(data: &std::path::Path, templates: &std::path::Path) -> (Child, u16) {
             return (child, port);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("estd did not start");
 }
 

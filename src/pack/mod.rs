@@ -385,8 +385,8 @@ pub fn zip_bundle(
             zip.start_file(name, options).map_err(encode_err)?;
             zip.write_all(data).map_err(encode_err)
         };
-    for e in entities {
-        for (name, data) in entity_files(e, assets, opts)? {
+    for files in package_all(entities, assets, opts)? {
+        for (name, data) in files {
             add(&mut zip, name, &data)?;
         }
     }
@@ -397,6 +397,46 @@ pub fn zip_bundle(
     add(&mut zip, name.clone(), text.as_bytes())?;
     let cursor = zip.finish().map_err(encode_err)?;
     Ok(cursor.into_inner())
+}
+
+/// Every entity's files, in order, spread over the cores (PBKDF2 dominates: ~1 ms a key
+/// file, ~2.3 ms a PKCS#12).
+fn package_all(
+    entities: &[Entity],
+    assets: &BundleAssets,
+    opts: &PackOptions<'_>,
+) -> Result<Vec<Vec<BundleFile>>, PackError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(entities.len())
+        .max(1);
+    if threads == 1 {
+        return entities
+            .iter()
+            .map(|e| entity_files(e, assets, opts))
+            .collect();
+    }
+    let chunk = entities.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = entities
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|e| entity_files(e, assets, opts))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(entities.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| PackError::Encode("a packaging thread panicked".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 fn unique(used: &mut HashSet<String>, name: String) -> String {

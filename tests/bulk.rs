@@ -69,7 +69,7 @@ async fn status(s: &TestServer, user: (&str, &str), id: i64) -> serde_json::Valu
 async fn wait_finished(s: &TestServer, user: (&str, &str), id: i64) -> serde_json::Value {
     for _ in 0..600 {
         let st = status(s, user, id).await;
-        if st["state"] == "completed" || st["state"] == "cancelled" {
+        if st["state"] == "completed" || st["state"] == "cancelled" || st["state"] == "failed" {
             return st;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -78,7 +78,10 @@ impl JobStatus {
     }
 
     pub fn finished(&self) -> bool {
-        matches!(self.job.state.as_str(), "completed" | "cancelled")
+        matches!(
+            self.job.state.as_str(),
+            "completed" | "cancelled" | "failed"
+        )
     }
 }
 
@@ -254,7 +257,7 @@ impl JobService {
             }
         }
         match self.store.finish_job_if_done(job_id).await {
-            Ok(true) => tracing::info!(job = job_id, "bulk request completed"),
+            Ok(true) => tracing::info!(job = job_id, "bulk request ended"),
             Ok(false) => {}
             Err(e) => tracing::error!(job = job_id, error = %e, "cannot finish the job"),
         }
@@ -365,7 +368,7 @@ impl JobService {
         id: i64,
     ) -> Result<(String, Vec<u8>), BulkError> {
         let job = self.job_for(principal, id).await?;
-        if !matches!(job.state.as_str(), "completed" | "cancelled") {
+        if !matches!(job.state.as_str(), "completed" | "cancelled" | "failed") {
             return Err(BulkError::Conflict(
                 "The bulk request is still running".into(),
             ));

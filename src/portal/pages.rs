@@ -324,7 +324,7 @@ pub struct StatusView<'a> {
 /// (no reload until the job ends), Cancel, then the summary, the download and the
 /// confirmation.
 pub fn bulk_status(viewer: &Viewer<'_>, s: &StatusView<'_>) -> Markup {
-    let finished = matches!(s.state, "completed" | "cancelled");
+    let finished = matches!(s.state, "completed" | "cancelled" | "failed");
     let body = html! {
         h1 { "Certificate Generation Status" }
         p { "Bulk request " (s.id) " · template " (s.template) " · " (s.total) " devices" }
@@ -374,7 +374,7 @@ pub const BULK_JS: &str = r#"(function () {
         if (s) {
           bar.value = s.percent;
           text.textContent = s.processed + ' of ' + s.total + ' (' + s.percent + ' %)';
-          if (s.state === 'completed' || s.state === 'cancelled') { window.location.reload(); return; }
+          if (s.state === 'completed' || s.state === 'cancelled' || s.state === 'failed') { window.location.reload(); return; }
         }
         setTimeout(tick, 700);
       })

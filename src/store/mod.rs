@@ -132,7 +132,7 @@ pub struct JobRecord {
     pub description: String,
     pub format: String,
     pub password_sealed: Option<Vec<u8>>,
-    /// `queued`, `running`, `cancelled` or `completed`.
+    /// `queued`, `running`, `cancelled`, `completed` or `failed` (ended with no row issued).
     pub state: String,
     pub total: i64,
     pub created_at: String,
@@ -251,7 +251,8 @@ pub trait Store: Send + Sync {
     /// Cancels a queued or running job: its pending rows are cancelled. False when the job
     /// had already ended.
     async fn cancel_job(&self, id: i64) -> Result<bool, StoreError>;
-    /// Marks a job completed when none of its rows is pending or running; true if it did.
+    /// Ends a job when none of its rows is pending or running: `completed`, or `failed` when
+    /// no row was issued; true if it did.
     async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError>;
     /// Download confirmed: drops the sealed keys and password; frees the owner.
     async fn confirm_job(&self, id: i64) -> Result<bool, StoreError>;

@@ -444,7 +444,9 @@ impl Store for SqliteStore {
 
     async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE jobs SET state = 'completed', finished_at = ?
+            "UPDATE jobs SET finished_at = ?,
+                 state = CASE WHEN EXISTS (SELECT 1 FROM job_items WHERE job_id = jobs.id AND state = 'done')
+                              THEN 'completed' ELSE 'failed' END
              WHERE id = ? AND state = 'running'
                AND NOT EXISTS (SELECT 1 FROM job_items WHERE job_id = ? AND state IN ('pending', 'running'))",
         )
@@ -460,7 +462,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "UPDATE jobs SET confirmed_at = ?, password_sealed = NULL
-             WHERE id = ? AND confirmed_at IS NULL AND state IN ('completed', 'cancelled')",
+             WHERE id = ? AND confirmed_at IS NULL AND state IN ('completed', 'cancelled', 'failed')",
         )
         .bind(timestamp(SystemTime::now()))
         .bind(id)
@@ -874,7 +876,23 @@ mod tests {
         assert!(!s.finish_job_if_done(id2).await.unwrap());
         s.fail_job_item(i.id, "Invalid MAC address").await.unwrap();
         assert!(s.finish_job_if_done(id2).await.unwrap());
-        assert_eq!(s.get_job(id2).await.unwrap().unwrap().state, "completed");
+        assert_eq!(
+            s.get_job(id2).await.unwrap().unwrap().state,
+            "failed",
+            "no row issued"
+        );
+        assert!(s.confirm_job(id2).await.unwrap());
+        let id3 = s.create_job(&job("eve"), &rows[..2]).await.unwrap();
+        let x = s.claim_job_item().await.unwrap().unwrap();
+        let y = s.claim_job_item().await.unwrap().unwrap();
+        assert!(
+            s.record_job_issuance(x.id, &cert("x1"), &audit("bulk"), b"k")
+                .await
+                .unwrap()
+        );
+        s.fail_job_item(y.id, "CA server error").await.unwrap();
+        assert!(s.finish_job_if_done(id3).await.unwrap());
+        assert_eq!(s.get_job(id3).await.unwrap().unwrap().state, "completed");
     }
 
     #[tokio::test]

@@ -484,6 +484,90 @@ async fn idle_sessions_end() {
     s.stop().await;
 }
 
+const RSA_POS: &str = "name = \"slow\"\nkey_types = [\"rsa-2048\"]\nserver_keygen_key = \"rsa-2048\"\nvalidity_days = 30\nsan_style = \"mac\"\n";
+
+#[tokio::test]
+async fn portal_bulk_upload_needs_csrf_and_cancel_stops_the_job() {
+    let mut s = start_with_templates("", &[EAP, RSA_POS]).await;
+    let mut b = Browser::new(&s);
+    b.login("admin", &s.admin_password).await;
+    let (status, html) = b.get("/portal/bulk").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Download CSV template here"));
+    let csrf = csrf_in(&html);
+    let mut csv = String::from("CN,SAN\n");
+    for i in 0..100 {
+        csv.push_str(&format!("dev{i},00-11-22-33-44-{i:02X}\n"));
+    }
+    let upload = |token: &str| {
+        reqwest::multipart::Form::new()
+            .text("csrf", token.to_string())
+            .part(
+                "csv",
+                reqwest::multipart::Part::bytes(csv.clone().into_bytes()).file_name("d.csv"),
+            )
+            .text("template", "slow")
+            .text("description", "d")
+            .text("format", "pem")
+            .text("password", "Secret_#42")
+    };
+    let post = |form: reqwest::multipart::Form, cookies: String| {
+        b.http
+            .post(format!("{}/portal/bulk", b.base))
+            .header(header::COOKIE, cookies)
+            .multipart(form)
+            .send()
+    };
+    let r = post(upload("forged"), b.cookie_header()).await.unwrap();
+    assert_eq!(r.status(), 403, "no upload without the CSRF token");
+    assert!(
+        s.state()
+            .store
+            .open_job_of("admin")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = post(upload(&csrf), b.cookie_header()).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[header::LOCATION], "/portal/bulk/status");
+    let (status, html) = b.get("/portal/bulk/status").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Certificate Generation Status") && html.contains("<progress"));
+    // the upload page now sends the user to the status page (one request at a time)
+    assert_eq!(b.get("/portal/bulk").await.0, 303);
+    let id = s
+        .state()
+        .store
+        .open_job_of("admin")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let r = b
+        .post(&format!("/portal/bulk/{id}/cancel"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post(&format!("/portal/bulk/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = b.get("/portal/bulk/status").await;
+    assert!(
+        html.contains("Summary") && html.contains("Cancelled"),
+        "{html}"
+    );
+    assert_eq!(
+        s.state().store.get_job(id).await.unwrap().unwrap().state,
+        "cancelled"
+    );
+    let r = b
+        .post(&format!("/portal/bulk/{id}/confirm"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.headers()[header::LOCATION], "/portal/bulk");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn attribute_requests_get_the_templates_fixed_rdns() {
     let mut s = setup().await;

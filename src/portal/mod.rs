@@ -764,13 +764,19 @@ async fn bulk_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     )
 }
 
+#[derive(Clone, Copy)]
+enum BulkAction {
+    Cancel,
+    Confirm,
+}
+
 async fn bulk_cancel(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(id): axum::extract::Path<i64>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    bulk_action(&state, &headers, &form, id, "portal-bulk-cancel").await
+    bulk_action(&state, &headers, &form, id, BulkAction::Cancel).await
 }
 
 async fn bulk_confirm(
@@ -779,7 +785,25 @@ async fn bulk_confirm(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    bulk_action(&state, &headers, &form, id, "portal-bulk-confirm").await
+    bulk_action(&state, &headers, &form, id, BulkAction::Confirm).await
+}
+
+/// A bulk request's error as a page, with its status.
+fn bulk_error_page(s: &session::Session, e: &crate::jobs::BulkError) -> Response {
+    let (status, _) = crate::api::bulk::status_of(e);
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+    };
+    page(
+        status,
+        pages::message(
+            "Bulk request",
+            Some(&viewer),
+            &e.to_string(),
+            Some(("/portal/bulk/status", "Back to the status page")),
+        ),
+    )
 }
 
 async fn bulk_action(
@@ -787,57 +811,46 @@ async fn bulk_action(
     headers: &HeaderMap,
     form: &CsrfForm,
     id: i64,
-    op: &str,
+    action: BulkAction,
 ) -> Response {
     let s = match require_session(state, headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let note = AuditNote {
+    let op = match action {
+        BulkAction::Cancel => "portal-bulk-cancel",
+        BulkAction::Confirm => "portal-bulk-confirm",
+    };
+    let mut note = AuditNote {
         operation: op.into(),
         principal: Some(s.principal.name.clone()),
         ..AuditNote::default()
     };
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
-        return with_note(
-            page(
-                StatusCode::FORBIDDEN,
-                pages::message(
-                    "Bulk request",
-                    None,
-                    EXPIRED_FORM,
-                    Some(("/portal/bulk/status", "Back to the status page")),
-                ),
+        note.reason = Some("form without a valid CSRF token".into());
+        let page = page(
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "Bulk request",
+                None,
+                EXPIRED_FORM,
+                Some(("/portal/bulk/status", "Back to the status page")),
             ),
-            note,
         );
+        return with_note(page, note);
     }
-    let result = if op.ends_with("cancel") {
-        state.jobs.cancel(&s.principal, id).await
-    } else {
-        state.jobs.confirm(&s.principal, id).await
+    let (result, next) = match action {
+        BulkAction::Cancel => (
+            state.jobs.cancel(&s.principal, id).await,
+            "/portal/bulk/status",
+        ),
+        BulkAction::Confirm => (state.jobs.confirm(&s.principal, id).await, "/portal/bulk"),
     };
     match result {
-        Ok(()) if op.ends_with("cancel") => with_note(redirect("/portal/bulk/status"), note),
-        Ok(()) => with_note(redirect("/portal/bulk"), note),
+        Ok(()) => with_note(redirect(next), note),
         Err(e) => {
-            let (status, _) = crate::api::bulk::status_of(&e);
-            let viewer = Viewer {
-                name: &s.principal.name,
-                csrf: &s.csrf,
-            };
-            with_note(
-                page(
-                    status,
-                    pages::message(
-                        "Bulk request",
-                        Some(&viewer),
-                        &e.to_string(),
-                        Some(("/portal/bulk/status", "Back to the status page")),
-                    ),
-                ),
-                note,
-            )
+            note.reason = Some(e.to_string());
+            with_note(bulk_error_page(&s, &e), note)
         }
     }
 }
@@ -853,21 +866,6 @@ async fn bulk_download(
     };
     match state.jobs.zip(&s.principal, id).await {
         Ok((name, zip)) => crate::api::zip_response(&name, zip),
-        Err(e) => {
-            let (status, _) = crate::api::bulk::status_of(&e);
-            let viewer = Viewer {
-                name: &s.principal.name,
-                csrf: &s.csrf,
-            };
-            page(
-                status,
-                pages::message(
-                    "Bulk request",
-                    Some(&viewer),
-                    &e.to_string(),
-                    Some(("/portal/bulk/status", "Back to the status page")),
-                ),
-            )
-        }
+        Err(e) => bulk_error_page(&s, &e),
     }
 }

@@ -175,6 +175,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         bundle.clone(),
     ));
     jobs.start().await?;
+    spawn_session_sweeper(store.clone(), config.session_idle);
     let state = Arc::new(AppState {
         enroll,
         templates,
@@ -198,6 +199,26 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         },
         admin_password,
     })
+}
+
+/// Every few minutes, deletes portal sessions idle for longer than the timeout (they are
+/// refused when presented anyway; this keeps abandoned ones from piling up).
+fn spawn_session_sweeper(store: Arc<dyn Store>, idle: std::time::Duration) {
+    tokio::spawn(async move {
+        let every = idle.clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(300),
+        );
+        loop {
+            tokio::time::sleep(every).await;
+            let before = crate::model::timestamp(std::time::SystemTime::now() - idle);
+            match store.delete_idle_sessions(&before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "idle portal sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete idle sessions"),
+            }
+        }
+    });
 }
 
 /// Reads the configured EAP server chain: PEM with at least one certificate.

@@ -479,7 +479,16 @@ async fn idle_sessions_end() {
     let mut b = Browser::new(&s);
     b.login("admin", &s.admin_password).await;
     assert_eq!(b.get("/portal/single").await.0, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // an abandoned session (never presented again) is swept from the store
+    let mut abandoned = Browser::new(&s);
+    abandoned.login("admin", &s.admin_password).await;
+    let hash = estd::api::session::hash(&abandoned.cookie("estd_session").unwrap());
+    assert!(s.state().store.get_session(&hash).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        s.state().store.get_session(&hash).await.unwrap().is_none(),
+        "swept"
+    );
     assert_eq!(b.get("/portal/single").await.0, 303);
     s.stop().await;
 }

@@ -62,8 +62,8 @@ impl SingleError {
     }
 }
 
-/// What a single-certificate request carries.
-#[derive(Debug, Clone, Default)]
+/// What a single-certificate request carries. (`Debug` leaves the password out.)
+#[derive(Clone, Default)]
 pub struct SingleRequest {
     pub template: String,
     /// Attribute requests: the CN and the SAN as typed.
@@ -74,6 +74,20 @@ pub struct SingleRequest {
     pub description: String,
     pub format: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for SingleRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleRequest")
+            .field("template", &self.template)
+            .field("common_name", &self.common_name)
+            .field("san", &self.san)
+            .field("csr_pem", &self.csr_pem.as_ref().map(|p| p.len()))
+            .field("description", &self.description)
+            .field("format", &self.format)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The zip and its file name.

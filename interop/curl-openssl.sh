@@ -253,11 +253,18 @@ ID=$("$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending list 2>/dev/null | awk 
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @nope.b64 "$EST/manual/simpleenroll")
 [ "$code" = 403 ] && [ "$(cat body.out)" = "The certificate request $ID was rejected: not our device" ] && pass "manual approval: rejected → 403 with the reason" || fail "manual: reject" "$code $(cat body.out)"
 
-# --- the audit log recorded the failures with their reasons -------------------------------
-if command -v sqlite3 >/dev/null; then
-  n=$(sqlite3 "$ESTD_DATA_DIR/estd.db" "select count(*) from audit_events where status = 403 and reason like '%Subject differs%'")
-  [ "$n" -ge 1 ] && pass "audit log has the refused re-enrollment with its reason" || fail "audit log"
-fi
+# --- diagnostics: was the request received, and why did it fail? ---------------------------
+ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
+$ESTD requests --since 10m --failed >failed.txt 2>/dev/null
+grep -E " 403 +the CSR Subject differs from the Subject of the certificate being renewed" failed.txt >/dev/null \
+  && pass "estd requests --failed: the refused re-enrollment with its reason" || fail "estd requests --failed" "$(head -c 300 failed.txt)"
+grep -E "simpleenroll .* 400 +Invalid MAC address|eap-tls .* 400 +Invalid MAC address" failed.txt >/dev/null \
+  && pass "estd requests --failed: the policy message of a bad MAC" || fail "estd requests: MAC" "$(grep -c . failed.txt) lines"
+$ESTD requests --since 10m --user bob >bob.txt 2>/dev/null
+! grep -qv " bob " bob.txt && grep -q " 202 " bob.txt && grep -q " 200 " bob.txt \
+  && pass "estd requests --user bob: only bob's requests, issued and pending" || fail "estd requests --user" "$(head -c 300 bob.txt)"
+grep -q "$(header x-request-id)" <($ESTD requests --since 10m 2>/dev/null) \
+  && pass "the last response's X-Request-Id is in the audit log" || fail "X-Request-Id in the audit log"
 
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 echo

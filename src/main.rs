@@ -38,6 +38,21 @@ enum Command {
     /// Decide requests waiting for manual approval
     #[command(subcommand)]
     Pending(PendingCommand),
+    /// Was a request received, and why did it fail? (the audit log)
+    Requests {
+        /// How far back: 30s, 10m, 2h, 1d
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Only this principal's requests
+        #[arg(long)]
+        user: Option<String>,
+        /// Only failed requests (HTTP status 400 and above)
+        #[arg(long)]
+        failed: bool,
+        /// At most this many
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +164,12 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::User(cmd) => user(cmd, config).await,
         Command::Template(cmd) => template(cmd, &config),
         Command::Pending(cmd) => pending(cmd, config).await,
+        Command::Requests {
+            since,
+            user,
+            failed,
+            limit,
+        } => requests(&since, user.as_deref(), failed, limit, config).await,
     }
 }
 
@@ -406,4 +427,79 @@ async fn decide(
     tracing::info!(id, by, verb, "pending request decided");
     println!("request {id} ({} for {}) {verb}", p.subject, p.requester);
     Ok(())
+}
+
+/// `30s`, `10m`, `2h`, `1d` → a duration.
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("--since {s:?}: expected a number and a unit, like 10m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        other => {
+            return Err(format!(
+                "--since {s:?}: unknown unit {other:?} (s, m, h or d)"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+async fn requests(
+    since: &str,
+    user: Option<&str>,
+    failed: bool,
+    limit: u32,
+    config: Config,
+) -> Result<(), String> {
+    let since = std::time::SystemTime::now()
+        .checked_sub(parse_since(since)?)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    let events = store
+        .find_audit(&estd::model::timestamp(since), user, failed, limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    if events.is_empty() {
+        println!("no requests{}", if failed { " failed" } else { "" });
+    }
+    for e in events {
+        println!(
+            "{}  {}  {:<16} {:<10} {:<12} {:<22} {}  {}",
+            e.at,
+            e.request_id,
+            e.operation,
+            e.label.as_deref().unwrap_or("-"),
+            e.principal.as_deref().unwrap_or("-"),
+            e.peer,
+            e.status,
+            e.reason
+                .as_deref()
+                .or(e.serial.as_deref().map(|_| "issued"))
+                .unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+    use std::time::Duration;
+
+    #[test]
+    fn since_units() {
+        assert_eq!(parse_since("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_since("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_since("10").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_since("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_since("1d").unwrap(), Duration::from_secs(86_400));
+        assert!(parse_since("m").is_err());
+        assert!(parse_since("5w").is_err());
+    }
 }

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
-command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v xxd >/dev/null || need_apt+=(xxd)
 command -v unzip >/dev/null || need_apt+=(unzip)
 command -v chromium >/dev/null || need_apt+=(chromium)

@@ -191,6 +191,15 @@ pub trait Store: Send + Sync {
     async fn record_audit(&self, audit: &AuditEvent) -> Result<(), StoreError>;
     /// The latest audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Audit events since `since` (a timestamp), optionally of one principal and/or only
+    /// failures (status ≥ 400), oldest first, at most `limit`.
+    async fn find_audit(
+        &self,
+        since: &str,
+        principal: Option<&str>,
+        failed_only: bool,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Stores a new pending request (state `pending`; `id` is ignored) and returns its id.
     async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError>;

@@ -549,6 +549,43 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
+    async fn find_audit(
+        &self,
+        since: &str,
+        principal: Option<&str>,
+        failed_only: bool,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, request_id, operation, label, principal, peer, outcome, status, reason, serial
+             FROM audit_events
+             WHERE at >= ? AND (? IS NULL OR principal = ?) AND (? = 0 OR status >= 400)
+             ORDER BY id LIMIT ?",
+        )
+        .bind(since)
+        .bind(principal)
+        .bind(principal)
+        .bind(i64::from(failed_only))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEvent {
+                at: r.get(0),
+                request_id: r.get(1),
+                operation: r.get(2),
+                label: r.get(3),
+                principal: r.get(4),
+                peer: r.get(5),
+                outcome: r.get(6),
+                status: u16::try_from(r.get::<i64, _>(7)).unwrap_or(0),
+                reason: r.get(8),
+                serial: r.get(9),
+            })
+            .collect())
+    }
+
     async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO pending_requests (template, requester, key_fingerprint, subject, san, operation, csr, state, created_at)
@@ -796,6 +833,31 @@ mod tests {
         s.record_audit(&audit("cacerts")).await.unwrap();
         let recent = s.recent_audit(10).await.unwrap();
         assert_eq!(recent[0].operation, "cacerts");
+        let mut failed = audit("simpleenroll");
+        failed.status = 403;
+        failed.principal = Some("bob".into());
+        failed.reason = Some("Invalid MAC address".into());
+        s.record_audit(&failed).await.unwrap();
+        let all = s.find_audit("1970", None, false, 100).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let bad = s.find_audit("1970", None, true, 100).await.unwrap();
+        assert_eq!(
+            (bad.len(), bad[0].reason.as_deref()),
+            (1, Some("Invalid MAC address"))
+        );
+        assert_eq!(
+            s.find_audit("1970", Some("alice"), false, 100)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            s.find_audit("9999", None, false, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     fn job(owner: &str) -> JobRecord {

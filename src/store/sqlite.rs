@@ -267,21 +267,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEvent {
-                at: r.get(0),
-                request_id: r.get(1),
-                operation: r.get(2),
-                label: r.get(3),
-                principal: r.get(4),
-                peer: r.get(5),
-                outcome: r.get(6),
-                status: u16::try_from(r.get::<i64, _>(7)).unwrap_or(0),
-                reason: r.get(8),
-                serial: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_row).collect())
     }
 
     async fn create_job(
@@ -569,21 +555,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEvent {
-                at: r.get(0),
-                request_id: r.get(1),
-                operation: r.get(2),
-                label: r.get(3),
-                principal: r.get(4),
-                peer: r.get(5),
-                outcome: r.get(6),
-                status: u16::try_from(r.get::<i64, _>(7)).unwrap_or(0),
-                reason: r.get(8),
-                serial: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_row).collect())
     }
 
     async fn create_pending(&self, p: &PendingRecord) -> Result<i64, StoreError> {
@@ -696,6 +668,21 @@ impl Store for SqliteStore {
         Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+fn audit_row(r: &sqlx::sqlite::SqliteRow) -> AuditEvent {
+    AuditEvent {
+        at: r.get(0),
+        request_id: r.get(1),
+        operation: r.get(2),
+        label: r.get(3),
+        principal: r.get(4),
+        peer: r.get(5),
+        outcome: r.get(6),
+        status: u16::try_from(r.get::<i64, _>(7)).unwrap_or(0),
+        reason: r.get(8),
+        serial: r.get(9),
     }
 }
 

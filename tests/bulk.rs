@@ -298,6 +298,7 @@ async fn five_hundred_rows_one_job_per_user_zip_and_confirm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
     assert!(
         s.state()
             .store
@@ -347,6 +348,11 @@ async fn cancel_in_the_middle_issues_nothing_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["state"],
+        "cancelled"
+    );
     let at_cancel = s.state().store.certificate_count().await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await; // longer than two RSA key generations
     let st = status(&s, admin, id).await;

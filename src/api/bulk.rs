@@ -61,15 +61,21 @@ fn bulk_error(e: &BulkError) -> Response {
         BulkError::Internal(_) => "internal error".to_string(),
         other => other.to_string(),
     };
-    let mut resp = (
+    json_response(
         status,
-        serde_json::json!({"error": code, "message": message, "errors": rows}).to_string(),
+        &serde_json::json!({"error": code, "message": message, "errors": rows}),
     )
-        .into_response();
-    resp.headers_mut().insert(
+}
+
+/// A JSON body with its `Content-Type`, not cached.
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut resp = (status, value.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -133,15 +139,7 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, req: Request) -> 
     let resp = match read_submission(req).await {
         Ok((sub, _)) => match state.jobs.submit(&principal, sub).await {
             Ok(id) => {
-                let mut r = (
-                    StatusCode::ACCEPTED,
-                    serde_json::json!({"id": id}).to_string(),
-                )
-                    .into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                let mut r = json_response(StatusCode::ACCEPTED, &serde_json::json!({"id": id}));
                 if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/bulk/{id}")) {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
@@ -229,16 +227,7 @@ pub(super) async fn status(
         Err(r) => return r,
     };
     match state.jobs.status(&principal, id).await {
-        Ok(s) => {
-            let mut r = status_json(&s).to_string().into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        Ok(s) => json_response(StatusCode::OK, &status_json(&s)),
         Err(e) => bulk_error(&e),
     }
 }
@@ -253,9 +242,10 @@ pub(super) async fn cancel(
         Err(r) => return noted(r, "bulk-cancel", None),
     };
     let resp = match state.jobs.cancel(&principal, id).await {
-        Ok(()) => serde_json::json!({"id": id, "state": "cancelled"})
-            .to_string()
-            .into_response(),
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"id": id, "state": "cancelled"}),
+        ),
         Err(e) => bulk_error(&e),
     };
     noted(resp, "bulk-cancel", Some(&principal.name))
@@ -290,9 +280,10 @@ pub(super) async fn confirm(
         Err(r) => return r,
     };
     let resp = match state.jobs.confirm(&principal, id).await {
-        Ok(()) => serde_json::json!({"id": id, "confirmed": true})
-            .to_string()
-            .into_response(),
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"id": id, "confirmed": true}),
+        ),
         Err(e) => bulk_error(&e),
     };
     noted(resp, "bulk-confirm", Some(&principal.name))

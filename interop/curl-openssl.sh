@@ -210,19 +210,22 @@ code=$(status -u "bob:S3cret-for-bob" -H "Content-Type: application/pkcs10" --da
 # --- policy: the portal FAQ's rules and messages, with openssl CSRs -----------------------
 BOB="bob:S3cret-for-bob"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=alice") "$EST/simpleenroll")
-[ "$code" = 403 ] && [ "$(cat body.out)" = "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin" ] \
-  && pass "policy: bob asks for CN=alice → 403 with the FAQ's message" || fail "policy: CN mismatch" "$code $(cat body.out)"
+[ "$code" = 403 ] && [ "$(head -n1 body.out)" = "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin" ] \
+  && pass "policy: bob asks for CN=alice → 403 with the FAQ's message" || fail "policy: CN mismatch" "$code $(head -n1 body.out)"
+RID=$(header x-request-id)
+[ -n "$RID" ] && [ "$(tail -n1 body.out)" = "Request ID: $RID" ] \
+  && pass "diagnostics: the error body's last line is the X-Request-Id ($RID)" || fail "request id in body" "$RID / $(tail -n1 body.out)"
 code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=alice") "$EST/simpleenroll")
 [ "$code" = 200 ] && pass "policy: admin (Super Admin) may ask for CN=alice" || fail "policy: admin for another user" "$code"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob;x") "$EST/simpleenroll")
-[ "$code" = 400 ] && [ "$(cat body.out)" = 'The given CN is invalid. Cannot contain [ ] " ; | = , + * ? < > characters' ] \
-  && pass "policy: CN with ; → 400 with the FAQ's message" || fail "policy: CN characters" "$code $(cat body.out)"
+[ "$code" = 400 ] && [ "$(head -n1 body.out)" = 'The given CN is invalid. Cannot contain [ ] " ; | = , + * ? < > characters' ] \
+  && pass "policy: CN with ; → 400 with the FAQ's message" || fail "policy: CN characters" "$code $(head -n1 body.out)"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=bob" "subjectAltName=DNS:00:11:22:aa:bb:cc") "$EST/eap-tls/simpleenroll")
 if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null | grep -q "URI:urn:dev:mac:001122aabbcc"; then
   pass "policy: eap-tls MAC 00:11:22:aa:bb:cc → URI:urn:dev:mac:001122aabbcc"
 else fail "policy: eap-tls MAC" "$code $(head -c 200 body.out)"; fi
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=bob" "subjectAltName=DNS:00:11:22:aa:bb") "$EST/eap-tls/simpleenroll")
-[ "$code" = 400 ] && [ "$(cat body.out)" = "Invalid MAC address" ] && pass "policy: a short MAC → 400 Invalid MAC address" || fail "policy: invalid MAC" "$code $(cat body.out)"
+[ "$code" = 400 ] && [ "$(head -n1 body.out)" = "Invalid MAC address" ] && pass "policy: a short MAC → 400 Invalid MAC address" || fail "policy: invalid MAC" "$code $(head -n1 body.out)"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" \
   --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:joe@corp.example,email:joe@corp.example") "$EST/mdm/simpleenroll")
 if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null >mdm.txt \
@@ -230,9 +233,9 @@ if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_ce
   pass "policy: mdm (UPN and Email) from an openssl CSR"
 else fail "policy: mdm UPN and Email" "$code $(head -c 200 body.out)"; fi
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=email:joe@corp.example") "$EST/mdm/simpleenroll")
-[ "$code" = 400 ] && grep -q "requires a UPN" body.out && pass "policy: mdm without a UPN → 400 saying so" || fail "policy: mdm without UPN" "$code $(cat body.out)"
+[ "$code" = 400 ] && grep -q "requires a UPN" body.out && pass "policy: mdm without a UPN → 400 saying so" || fail "policy: mdm without UPN" "$code $(head -n1 body.out)"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary "MIIB" "$EST/simpleenroll")
-[ "$code" = 400 ] && [ "$(cat body.out)" = "ISE server error - The given CSR text is malformed" ] && pass "policy: malformed CSR → 400 with the FAQ's message" || fail "policy: malformed" "$code $(cat body.out)"
+[ "$code" = 400 ] && [ "$(head -n1 body.out)" = "ISE server error - The given CSR text is malformed" ] && pass "policy: malformed CSR → 400 with the FAQ's message" || fail "policy: malformed" "$code $(head -n1 body.out)"
 
 # --- manual approval: 202 + Retry-After, estd pending approve, then 200 --------------------
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out wait.key 2>/dev/null
@@ -251,7 +254,7 @@ status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @nope.b64 "
 ID=$("$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending list 2>/dev/null | awk -F'\t' '{print $1}' | tail -1)
 "$ESTD_BIN" --config "$ROOT/conf/estd.toml" pending reject "$ID" --reason "not our device" >/dev/null 2>&1
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @nope.b64 "$EST/manual/simpleenroll")
-[ "$code" = 403 ] && [ "$(cat body.out)" = "The certificate request $ID was rejected: not our device" ] && pass "manual approval: rejected → 403 with the reason" || fail "manual: reject" "$code $(cat body.out)"
+[ "$code" = 403 ] && [ "$(head -n1 body.out)" = "The certificate request $ID was rejected: not our device" ] && pass "manual approval: rejected → 403 with the reason" || fail "manual: reject" "$code $(head -n1 body.out)"
 
 # --- diagnostics: was the request received, and why did it fail? ---------------------------
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"

@@ -430,26 +430,6 @@ async fn decide(
 }
 
 /// `30s`, `10m`, `2h`, `1d` → a duration.
-fn parse_since(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("--since {s:?}: expected a number and a unit, like 10m"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" | "" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        other => {
-            return Err(format!(
-                "--since {s:?}: unknown unit {other:?} (s, m, h or d)"
-            ));
-        }
-    };
-    Ok(std::time::Duration::from_secs(secs))
-}
-
 async fn requests(
     since: &str,
     user: Option<&str>,
@@ -458,7 +438,7 @@ async fn requests(
     config: Config,
 ) -> Result<(), String> {
     let since = std::time::SystemTime::now()
-        .checked_sub(parse_since(since)?)
+        .checked_sub(estd::model::parse_since(since).map_err(|e| format!("--since {e}"))?)
         .unwrap_or(std::time::UNIX_EPOCH);
     let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
     let events = store
@@ -485,21 +465,4 @@ async fn requests(
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_since;
-    use std::time::Duration;
-
-    #[test]
-    fn since_units() {
-        assert_eq!(parse_since("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_since("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_since("10").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_since("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_since("1d").unwrap(), Duration::from_secs(86_400));
-        assert!(parse_since("m").is_err());
-        assert!(parse_since("5w").is_err());
-    }
 }

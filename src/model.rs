@@ -38,10 +38,42 @@ pub fn timestamp(t: SystemTime) -> String {
     )
 }
 
+/// A look-back like `30s`, `10m` (also plain `10`), `2h` or `1d`.
+pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, like 10m"))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" | "" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        other => {
+            return Err(format!("{s:?}: unknown unit {other:?} (s, m, h or d)"));
+        }
+    };
+    let secs = secs.ok_or_else(|| format!("{s:?}: too long ago"))?;
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn since_units() {
+        assert_eq!(parse_since("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_since("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_since("10").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_since("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_since("1d").unwrap(), Duration::from_secs(86_400));
+        assert!(parse_since("m").is_err());
+        assert!(parse_since("5w").is_err());
+        assert!(parse_since("99999999999999999999d").is_err());
+    }
 
     #[test]
     fn timestamps_are_fixed_width_and_sort() {

@@ -502,3 +502,78 @@ async fn every_request_is_audited() {
     assert_eq!(audit[0].principal.as_deref(), Some("admin"));
     assert_eq!(audit[2].label.as_deref(), Some("nosuch"));
 }
+
+/// Diagnostics: whatever went wrong, the body's last line names the request id the
+/// `X-Request-Id` header carries (and the audit log records), and the first line is still
+/// the message, word for word.
+#[tokio::test]
+async fn every_error_body_names_its_request_id() {
+    let env = env().await;
+    let auth = basic("admin", &env.password);
+    let cases = [
+        (
+            post(
+                "/.well-known/est/simpleenroll",
+                None,
+                "application/pkcs10",
+                b64(&csr(&key(Key::P256), "admin", &[])),
+            ),
+            401,
+        ),
+        (
+            post(
+                "/.well-known/est/simpleenroll",
+                Some(&auth),
+                "application/pkcs10",
+                "not base64 at all!",
+            ),
+            400,
+        ),
+        (
+            post(
+                "/.well-known/est/simpleenroll",
+                Some(&auth),
+                "text/plain",
+                "x",
+            ),
+            415,
+        ),
+        (get("/.well-known/est/no-such-template/cacerts"), 404),
+        (get("/nowhere"), 404),
+    ];
+    let mut ids = Vec::new();
+    for (req, want) in cases {
+        let r = send(&env, req, None).await;
+        assert_eq!(r.status, want, "{}", r.raw_text());
+        let id = r.headers["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(id.len(), 16);
+        let raw = r.raw_text();
+        let lines: Vec<&str> = raw.lines().collect();
+        assert_eq!(lines.len(), 2, "{raw:?}");
+        assert_eq!(lines[1], format!("Request ID: {id}"));
+        assert_eq!(format!("{}\n", lines[0]), r.text());
+        assert!(!ids.contains(&id), "ids are unique");
+        ids.push(id);
+    }
+    let r = send(
+        &env,
+        post(
+            "/.well-known/est/simpleenroll",
+            Some(&auth),
+            "application/pkcs10",
+            "not base64 at all!",
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.text(),
+        format!("{}\n", estd::api::MALFORMED_CSR),
+        "the FAQ's text is untouched"
+    );
+    // A success carries the id in the header only.
+    let r = send(&env, get("/.well-known/est/cacerts"), None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.contains_key("x-request-id"));
+    assert!(!r.raw_text().contains("Request ID"));
+}

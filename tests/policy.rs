@@ -365,47 +365,7 @@ async fn a_malformed_csr_gets_the_faq_text() {
 
 #[tokio::test]
 async fn a_ca_that_cannot_sign_is_500_with_the_cn() {
-    // An issuing CA certificate that has expired: the key is there, but unusable.
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let now = std::time::SystemTime::now();
-    let day = std::time::Duration::from_secs(86_400);
-    let ca = |cn: &str, from, to| {
-        let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        p.not_before = from;
-        p.not_after = to;
-        p
-    };
-    let root_key = KeyPair::generate().unwrap();
-    let root_params = ca(
-        "old root",
-        (now - 10 * day).into(),
-        (now + 1000 * day).into(),
-    );
-    let root = root_params.self_signed(&root_key).unwrap();
-    let issuing_key = KeyPair::generate().unwrap();
-    let issuing = ca(
-        "expired issuing CA",
-        (now - 10 * day).into(),
-        (now - day).into(),
-    )
-    .signed_by(
-        &issuing_key,
-        &rcgen::Issuer::from_params(&root_params, &root_key),
-    )
-    .unwrap();
-    std::fs::write(certs.join("root-ca.pem"), root.pem()).unwrap();
-    std::fs::write(certs.join("root-ca.key"), root_key.serialize_pem()).unwrap();
-    std::fs::write(certs.join("issuing-ca.pem"), issuing.pem()).unwrap();
-    std::fs::write(certs.join("issuing-ca.key"), issuing_key.serialize_pem()).unwrap();
-
+    let dir = expired_issuing_ca();
     let env = env_in(dir, &[]).await;
     let r = enroll_as(
         &env,

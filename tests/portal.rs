@@ -11,6 +11,8 @@ use reqwest::header;
 const EAP: &str = "name = \"eap\"\ndescription = \"EAP-TLS\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"mac\"\n";
 const POS: &str = "name = \"pos\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"mac\"\n[required_rdns]\nOU = \"POS terminals\"\nO = \"Example\"\n";
 
+const MDM: &str = "name = \"mdm\"\ndescription = \"MDM connector\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn+email\"\ncn_must_match_user = false\n";
+
 /// A client that keeps no cookies by itself: the tests handle them, to see their attributes.
 struct Browser {
     http: reqwest::Client,
@@ -132,7 +134,7 @@ fn zip_names(bytes: &[u8]) -> Vec<String> {
 }
 
 async fn setup() -> TestServer {
-    let s = start_with_templates("", &[EAP, POS]).await;
+    let s = start_with_templates("", &[EAP, POS, MDM]).await;
     for (name, groups) in [
         ("joe", vec!["est-users"]),
         ("outsider", vec!["contractors"]),
@@ -197,7 +199,13 @@ async fn bad_log_ins_non_members_and_throttling() {
     let mut b = Browser::new(&s);
     let r = b.login("outsider", "Joe-password-1").await;
     assert_eq!(r.status(), 403);
-    assert_eq!(alert(&r.text().await.unwrap()), estd::portal::NOT_A_MEMBER);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    assert_eq!(alert(&html), estd::portal::NOT_A_MEMBER);
+    assert!(
+        html.contains(&format!("Request ID: <code>{rid}</code></p></main>")),
+        "diagnostics: the page names the request id"
+    );
     assert!(b.cookie("estd_session").is_none());
     for _ in 0..5 {
         let r = b.login("joe", "wrong").await;
@@ -639,11 +647,13 @@ async fn json_api_single_certificates() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
         (e["error"].as_str(), e["message"].as_str()),
         (Some("san"), Some("Invalid MAC address"))
     );
+    assert_eq!(e["request_id"].as_str(), Some(rid.as_str()), "diagnostics");
     let r = http.post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(
@@ -691,4 +701,124 @@ async fn json_api_single_certificates() {
         && a.status == 400
         && a.reason.as_deref() == Some("Invalid MAC address")));
     s.stop().await;
+}
+
+/// The MDM connector's test from the portal: PASS with the certificate, FAIL with the
+/// reason beside the field; then the Requests page answers "was it received, and why did it
+/// fail" — users see their own requests, administrators everyone's.
+#[tokio::test]
+async fn test_certificate_page_and_requests_page() {
+    let s = setup().await;
+    let mut b = Browser::new(&s);
+    assert_eq!(b.login("joe", "Joe-password-1").await.status(), 303);
+    let (status, html) = b.get("/portal/test").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Save and Test") && html.contains("<option value=\"mdm\" selected"));
+    let token = csrf_in(&html);
+    let form = |name: &'static str| {
+        vec![
+            ("template", "mdm"),
+            ("cert_name", name),
+            ("user_name", "jdoe"),
+            ("domain", "corp.example.com"),
+            ("email", "jdoe@example.com"),
+        ]
+    };
+    let mut fields = form("TestCert");
+    fields.push(("csrf", &token));
+    let r = b.post("/portal/test", &fields).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("PASS: the test certificate was issued."),
+        "{html}"
+    );
+    assert!(
+        html.contains("otherName:1.3.6.1.4.1.311.20.2.3;jdoe@corp.example.com"),
+        "{html}"
+    );
+    assert!(html.contains("email:jdoe@example.com"), "{html}");
+    assert!(
+        html.contains("-----BEGIN CERTIFICATE-----")
+            && html.contains("-----BEGIN PRIVATE KEY-----")
+    );
+    let serial = html
+        .split("id=\"serial\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let rec = s
+        .state()
+        .store
+        .find_certificate(&serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.operation.as_str(), rec.subject.as_str()),
+        ("test-certificate", "CN=TestCert")
+    );
+
+    // a name with a space: FAIL, beside the field, with the request id on the page
+    let mut fields = form("Test Cert");
+    fields.push(("csrf", &token));
+    let r = b.post("/portal/test", &fields).await;
+    assert_eq!(r.status(), 400);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    assert_eq!(alert(&html), estd::api::testcert::NAME_HAS_SPACES);
+    assert!(
+        html.contains(
+            "id=\"cert_name\" name=\"cert_name\" value=\"Test Cert\" aria-invalid=\"true\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains(&format!("Request ID: <code>{rid}</code>")));
+    // without the CSRF token nothing is issued
+    let r = b.post("/portal/test", &form("Other")).await;
+    assert_eq!(r.status(), 403);
+
+    // an EST request by the admin, which joe must not see
+    let est = client(&s.root_pem(), None, false)
+        .post(s.url("/.well-known/est/simpleenroll"))
+        .basic_auth("admin", Some("wrong password"))
+        .header(header::CONTENT_TYPE, "application/pkcs10")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(est.status(), 401);
+    let admin_rid = est.headers()["x-request-id"].to_str().unwrap().to_string();
+
+    let (status, html) = b.get("/portal/requests?since=10m&failed=1").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&rid), "joe sees his failed request");
+    assert!(html.contains(estd::api::testcert::NAME_HAS_SPACES));
+    assert!(!html.contains(&serial), "only failures: {html}");
+    assert!(!html.contains(&admin_rid), "not the admin's");
+    assert!(
+        !html.contains("name=\"user\""),
+        "no user filter for non-admins"
+    );
+    let (_, html) = b.get("/portal/requests?since=10m&user=admin").await;
+    assert!(
+        html.contains(&serial) && !html.contains(&admin_rid),
+        "the user filter is ignored: {html}"
+    );
+    let (status, html) = b.get("/portal/requests?since=lots").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("expected a number and a unit"), "{html}");
+
+    let mut a = Browser::new(&s);
+    assert_eq!(a.login("admin", &s.admin_password).await.status(), 303);
+    let (_, html) = a.get("/portal/requests?since=10m").await;
+    assert!(html.contains(&rid) && html.contains(&admin_rid) && html.contains(&serial));
+    let (_, html) = a
+        .get("/portal/requests?since=10m&user=admin&failed=1")
+        .await;
+    assert!(html.contains(&admin_rid) && !html.contains(&rid), "{html}");
+    assert!(html.contains("the user name or password is wrong"));
 }

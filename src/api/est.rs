@@ -38,6 +38,7 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
             None => "unknown".to_string(),
         },
         label: label.clone(),
+        principal: crate::auth::claimed_user(req.headers()),
         ..AuditNote::default()
     };
     let mut resp = match dispatch(&state, label, &op, req, &mut note).await {
@@ -187,6 +188,7 @@ async fn enroll(
                 .map(|e| &e[..]),
             server_keygen: operation == Operation::ServerKeygen,
             job_item: None,
+            vars: None,
         })
         .await?;
     match outcome {

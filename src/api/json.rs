@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::single::{self, SingleRequest};
+use super::testcert;
 use super::{AppState, AuditNote, RequestId, session};
 use crate::auth::{self, Principal};
 use crate::model::{ConnInfo, RequestMeta};
@@ -139,13 +140,20 @@ pub(crate) async fn authenticate(
     }
 }
 
-async fn inner(
+/// What every JSON call starts with: a JSON content type, an authenticated principal, a
+/// bounded body, and the request's id and peer.
+struct Prelude {
+    principal: Principal,
+    body: Bytes,
+    request_id: String,
+    peer: String,
+}
+
+async fn prelude(
     state: &Arc<AppState>,
     req: Request,
-    csr: bool,
-    op: &'static str,
     note: &mut AuditNote,
-) -> Result<Response, ApiError> {
+) -> Result<Prelude, ApiError> {
     let (parts, body) = req.into_parts();
     let ct = parts
         .headers
@@ -167,19 +175,49 @@ async fn inner(
         .extensions
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
+    note.principal = auth::claimed_user(&parts.headers);
     let principal = authenticate(state, &parts.headers, &peer).await?;
     note.principal = Some(principal.name.clone());
     let body = super::est::read_body(body, &parts.headers, state.max_body)
         .await
         .map_err(|e| err(e.status(), "bad_request", e.public_message()))?;
+    Ok(Prelude {
+        principal,
+        body,
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        peer,
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+async fn inner(
+    state: &Arc<AppState>,
+    req: Request,
+    csr: bool,
+    op: &'static str,
+    note: &mut AuditNote,
+) -> Result<Response, ApiError> {
+    let Prelude {
+        principal,
+        body,
+        request_id,
+        peer,
+    } = prelude(state, req, note).await?;
     let request = if csr {
-        let b: CsrBody = serde_json::from_slice(&body).map_err(|e| {
-            err(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
+        let b: CsrBody = parse_json(&body)?;
         SingleRequest {
             template: b.template,
             csr_pem: Some(b.csr_pem),
@@ -189,13 +227,7 @@ async fn inner(
             ..SingleRequest::default()
         }
     } else {
-        let b: AttributesBody = serde_json::from_slice(&body).map_err(|e| {
-            err(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
+        let b: AttributesBody = parse_json(&body)?;
         SingleRequest {
             template: b.template,
             common_name: b.common_name,
@@ -207,11 +239,7 @@ async fn inner(
         }
     };
     let meta = RequestMeta {
-        request_id: parts
-            .extensions
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default(),
+        request_id,
         peer,
         label: Some(request.template.clone()),
     };
@@ -227,6 +255,67 @@ async fn inner(
             Err((status, e.field.as_str().to_string(), e.message, e.detail))
         }
     }
+}
+
+/// `POST /api/v1/test-certificate`: the MDM connector's test (see `testcert`). The answer is
+/// JSON: the certificate, its key and the CA chain in PEM, or the usual JSON error.
+pub(super) async fn test_certificate(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let mut note = AuditNote {
+        operation: testcert::OPERATION.to_string(),
+        ..AuditNote::default()
+    };
+    let result = async {
+        let Prelude {
+            principal,
+            body,
+            request_id,
+            peer,
+        } = prelude(&state, req, &mut note).await?;
+        let request: testcert::TestRequest = parse_json(&body)?;
+        let meta = RequestMeta {
+            request_id,
+            peer,
+            label: Some(request.template.chars().take(64).collect()),
+        };
+        note.label = meta.label.clone();
+        let t = testcert::issue_test(&state, &meta, &principal, &request)
+            .await
+            .map_err(|e| {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, e.field.as_str().to_string(), e.message, e.detail)
+            })?;
+        note.serial = Some(t.serial.clone());
+        note.recorded = true;
+        let body = serde_json::to_vec(&t).map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal".to_string(),
+                "internal error encoding the answer".to_string(),
+                Some(e.to_string()),
+            )
+        })?;
+        let mut resp = Bytes::from(body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok::<_, ApiError>(resp)
+    }
+    .await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err((status, code, message, detail)) => {
+            note.reason = Some(match detail {
+                Some(d) => format!("{message} ({d})"),
+                None => message.clone(),
+            });
+            json_error(status, &code, &message)
+        }
+    };
+    resp.extensions_mut().insert(note);
+    resp
 }
 
 /// A zip download.

@@ -7,6 +7,7 @@ mod json;
 pub use json::zip_response;
 pub mod session;
 pub mod single;
+pub mod testcert;
 
 pub use error::{EstError, MALFORMED_CSR};
 
@@ -83,6 +84,10 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             axum::routing::post(json::certificates_csr),
         )
         .route(
+            "/api/v1/test-certificate",
+            axum::routing::post(json::test_certificate),
+        )
+        .route(
             "/api/v1/bulk/template.csv",
             axum::routing::get(bulk::template_csv),
         )
@@ -155,6 +160,9 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
     let path = truncate(req.uri().path(), 200).to_string();
 
     let mut resp = next.run(req).await;
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        resp = with_request_id(resp, &id).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -200,6 +208,68 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
         }
     }
     resp
+}
+
+/// Error bodies are small; anything larger is passed on untouched.
+const MAX_DECORATED_BODY: usize = 256 * 1024;
+
+/// Puts the request id into an error body, so that whoever reads the error can quote it:
+/// a last line `Request ID: …` in plain text (the first line stays the message, word for
+/// word), a `request_id` member in a JSON object, a line before `</main>` in a portal page.
+async fn with_request_id(resp: Response, id: &str) -> Response {
+    let ct = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let kind = if ct.starts_with("text/plain") {
+        0
+    } else if ct.starts_with("application/json") {
+        1
+    } else if ct.starts_with("text/html") {
+        2
+    } else {
+        return resp;
+    };
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_DECORATED_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(request_id = %id, error = %e, "error body not decorated");
+            return Response::from_parts(parts, axum::body::Body::empty());
+        }
+    };
+    let decorated: Option<Vec<u8>> = match kind {
+        0 => {
+            let mut b = bytes.to_vec();
+            if !b.is_empty() && !b.ends_with(b"\n") {
+                b.push(b'\n');
+            }
+            b.extend_from_slice(format!("Request ID: {id}\n").as_bytes());
+            Some(b)
+        }
+        1 => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.insert("request_id".into(), serde_json::Value::String(id.into()));
+                serde_json::to_vec(&m).ok()
+            }
+            _ => None,
+        },
+        _ => std::str::from_utf8(&bytes).ok().and_then(|html| {
+            html.rfind("</main>").map(|at| {
+                format!(
+                    "{}<p class=\"request-id\">Request ID: <code>{id}</code></p>{}",
+                    &html[..at],
+                    &html[at..]
+                )
+                .into_bytes()
+            })
+        }),
+    };
+    let body = decorated.unwrap_or_else(|| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// A plain response with a body already encoded.

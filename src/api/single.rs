@@ -21,6 +21,11 @@ pub enum Field {
     Password,
     Csr,
     Description,
+    /// The test certificate's fields.
+    CertName,
+    UserName,
+    Domain,
+    Email,
     /// Not one field: the request as a whole.
     General,
 }
@@ -35,6 +40,10 @@ impl Field {
             Self::Password => "password",
             Self::Csr => "csr_pem",
             Self::Description => "description",
+            Self::CertName => "cert_name",
+            Self::UserName => "user_name",
+            Self::Domain => "domain",
+            Self::Email => "email",
             Self::General => "general",
         }
     }
@@ -52,12 +61,20 @@ pub struct SingleError {
 }
 
 impl SingleError {
-    fn new(field: Field, status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: Field, status: u16, message: impl Into<String>) -> Self {
         Self {
             field,
             status,
             message: message.into(),
             detail: None,
+        }
+    }
+
+    /// Our own fault: a generic message for the client, the detail for the audit log.
+    pub(crate) fn internal(public: &str, detail: impl std::fmt::Display) -> Self {
+        Self {
+            detail: Some(detail.to_string()),
+            ..Self::new(Field::General, 500, public)
         }
     }
 }
@@ -112,7 +129,7 @@ fn from_policy(e: &PolicyError) -> Field {
     }
 }
 
-fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
+pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
     match e {
         EnrollError::Policy(p) => {
             let mut field = from_policy(&p);
@@ -266,6 +283,7 @@ pub async fn issue_single(
             exporter: None,
             server_keygen,
             job_item: None,
+            vars: None,
         })
         .await
         .map_err(|e| from_enroll(e, req.csr_pem.is_some()))?;

@@ -93,6 +93,9 @@ pub struct EnrollRequest<'a> {
     pub server_keygen: bool,
     /// A bulk job's row: issued only while the job runs, recorded with the row.
     pub job_item: Option<i64>,
+    /// Values for the template's SAN pattern (a test certificate's fields); default: taken
+    /// from the CSR.
+    pub vars: Option<&'a crate::policy::SanVars>,
 }
 
 /// Everything `issue` needs.
@@ -234,6 +237,7 @@ impl EnrollService {
             server_keygen,
             description,
             job_item,
+            vars,
         } = req;
         if !principal.in_group(&self.est_group) {
             return Err(EnrollError::NotInGroup {
@@ -250,7 +254,7 @@ impl EnrollService {
             &requester,
             &EvalContext {
                 exporter,
-                vars: None,
+                vars,
                 server_keygen,
             },
         )?;

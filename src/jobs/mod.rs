@@ -304,6 +304,7 @@ impl JobService {
                 exporter: None,
                 server_keygen: true,
                 job_item: Some(item.id),
+                vars: None,
             })
             .await?;
         match outcome {

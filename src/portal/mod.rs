@@ -19,7 +19,7 @@ use crate::api::{AppState, AuditNote, RequestId, session};
 use crate::auth;
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::SanStyle;
-use pages::{CertForm, Errors, Viewer};
+use pages::{CertForm, Errors, RequestFilter, TestForm, Viewer};
 
 /// What a user outside the portal's identity group is told.
 pub const NOT_A_MEMBER: &str = "Your account may not use the Certificate provisioning portal: it must belong to the identity group configured by your administrator. Contact your administrator for support.";
@@ -39,6 +39,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/portal/password", get(password_page).post(password_submit))
         .route("/portal/single", get(single_page).post(single_submit))
         .route("/portal/csr", get(csr_page).post(csr_submit))
+        .route("/portal/test", get(test_page).post(test_submit))
+        .route("/portal/requests", get(requests_page))
         .route("/portal/bulk.js", get(bulk_js))
         .route("/portal/bulk/status", get(bulk_status))
         .route("/portal/bulk/{id}/cancel", post(bulk_cancel))
@@ -311,6 +313,7 @@ async fn password_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     page(StatusCode::OK, pages::password(&viewer, &Vec::new(), false))
 }
@@ -341,6 +344,7 @@ async fn password_submit(
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
         note.reason = Some("form without a valid CSRF token".into());
@@ -417,6 +421,7 @@ async fn password_submit(
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &record.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     let mut resp = page(StatusCode::OK, pages::password(&viewer, &Vec::new(), true));
     resp.headers_mut()
@@ -464,6 +469,7 @@ async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Res
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     page(
         StatusCode::OK,
@@ -530,6 +536,7 @@ async fn submit(
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     let choices = template_choices(&state);
     let values = CertForm {
@@ -589,6 +596,206 @@ async fn submit(
     }
 }
 
+async fn test_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let choices = test_choices(&state);
+    let values = TestForm {
+        template: choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+        user_name: s.principal.name.clone(),
+        ..TestForm::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
+    };
+    page(
+        StatusCode::OK,
+        pages::test_form(&viewer, &choices, &values, &Vec::new()),
+    )
+}
+
+/// Templates for the test form: those whose SAN a connector's fields can fill come first.
+fn test_choices(state: &AppState) -> Vec<(String, String)> {
+    let mut list: Vec<(bool, String, String)> = state
+        .templates
+        .iter()
+        .map(|t| {
+            (
+                !matches!(
+                    t.san_style,
+                    SanStyle::Upn | SanStyle::UpnEmail | SanStyle::Other(_)
+                ),
+                t.name.clone(),
+                t.description.clone(),
+            )
+        })
+        .collect();
+    list.sort();
+    list.into_iter().map(|(_, n, d)| (n, d)).collect()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TestFormIn {
+    csrf: String,
+    template: String,
+    cert_name: String,
+    user_name: String,
+    domain: String,
+    email: String,
+}
+
+async fn test_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    rid: Option<Extension<RequestId>>,
+    Form(form): Form<TestFormIn>,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = AuditNote {
+        operation: crate::api::testcert::OPERATION.into(),
+        principal: Some(s.principal.name.clone()),
+        label: Some(form.template.chars().take(64).collect()),
+        ..AuditNote::default()
+    };
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
+    };
+    let choices = test_choices(&state);
+    let values = TestForm {
+        template: form.template.clone(),
+        cert_name: form.cert_name.clone(),
+        user_name: form.user_name.clone(),
+        domain: form.domain.clone(),
+        email: form.email.clone(),
+    };
+    if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        let errors = vec![("general", EXPIRED_FORM.to_string())];
+        return with_note(
+            page(
+                StatusCode::FORBIDDEN,
+                pages::test_form(&viewer, &choices, &values, &errors),
+            ),
+            note,
+        );
+    }
+    let meta = RequestMeta {
+        request_id: rid.map(|r| r.0.0.clone()).unwrap_or_default(),
+        peer: peer_of(&conn),
+        label: note.label.clone(),
+    };
+    let request = crate::api::testcert::TestRequest {
+        template: form.template,
+        cert_name: form.cert_name,
+        user_name: form.user_name,
+        domain: form.domain,
+        email: form.email,
+    };
+    match crate::api::testcert::issue_test(&state, &meta, &s.principal, &request).await {
+        Ok(t) => {
+            note.serial = Some(t.serial.clone());
+            note.recorded = true;
+            with_note(page(StatusCode::OK, pages::test_result(&viewer, &t)), note)
+        }
+        Err(e) => {
+            note.reason = Some(match &e.detail {
+                Some(d) => format!("{} ({d})", e.message),
+                None => e.message.clone(),
+            });
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let errors = vec![(e.field.as_str(), e.message)];
+            with_note(
+                page(
+                    status,
+                    pages::test_form(&viewer, &choices, &values, &errors),
+                ),
+                note,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestsQuery {
+    since: String,
+    user: String,
+    failed: String,
+}
+
+const MAX_REQUESTS_SHOWN: u32 = 500;
+
+async fn requests_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<RequestsQuery>,
+) -> Response {
+    let s = match require_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let admin = state.enroll.is_admin(&s.principal);
+    let viewer = Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+        admin,
+    };
+    let filter = RequestFilter {
+        since: if q.since.trim().is_empty() {
+            "1h".into()
+        } else {
+            q.since.trim().chars().take(32).collect()
+        },
+        // Others see only their own requests.
+        user: if admin {
+            q.user.trim().chars().take(128).collect()
+        } else {
+            s.principal.name.clone()
+        },
+        failed: !q.failed.is_empty(),
+    };
+    let since = match crate::model::parse_since(&filter.since) {
+        Ok(d) => d,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                pages::requests(&viewer, &filter, &[], Some(&format!("Since: {e}"))),
+            );
+        }
+    };
+    let since = std::time::SystemTime::now()
+        .checked_sub(since)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let user = (!filter.user.is_empty()).then_some(filter.user.as_str());
+    match state
+        .store
+        .find_audit(
+            &crate::model::timestamp(since),
+            user,
+            filter.failed,
+            MAX_REQUESTS_SHOWN,
+        )
+        .await
+    {
+        Ok(events) => page(
+            StatusCode::OK,
+            pages::requests(&viewer, &filter, &events, None),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
 async fn bulk_js() -> Response {
     let mut resp = pages::BULK_JS.into_response();
     resp.headers_mut().insert(
@@ -633,6 +840,7 @@ async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
             &Viewer {
                 name: &s.principal.name,
                 csrf: &s.csrf,
+                admin: state.enroll.is_admin(&s.principal),
             },
             &choices,
             &values,
@@ -655,6 +863,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     let choices = template_choices(&state);
     let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
@@ -758,6 +967,7 @@ async fn bulk_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             &Viewer {
                 name: &s.principal.name,
                 csrf: &s.csrf,
+                admin: state.enroll.is_admin(&s.principal),
             },
             &view,
         ),
@@ -789,11 +999,12 @@ async fn bulk_confirm(
 }
 
 /// A bulk request's error as a page, with its status.
-fn bulk_error_page(s: &session::Session, e: &crate::jobs::BulkError) -> Response {
+fn bulk_error_page(state: &AppState, s: &session::Session, e: &crate::jobs::BulkError) -> Response {
     let (status, _) = crate::api::bulk::status_of(e);
     let viewer = Viewer {
         name: &s.principal.name,
         csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
     };
     page(
         status,
@@ -850,7 +1061,7 @@ async fn bulk_action(
         Ok(()) => with_note(redirect(next), note),
         Err(e) => {
             note.reason = Some(e.to_string());
-            with_note(bulk_error_page(&s, &e), note)
+            with_note(bulk_error_page(state, &s, &e), note)
         }
     }
 }
@@ -866,6 +1077,6 @@ async fn bulk_download(
     };
     match state.jobs.zip(&s.principal, id).await {
         Ok((name, zip)) => crate::api::zip_response(&name, zip),
-        Err(e) => bulk_error_page(&s, &e),
+        Err(e) => bulk_error_page(&state, &s, &e),
     }
 }

@@ -38,6 +38,11 @@ textarea{min-height:10rem;font-family:ui-monospace,monospace;font-size:.85rem}
 .hint ul{margin:.2rem 0 0;padding-left:1.2rem}
 .banner{padding:.7rem 1rem;border-radius:4px;margin-bottom:1rem}
 .banner.error{background:#fdecea;border:1px solid #f5c2bd}
+.request-id{color:#555;font-size:.85rem;margin-top:1rem}
+.scroll{overflow-x:auto}
+tr.failed td{background:#fdf3f2}
+textarea[readonly]{background:#f8f9fa}
+input[type=checkbox]{width:auto}
 .banner.ok{background:#e8f5e9;border:1px solid #b9dfbc;color:#1e4620}
 button.primary{background:#12395c;color:#fff;border:0;border-radius:4px;padding:.6rem 1.4rem;font:inherit;cursor:pointer}
 button.primary:hover{background:#0d2a45}
@@ -58,6 +63,8 @@ fn error_for<'a>(errors: &'a Errors, field: &str) -> Option<&'a str> {
 pub struct Viewer<'a> {
     pub name: &'a str,
     pub csrf: &'a str,
+    /// In one of the admin groups: sees everyone's requests.
+    pub admin: bool,
 }
 
 pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
@@ -81,6 +88,8 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                                     a href="/portal/single" { "generate single certificate (no certificate signing request)" }
                                     a href="/portal/csr" { "generate single certificate (with certificate signing request)" }
                                     a href="/portal/bulk" { "generate bulk certificates" }
+                                    a href="/portal/test" { "request a test certificate (MDM connector)" }
+                                    a href="/portal/requests" { @if v.admin { "see recent requests" } @else { "see my recent requests" } }
                                 }
                             }
                             details.menu.account {
@@ -383,6 +392,139 @@ pub const BULK_JS: &str = r#"(function () {
   setTimeout(tick, 300);
 })();
 "#;
+
+/// The values the test-certificate form was filled with.
+#[derive(Default)]
+pub struct TestForm {
+    pub template: String,
+    pub cert_name: String,
+    pub user_name: String,
+    pub domain: String,
+    pub email: String,
+}
+
+/// The MDM connector's *Test certificate* window, as a form.
+pub fn test_form(
+    viewer: &Viewer<'_>,
+    templates: &[(String, String)],
+    values: &TestForm,
+    errors: &Errors,
+) -> Markup {
+    let title = "Test certificate";
+    let body = html! {
+        h1 { (title) }
+        p { "Issues a test certificate through the same enrollment path a device uses, with the Subject alternative name the template makes of these values. The template puts Test, or leaves the entry out, wherever you leave a value empty." }
+        @if let Some(e) = error_for(errors, "general") { div.banner.error role="alert" { "FAIL: " (e) } }
+        form.card method="post" action="/portal/test" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            (field(errors, "template", "Certificate template", |inv, id| html! {
+                select id="template" name="template" aria-invalid=(inv) aria-describedby=(id) {
+                    @for (name, description) in templates {
+                        option value=(name) selected[*name == values.template] {
+                            (name) @if !description.is_empty() { " — " (description) }
+                        }
+                    }
+                }
+            }, None))
+            (field(errors, "cert_name", "Certificate name", |inv, id| text_input("cert_name", &values.cert_name, inv, id, ""),
+                Some(html! { "No spaces. It becomes the certificate's Common Name." })))
+            (field(errors, "user_name", "User name", |inv, id| text_input("user_name", &values.user_name, inv, id, ""), None))
+            (field(errors, "domain", "Domain", |inv, id| text_input("domain", &values.domain, inv, id, ""),
+                Some(html! { "A fully qualified domain name, such as example.com." })))
+            (field(errors, "email", "Email address", |inv, id| text_input("email", &values.email, inv, id, ""), None))
+            button.primary type="submit" { "Save and Test" }
+        }
+    };
+    layout(title, Some(viewer), body)
+}
+
+/// A test certificate that was issued: what it says, and its PEM texts to copy.
+pub fn test_result(viewer: &Viewer<'_>, t: &crate::api::testcert::TestCertificate) -> Markup {
+    let title = "Test certificate";
+    let body = html! {
+        h1 { (title) }
+        div.banner.ok role="status" id="test-result" { "PASS: the test certificate was issued." }
+        table {
+            tr { th scope="row" { "Template" } td { (t.template) } }
+            tr { th scope="row" { "Subject" } td id="subject" { (t.subject) } }
+            tr { th scope="row" { "Subject alternative name" } td id="san" { @if t.san.is_empty() { "none" } @else { (t.san.join(", ")) } } }
+            tr { th scope="row" { "Serial number" } td id="serial" { (t.serial) } }
+            tr { th scope="row" { "Valid" } td { (t.not_before) " – " (t.not_after) } }
+            tr { th scope="row" { "Request ID" } td id="request-id" { code { (t.request_id) } } }
+        }
+        div.field {
+            label for="certificate_pem" { "Certificate (PEM)" }
+            textarea id="certificate_pem" readonly { (t.certificate_pem) }
+        }
+        div.field {
+            label for="private_key_pem" { "Private key (PEM, not stored by the server)" }
+            textarea id="private_key_pem" readonly { (t.private_key_pem.as_str()) }
+        }
+        div.field {
+            label for="ca_chain_pem" { "CA chain (PEM)" }
+            textarea id="ca_chain_pem" readonly { (t.ca_chain_pem) }
+        }
+        p { a href="/portal/test" { "Run another test" } }
+    };
+    layout(title, Some(viewer), body)
+}
+
+/// The filter of the Requests page.
+#[derive(Default)]
+pub struct RequestFilter {
+    pub since: String,
+    pub user: String,
+    pub failed: bool,
+}
+
+/// Recent requests from the audit log, newest first: "was my request received, and why
+/// did it fail". Administrators see everyone's (and may filter by user), others their own.
+pub fn requests(
+    viewer: &Viewer<'_>,
+    filter: &RequestFilter,
+    events: &[crate::store::AuditEvent],
+    error: Option<&str>,
+) -> Markup {
+    let title = "Requests";
+    let body = html! {
+        h1 { (title) }
+        form.card method="get" action="/portal/requests" {
+            (field(&Vec::new(), "since", "Since", |_, id| text_input("since", &filter.since, false, id, ""),
+                Some(html! { "How far back: 30s, 10m, 2h or 1d." })))
+            @if viewer.admin {
+                (field(&Vec::new(), "user", "User (optional)", |_, id| text_input("user", &filter.user, false, id, ""), None))
+            }
+            div.field {
+                label { input type="checkbox" name="failed" value="1" checked[filter.failed]; " Failed requests only" }
+            }
+            button.primary type="submit" { "Show" }
+        }
+        @if let Some(e) = error { div.banner.error role="alert" { (e) } }
+        @if events.is_empty() && error.is_none() {
+            p id="no-requests" { "No requests match." }
+        } @else if !events.is_empty() {
+            div.scroll {
+                table id="requests" {
+                    thead { tr { th { "Time (UTC)" } th { "Request ID" } th { "Operation" } th { "Template" } th { "User" } th { "Status" } th { "Reason or serial" } } }
+                    tbody {
+                        @for e in events.iter().rev() {
+                            tr.failed[e.status >= 400] {
+                                td { (e.at.get(..19).unwrap_or(&e.at)) }
+                                td { code { (e.request_id) } }
+                                td { (e.operation) }
+                                td { (e.label.as_deref().unwrap_or("-")) }
+                                td { (e.principal.as_deref().unwrap_or("-")) }
+                                td { (e.status) }
+                                td { (e.reason.as_deref().or(e.serial.as_deref()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(title, Some(viewer), body)
+}
 
 /// A plain message page (errors outside a form).
 pub fn message(

@@ -192,7 +192,7 @@ pub trait Store: Send + Sync {
     /// The latest audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
     /// Audit events since `since` (a timestamp), optionally of one principal and/or only
-    /// failures (status ≥ 400), oldest first, at most `limit`.
+    /// failures (status ≥ 400): the latest `limit` of them, oldest first.
     async fn find_audit(
         &self,
         since: &str,

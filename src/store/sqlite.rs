@@ -544,9 +544,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT at, request_id, operation, label, principal, peer, outcome, status, reason, serial
-             FROM audit_events
-             WHERE at >= ? AND (? IS NULL OR principal = ?) AND (? = 0 OR status >= 400)
-             ORDER BY id LIMIT ?",
+             FROM (SELECT * FROM audit_events
+                   WHERE at >= ? AND (? IS NULL OR principal = ?) AND (? = 0 OR status >= 400)
+                   ORDER BY id DESC LIMIT ?)
+             ORDER BY id",
         )
         .bind(since)
         .bind(principal)

@@ -76,7 +76,16 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The body without the `Request ID: …` line every error body ends with (checked on
+    /// its own by `est_inprocess::every_error_body_names_its_request_id`).
     pub fn text(&self) -> String {
+        let t = self.raw_text();
+        match t.rfind("Request ID: ") {
+            Some(at) if at == 0 || t[..at].ends_with('\n') => t[..at].to_string(),
+            _ => t,
+        }
+    }
+    pub fn raw_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn ct(&self) -> &str {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod ca;
+pub mod client;
 pub mod config;
 pub mod enroll;
 pub mod est;

@@ -38,6 +38,8 @@ enum Command {
     /// Decide requests waiting for manual approval
     #[command(subcommand)]
     Pending(PendingCommand),
+    /// An EST client for estd and any other EST server, and the MDM connector's test
+    Client(Box<estd::client::cli::ClientArgs>),
     /// Was a request received, and why did it fail? (the audit log)
     Requests {
         /// How far back: 30s, 10m, 2h, 1d
@@ -131,6 +133,19 @@ fn init_tracing(config: &Config, serving: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Client(args) = cli.command {
+        // a client needs no server configuration
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(estd::client::cli::run(*args)),
+            Err(e) => {
+                eprintln!("estd client: cannot start the runtime: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -170,6 +185,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             failed,
             limit,
         } => requests(&since, user.as_deref(), failed, limit, config).await,
+        Command::Client(_) => Err("estd client runs on its own".into()),
     }
 }
 

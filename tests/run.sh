@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (cargo nextest, or cargo test when nextest
-# is missing), the interop script with real clients (curl, openssl), and the portal in a real
+# is missing), the interop scripts with real clients (curl, openssl, estd client), and the portal in a real
 # browser (Debian's Chromium driven by playwright-core). Installs what it needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,10 @@ fi
 echo
 echo "== interop: curl + openssl against a running estd"
 bash interop/curl-openssl.sh
+
+echo
+echo "== interop: estd client against a running estd (every operation, bootstrap, the MDM test)"
+bash interop/estd-client.sh
 
 echo
 echo "== browser: the portal in Chromium (playwright-core); screenshots in target/browser/"

@@ -81,10 +81,17 @@ pub fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, WireErr
             .strip_prefix("\r\n")
             .or_else(|| section.strip_prefix('\n'))
             .ok_or_else(|| bad("delimiter not followed by a line end"))?;
-        let (head, content) = section
-            .split_once("\r\n\r\n")
-            .or_else(|| section.split_once("\n\n"))
-            .ok_or_else(|| bad("part without a blank line after its headers"))?;
+        // a part may have no headers at all: then the blank line comes first
+        let (head, content) = if let Some(c) = section.strip_prefix("\r\n") {
+            ("", c)
+        } else if let Some(c) = section.strip_prefix('\n') {
+            ("", c)
+        } else {
+            section
+                .split_once("\r\n\r\n")
+                .or_else(|| section.split_once("\n\n"))
+                .ok_or_else(|| bad("part without a blank line after its headers"))?
+        };
         let headers = head
             .lines()
             .filter_map(|l| l.split_once(':'))

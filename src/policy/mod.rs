@@ -11,7 +11,7 @@ pub mod san;
 
 pub use mac::Mac;
 pub use rules::{PolicyError, Requester, RequiredRdn};
-pub use san::{MacEncoding, PatternEntry, SanStyle, SanVars, build_pattern};
+pub use san::{MacEncoding, PatternEntry, SanStyle, SanVars, UPN_OID, build_pattern};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

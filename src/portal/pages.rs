@@ -40,6 +40,10 @@ textarea{min-height:10rem;font-family:ui-monospace,monospace;font-size:.85rem}
 .banner.error{background:#fdecea;border:1px solid #f5c2bd}
 .request-id{color:#555;font-size:.85rem;margin-top:1rem}
 .scroll{overflow-x:auto}
+main:has(#requests){max-width:76rem}
+#requests td,#requests th{font-size:.9rem;vertical-align:top}
+#requests td:nth-child(-n+6){white-space:nowrap}
+#requests td:last-child{min-width:18rem;overflow-wrap:anywhere}
 tr.failed td{background:#fdf3f2}
 textarea[readonly]{background:#f8f9fa}
 input[type=checkbox]{width:auto}
@@ -509,7 +513,7 @@ pub fn requests(
                     tbody {
                         @for e in events.iter().rev() {
                             tr.failed[e.status >= 400] {
-                                td { (e.at.get(..19).unwrap_or(&e.at)) }
+                                td { (e.at.get(..19).unwrap_or(&e.at).replace('T', " ")) }
                                 td { code { (e.request_id) } }
                                 td { (e.operation) }
                                 td { (e.label.as_deref().unwrap_or("-")) }

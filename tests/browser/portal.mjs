@@ -227,12 +227,58 @@ await check('a form POST without its CSRF token is refused (403) and issues noth
   expect((await r.text()).includes('This form has expired'), 'message');
 });
 
+await check('test certificate: a name with a space fails beside the field, with the request id', async () => {
+  await page.click('details.iwant summary');
+  await page.click('text=request a test certificate (MDM connector)');
+  expect(page.url().endsWith('/portal/test'), page.url());
+  await page.selectOption('#template', 'mdm');
+  await page.fill('#cert_name', 'Test Cert');
+  await page.fill('#user_name', 'jdoe');
+  await page.fill('#domain', 'corp.example.com');
+  await page.fill('#email', 'jdoe@example.com');
+  await page.click('button.primary');
+  expect((await page.textContent('#cert_name-error')) === 'The certificate name cannot contain spaces', 'message');
+  expect((await page.getAttribute('#cert_name', 'aria-invalid')) === 'true', 'aria-invalid');
+  expect(/Request ID: [0-9a-f]{16}/.test(await page.textContent('p.request-id')), 'request id');
+});
+
+await check('test certificate: PASS with a certificate openssl reads (UPN and Email)', async () => {
+  await page.fill('#cert_name', 'TestCert');
+  await page.click('button.primary');
+  expect((await page.textContent('#test-result')).startsWith('PASS'), 'PASS');
+  await shot('test-certificate');
+  const pem = join(outDir, 'test-certificate.pem');
+  writeFileSync(pem, await page.inputValue('#certificate_pem'));
+  const san = sh('openssl', ['x509', '-in', pem, '-noout', '-ext', 'subjectAltName']);
+  expect(san.includes('email:jdoe@example.com') && san.includes('jdoe@corp.example.com'), san);
+  const key = join(outDir, 'test-certificate.key');
+  writeFileSync(key, await page.inputValue('#private_key_pem'));
+  expect(sh('openssl', ['x509', '-in', pem, '-noout', '-pubkey']) === sh('openssl', ['pkey', '-in', key, '-pubout']), 'key matches');
+});
+
+await check('requests page: the failed test is listed with its reason', async () => {
+  await page.click('details.iwant summary');
+  await page.click('text=see my recent requests');
+  await page.fill('#since', '10m');
+  await page.check('input[name=failed]');
+  await page.click('button.primary');
+  const table = await page.textContent('#requests');
+  expect(table.includes('The certificate name cannot contain spaces') && table.includes('test-certificate'), table.slice(0, 200));
+  await shot('requests');
+});
+
 await check('the form is usable on a phone (375 px)', async () => {
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto(`${base}/portal/single`);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(width <= 375, `no horizontal scrolling (${width} px)`);
   await shot('single-phone');
+  for (const path of ['/portal/test', '/portal/requests?since=10m']) {
+    await page.goto(`${base}${path}`);
+    const w = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(w <= 375, `${path}: no horizontal scrolling (${w} px)`);
+  }
+  await shot('requests-phone');
 });
 
 await check('log out ends the session', async () => {

@@ -9,35 +9,10 @@
 #   ESTD_BIN=/path/to/estd interop/estd-client.sh
 set -u
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-
-if [ -z "${ESTD_BIN:-}" ]; then
-  cargo build --quiet --bin estd || { echo "cargo build failed"; echo "0 passed, 1 failed"; exit 1; }
-  ESTD_BIN="$ROOT/target/debug/estd"
-fi
-for tool in curl openssl; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool"; echo "0 passed, 1 failed"; exit 1; }
-done
-
-WORK=$(mktemp -d)
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+. interop/lib.sh
+need_tools curl openssl
 cd "$WORK"
 
-passed=0; failed=0
-pass() { echo "PASS  $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL  $1${2:+ — $2}"; failed=$((failed + 1)); }
-
-mkdir -p "$WORK/templates"
-cp "$ROOT"/conf/templates/*.toml "$WORK/templates/"
-cat >"$WORK/templates/manual.toml" <<'TOML'
-name = "manual"
-key_types = ["ec-p256"]
-validity_days = 30
-approval = "manual"
-retry_after_secs = 5
-TOML
 cat >"$WORK/templates/connector.toml" <<'TOML'
 name = "connector"
 description = "MDM connector, Other: UPN and a URI from the variables"
@@ -48,24 +23,8 @@ san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "uri:urn:mdm:%cn%"]
 fill_missing = "Test"
 TOML
-export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$WORK/templates"
-mkdir -p "$ESTD_DATA_DIR"
-"$ESTD_BIN" --config "$ROOT/conf/estd.toml" serve >"$WORK/stdout" 2>"$WORK/stderr" &
-PID=$!
-PORT=""
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's#^estd listening on https://127.0.0.1:\([0-9]*\)/.*#\1#p' "$WORK/stdout")
-  [ -n "$PORT" ] && break
-  kill -0 "$PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$PORT" ]; then
-  echo "estd did not start:"; cat "$WORK/stderr"; echo "0 passed, 1 failed"; exit 1
-fi
-PASSWORD=$(cat "$ESTD_DATA_DIR/admin-password")
-ROOTCA="$ESTD_DATA_DIR/certs/root-ca.pem"
+start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
-echo "estd on port $PORT, data in $ESTD_DATA_DIR"
 echo "S3cret-for-mdm" | $ESTD user add mdm --group est-users --password-stdin >/dev/null 2>&1
 
 # the client: everything common in one place; the password travels in the environment

@@ -70,7 +70,13 @@ async fn handle(state: Arc<AppState>, req: Request, csr: bool) -> Response {
         operation: op.to_string(),
         ..AuditNote::default()
     };
-    let mut resp = match inner(&state, req, csr, op, &mut note).await {
+    let result = inner(&state, req, csr, op, &mut note).await;
+    finish(result, note)
+}
+
+/// The response, or the JSON error with its reason in the audit note.
+fn finish(result: Result<Response, ApiError>, mut note: AuditNote) -> Response {
+    let mut resp = match result {
         Ok(r) => r,
         Err((status, code, message, detail)) => {
             note.reason = Some(match detail {
@@ -304,18 +310,7 @@ pub(super) async fn test_certificate(State(state): State<Arc<AppState>>, req: Re
         Ok::<_, ApiError>(resp)
     }
     .await;
-    let mut resp = match result {
-        Ok(r) => r,
-        Err((status, code, message, detail)) => {
-            note.reason = Some(match detail {
-                Some(d) => format!("{message} ({d})"),
-                None => message.clone(),
-            });
-            json_error(status, &code, &message)
-        }
-    };
-    resp.extensions_mut().insert(note);
-    resp
+    finish(result, note)
 }
 
 /// A zip download.

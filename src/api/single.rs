@@ -171,6 +171,41 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
     }
 }
 
+/// The template a form or JSON body names, or the error for its field.
+pub(crate) fn find_template(state: &AppState, name: &str) -> Result<Arc<Template>, SingleError> {
+    state.templates.get(Some(name)).ok_or_else(|| {
+        SingleError::new(
+            Field::Template,
+            400,
+            format!(
+                "There is no certificate template {:?}",
+                name.chars().take(64).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// The CSR of an attribute request (the server generates the real key later); a SAN that
+/// is not ASCII is the fault of `san_field`.
+pub(crate) fn attribute_request(
+    cn: &str,
+    san: &[SanEntry],
+    template: &Template,
+    san_field: Field,
+) -> Result<Csr, SingleError> {
+    crate::enroll::attribute_csr(cn, san, template).map_err(|e| {
+        if e.contains("ASCII") {
+            SingleError::new(
+                san_field,
+                400,
+                "The Subject alternative name must be ASCII text",
+            )
+        } else {
+            SingleError::internal("internal error building the request", e)
+        }
+    })
+}
+
 /// Issues one certificate and packages it; the password is checked before anything else.
 pub async fn issue_single(
     state: &Arc<AppState>,
@@ -183,19 +218,7 @@ pub async fn issue_single(
         .map_err(|e: PackError| SingleError::new(Field::Format, 400, e.to_string()))?;
     pack::check_password(&req.password)
         .map_err(|e| SingleError::new(Field::Password, 400, e.to_string()))?;
-    let template: Arc<Template> = state
-        .templates
-        .get(Some(req.template.as_str()))
-        .ok_or_else(|| {
-            SingleError::new(
-                Field::Template,
-                400,
-                format!(
-                    "There is no certificate template {:?}",
-                    req.template.chars().take(64).collect::<String>()
-                ),
-            )
-        })?;
+    let template = find_template(state, &req.template)?;
     if req.description.chars().count() > MAX_DESCRIPTION {
         return Err(SingleError::new(
             Field::Description,
@@ -249,24 +272,7 @@ pub async fn issue_single(
             let san = template
                 .san_from_field(&req.san)
                 .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
-            let csr = crate::enroll::attribute_csr(&cn, &san, &template).map_err(|e| {
-                if e.contains("ASCII") {
-                    SingleError::new(
-                        Field::San,
-                        400,
-                        "The Subject alternative name must be ASCII text",
-                    )
-                } else {
-                    SingleError {
-                        detail: Some(e),
-                        ..SingleError::new(
-                            Field::General,
-                            500,
-                            "internal error building the request",
-                        )
-                    }
-                }
-            })?;
+            let csr = attribute_request(&cn, &san, &template, Field::San)?;
             (csr, true, cn, template.san_label(&req.san))
         }
     };

@@ -194,33 +194,11 @@ pub async fn issue_test(
     principal: &Principal,
     req: &TestRequest,
 ) -> Result<TestCertificate, SingleError> {
-    let template: Arc<Template> = state
-        .templates
-        .get(Some(req.template.as_str()))
-        .ok_or_else(|| {
-            SingleError::new(
-                Field::Template,
-                400,
-                format!(
-                    "There is no certificate template {:?}",
-                    req.template.chars().take(64).collect::<String>()
-                ),
-            )
-        })?;
+    let template = super::single::find_template(state, &req.template)?;
     let vars = check_fields(req)?;
     let (vars, san) = test_san(&template, &vars);
     let cn = req.cert_name.trim();
-    let csr = crate::enroll::attribute_csr(cn, &san, &template).map_err(|e| {
-        if e.contains("ASCII") {
-            SingleError::new(
-                Field::General,
-                400,
-                "The Subject alternative name must be ASCII text",
-            )
-        } else {
-            SingleError::internal("internal error building the request", e)
-        }
-    })?;
+    let csr = super::single::attribute_request(cn, &san, &template, Field::General)?;
     tracing::info!(
         request_id = %meta.request_id,
         template = %template.name,

@@ -87,6 +87,36 @@ fn redirect(to: &'static str) -> Response {
     resp
 }
 
+/// The signed-in user as the page header shows them.
+fn viewer<'a>(state: &AppState, s: &'a session::Session) -> Viewer<'a> {
+    Viewer {
+        name: &s.principal.name,
+        csrf: &s.csrf,
+        admin: state.enroll.is_admin(&s.principal),
+    }
+}
+
+/// The audit note of a form submission.
+fn form_note(operation: &str, s: &session::Session, template: &str) -> AuditNote {
+    AuditNote {
+        operation: operation.into(),
+        principal: Some(s.principal.name.clone()),
+        label: Some(template.chars().take(64).collect()),
+        ..AuditNote::default()
+    }
+}
+
+/// A refused form: the reason for the audit log (with the detail), the status and the
+/// message beside its field for the page.
+fn refused(note: &mut AuditNote, e: crate::api::single::SingleError) -> (StatusCode, Errors) {
+    note.reason = Some(match &e.detail {
+        Some(d) => format!("{} ({d})", e.message),
+        None => e.message.clone(),
+    });
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, vec![(e.field.as_str(), e.message)])
+}
+
 fn with_note(mut resp: Response, note: AuditNote) -> Response {
     resp.extensions_mut().insert(note);
     resp
@@ -310,11 +340,7 @@ async fn password_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -
         Ok(s) => s,
         Err(r) => return r,
     };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(&state, &s);
     page(StatusCode::OK, pages::password(&viewer, &Vec::new(), false))
 }
 
@@ -341,11 +367,7 @@ async fn password_submit(
         principal: Some(s.principal.name.clone()),
         ..AuditNote::default()
     };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(&state, &s);
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
         note.reason = Some("form without a valid CSRF token".into());
         return with_note(
@@ -466,11 +488,7 @@ async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Res
         format: "pkcs12-chain".into(),
         ..CertForm::default()
     };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(state, &s);
     page(
         StatusCode::OK,
         pages::single(&viewer, with_csr, &choices, &values, &Vec::new()),
@@ -527,17 +545,8 @@ async fn submit(
     } else {
         "portal-single"
     };
-    let mut note = AuditNote {
-        operation: op.into(),
-        principal: Some(s.principal.name.clone()),
-        label: Some(form.template.chars().take(64).collect()),
-        ..AuditNote::default()
-    };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let mut note = form_note(op, &s, &form.template);
+    let viewer = viewer(&state, &s);
     let choices = template_choices(&state);
     let values = CertForm {
         common_name: form.common_name.clone(),
@@ -579,12 +588,7 @@ async fn submit(
             with_note(crate::api::zip_response(&z.file_name, z.zip), note)
         }
         Err(e) => {
-            note.reason = Some(match &e.detail {
-                Some(d) => format!("{} ({d})", e.message),
-                None => e.message.clone(),
-            });
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = vec![(e.field.as_str(), e.message)];
+            let (status, errors) = refused(&mut note, e);
             with_note(
                 page(
                     status,
@@ -607,11 +611,7 @@ async fn test_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         user_name: s.principal.name.clone(),
         ..TestForm::default()
     };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(&state, &s);
     page(
         StatusCode::OK,
         pages::test_form(&viewer, &choices, &values, &Vec::new()),
@@ -660,17 +660,8 @@ async fn test_submit(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut note = AuditNote {
-        operation: crate::api::testcert::OPERATION.into(),
-        principal: Some(s.principal.name.clone()),
-        label: Some(form.template.chars().take(64).collect()),
-        ..AuditNote::default()
-    };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let mut note = form_note(crate::api::testcert::OPERATION, &s, &form.template);
+    let viewer = viewer(&state, &s);
     let choices = test_choices(&state);
     let values = TestForm {
         template: form.template.clone(),
@@ -709,12 +700,7 @@ async fn test_submit(
             with_note(page(StatusCode::OK, pages::test_result(&viewer, &t)), note)
         }
         Err(e) => {
-            note.reason = Some(match &e.detail {
-                Some(d) => format!("{} ({d})", e.message),
-                None => e.message.clone(),
-            });
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = vec![(e.field.as_str(), e.message)];
+            let (status, errors) = refused(&mut note, e);
             with_note(
                 page(
                     status,
@@ -836,16 +822,7 @@ async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     );
     page(
         StatusCode::OK,
-        pages::bulk_form(
-            &Viewer {
-                name: &s.principal.name,
-                csrf: &s.csrf,
-                admin: state.enroll.is_admin(&s.principal),
-            },
-            &choices,
-            &values,
-            &[],
-        ),
+        pages::bulk_form(&viewer(&state, &s), &choices, &values, &[]),
     )
 }
 
@@ -860,11 +837,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
         principal: Some(s.principal.name.clone()),
         ..AuditNote::default()
     };
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(&state, &s);
     let choices = template_choices(&state);
     let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
         Ok(x) => x,
@@ -963,14 +936,7 @@ async fn bulk_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     };
     page(
         StatusCode::OK,
-        pages::bulk_status(
-            &Viewer {
-                name: &s.principal.name,
-                csrf: &s.csrf,
-                admin: state.enroll.is_admin(&s.principal),
-            },
-            &view,
-        ),
+        pages::bulk_status(&viewer(&state, &s), &view),
     )
 }
 
@@ -1001,11 +967,7 @@ async fn bulk_confirm(
 /// A bulk request's error as a page, with its status.
 fn bulk_error_page(state: &AppState, s: &session::Session, e: &crate::jobs::BulkError) -> Response {
     let (status, _) = crate::api::bulk::status_of(e);
-    let viewer = Viewer {
-        name: &s.principal.name,
-        csrf: &s.csrf,
-        admin: state.enroll.is_admin(&s.principal),
-    };
+    let viewer = viewer(state, s);
     page(
         status,
         pages::message(

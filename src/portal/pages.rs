@@ -135,6 +135,27 @@ fn field(
     }
 }
 
+/// The template choice: name — description, the given one selected.
+fn template_field(errors: &Errors, templates: &[(String, String)], selected: &str) -> Markup {
+    field(
+        errors,
+        "template",
+        "Certificate template",
+        |inv, id| {
+            html! {
+                select id="template" name="template" aria-invalid=(inv) aria-describedby=(id) {
+                    @for (name, description) in templates {
+                        option value=(name) selected[name == selected] {
+                            (name) @if !description.is_empty() { " — " (description) }
+                        }
+                    }
+                }
+            }
+        },
+        None,
+    )
+}
+
 fn text_input(name: &'static str, value: &str, invalid: bool, err_id: &str, extra: &str) -> Markup {
     html! {
         input type=(if extra == "password" { "password" } else { "text" }) id=(name) name=(name) value=(value)
@@ -240,15 +261,7 @@ pub fn single(
                 (field(errors, "san", "Subject alternative name (MAC address)", |inv, id| text_input("san", &values.san, inv, id, ""),
                     Some(html! { "00-11-22-33-44-55, 00:11:22:33:44:55, 0011.2233.4455, 001122-334455 or 001122334455" })))
             }
-            (field(errors, "template", "Certificate template", |inv, id| html! {
-                select id="template" name="template" aria-invalid=(inv) aria-describedby=(id) {
-                    @for (name, description) in templates {
-                        option value=(name) selected[*name == values.template] {
-                            (name) @if !description.is_empty() { " — " (description) }
-                        }
-                    }
-                }
-            }, None))
+            (template_field(errors, templates, &values.template))
             (field(errors, "description", "Description (optional)", |inv, id| text_input("description", &values.description, inv, id, ""), None))
             (field(errors, "format", "Certificate download format", |inv, id| html! {
                 select id="format" name="format" aria-invalid=(inv) aria-describedby=(id) {
@@ -286,16 +299,7 @@ pub fn bulk_form(
                 label for="csv" { "CSV file" }
                 input type="file" id="csv" name="csv" accept=".csv,text/csv" required;
             }
-            div.field {
-                label for="template" { "Certificate template" }
-                select id="template" name="template" {
-                    @for (name, description) in templates {
-                        option value=(name) selected[*name == values.template] {
-                            (name) @if !description.is_empty() { " — " (description) }
-                        }
-                    }
-                }
-            }
+            (template_field(&Vec::new(), templates, &values.template))
             div.field {
                 label for="description" { "Description" }
                 input type="text" id="description" name="description" value=(values.description);
@@ -421,15 +425,7 @@ pub fn test_form(
         @if let Some(e) = error_for(errors, "general") { div.banner.error role="alert" { "FAIL: " (e) } }
         form.card method="post" action="/portal/test" {
             input type="hidden" name="csrf" value=(viewer.csrf);
-            (field(errors, "template", "Certificate template", |inv, id| html! {
-                select id="template" name="template" aria-invalid=(inv) aria-describedby=(id) {
-                    @for (name, description) in templates {
-                        option value=(name) selected[*name == values.template] {
-                            (name) @if !description.is_empty() { " — " (description) }
-                        }
-                    }
-                }
-            }, None))
+            (template_field(errors, templates, &values.template))
             (field(errors, "cert_name", "Certificate name", |inv, id| text_input("cert_name", &values.cert_name, inv, id, ""),
                 Some(html! { "No spaces. It becomes the certificate's Common Name." })))
             (field(errors, "user_name", "User name", |inv, id| text_input("user_name", &values.user_name, inv, id, ""), None))

@@ -56,6 +56,18 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
             tracing::info!(path = %path.display(), "SQLite store open");
             Ok(Arc::new(store))
         }
+        Database::Postgres {
+            url,
+            max_connections,
+        } => {
+            let store = crate::store::PgStore::open(url, *max_connections).await?;
+            tracing::info!(
+                url = %crate::config::redact_url(url),
+                max_connections,
+                "PostgreSQL store open"
+            );
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -94,7 +106,15 @@ pub async fn bootstrap_admin(
     };
     let mut groups = vec![config.est_group.clone()];
     groups.extend(config.admin_groups.iter().cloned());
-    store.add_user(&config.admin_user, &hash, &groups).await?;
+    match store.add_user(&config.admin_user, &hash, &groups).await {
+        Ok(()) => {}
+        // another instance sharing the database created it a moment ago
+        Err(crate::store::StoreError::Duplicate(_)) => {
+            tracing::info!(user = %config.admin_user, "the first administrator was created by another instance");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let file = config.data_dir.join(ADMIN_PASSWORD_FILE);
     let _ = std::fs::remove_file(&file);
     devpki::write_private(&file, &format!("{password}\n"))?;
@@ -173,6 +193,8 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         templates.clone(),
         sealer,
         bundle.clone(),
+        config.job_lease,
+        config.database.is_shared(),
     ));
     jobs.start().await?;
     spawn_session_sweeper(store.clone(), config.session_idle);

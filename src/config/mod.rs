@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "bootstrap",
     "pack",
+    "jobs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,19 @@ pub struct RawConfig {
     pub bootstrap: RawBootstrap,
     pub pack: RawPack,
     pub portal: RawPortal,
+    pub jobs: RawJobs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawJobs {
+    pub lease_secs: u64,
+}
+
+impl Default for RawJobs {
+    fn default() -> Self {
+        Self { lease_secs: 60 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +105,7 @@ pub struct RawCa {
 pub struct RawDatabase {
     pub url: String,
     pub synchronous: String,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +155,7 @@ impl Default for RawConfig {
             bootstrap: RawBootstrap::default(),
             pack: RawPack::default(),
             portal: RawPortal::default(),
+            jobs: RawJobs::default(),
         }
     }
 }
@@ -168,6 +184,7 @@ impl Default for RawDatabase {
         Self {
             url: String::new(),
             synchronous: "full".into(),
+            max_connections: 16,
         }
     }
 }
@@ -214,9 +231,58 @@ impl Default for RawBootstrap {
 }
 
 /// Where the store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
-    Sqlite { path: PathBuf, sync: Synchronous },
+    Sqlite {
+        path: PathBuf,
+        sync: Synchronous,
+    },
+    /// A shared PostgreSQL server (several estd instances may use it at once).
+    Postgres {
+        url: String,
+        max_connections: u32,
+    },
+}
+
+impl Database {
+    /// Whether other estd processes may share this store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+}
+
+/// A database URL with its password replaced by `***`, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path, sync } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("sync", sync)
+                .finish(),
+            Self::Postgres {
+                url,
+                max_connections,
+            } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .field("max_connections", max_connections)
+                .finish(),
+        }
+    }
 }
 
 /// The typed, checked configuration.
@@ -230,6 +296,9 @@ pub struct Config {
     pub ca_dir: PathBuf,
     pub ca_key_type: CaKeyType,
     pub database: Database,
+    /// A bulk row claimed longer ago than this and still running is presumed abandoned
+    /// (its instance died) and is claimed again.
+    pub job_lease: Duration,
     pub templates_dir: PathBuf,
     /// True when `templates_dir` was not set (the built-in default template may stand in).
     pub templates_dir_is_default: bool,
@@ -380,12 +449,28 @@ impl TryFrom<RawConfig> for Config {
                 path: PathBuf::from(path),
                 sync,
             }
+        } else if raw.database.url.starts_with("postgres://")
+            || raw.database.url.starts_with("postgresql://")
+        {
+            if !(1..=1000).contains(&raw.database.max_connections) {
+                return Err(bad(
+                    "database.max_connections",
+                    format!(
+                        "{} is out of range (1 to 1000)",
+                        raw.database.max_connections
+                    ),
+                ));
+            }
+            Database::Postgres {
+                url: raw.database.url.clone(),
+                max_connections: raw.database.max_connections,
+            }
         } else {
             return Err(bad(
                 "database.url",
                 format!(
-                    "{:?}: only sqlite:PATH is supported in this version",
-                    raw.database.url
+                    "{:?}: expected sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
+                    redact_url(&raw.database.url)
                 ),
             ));
         };
@@ -455,6 +540,7 @@ impl TryFrom<RawConfig> for Config {
             ca_dir,
             ca_key_type,
             database,
+            job_lease: secs("jobs.lease_secs", raw.jobs.lease_secs, 3600)?,
             templates_dir_is_default: raw.est.templates_dir == RawEst::default().templates_dir,
             templates_dir: PathBuf::from(raw.est.templates_dir),
             default_template: raw.est.default_template,

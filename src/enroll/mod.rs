@@ -92,7 +92,7 @@ pub struct EnrollRequest<'a> {
     /// gives only the subject and SAN.
     pub server_keygen: bool,
     /// A bulk job's row: issued only while the job runs, recorded with the row.
-    pub job_item: Option<i64>,
+    pub job_item: Option<&'a crate::store::JobClaim>,
     /// Values for the template's SAN pattern (a test certificate's fields); default: taken
     /// from the CSR.
     pub vars: Option<&'a crate::policy::SanVars>,
@@ -111,7 +111,7 @@ struct IssueCtx<'a> {
     server_keygen: bool,
     description: &'a str,
     /// A bulk row: recorded with the row, the generated key sealed into it.
-    job_item: Option<i64>,
+    job_item: Option<&'a crate::store::JobClaim>,
 }
 
 pub struct EnrollService {
@@ -507,7 +507,7 @@ impl EnrollService {
                         detail: "no key sealer configured for bulk jobs".into(),
                     })?;
                     let sealed = sealer
-                        .seal(&job_key_context(item), &key.pkcs8)
+                        .seal(&job_key_context(item.item_id), &key.pkcs8)
                         .map_err(|e| EnrollError::Ca {
                             cn: cn.clone(),
                             detail: e.to_string(),

@@ -9,7 +9,7 @@
 pub mod csv;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::auth::{AuthMethod, Principal};
 use crate::ca::seal::Sealer;
@@ -17,7 +17,7 @@ use crate::enroll::{self, EnrollError, EnrollRequest, EnrollService, Outcome};
 use crate::model::RequestMeta;
 use crate::pack::{self, BundleAssets, Entity, Format, PackOptions};
 use crate::policy::{Approval, EvalContext, Requester, Templates};
-use crate::store::{JobCounts, JobItem, JobRecord, Store, StoreError};
+use crate::store::{JobClaim, JobCounts, JobItem, JobRecord, Store, StoreError, timestamp};
 
 /// How many row errors a refused submission lists.
 const MAX_ROW_ERRORS: usize = 50;
@@ -93,6 +93,13 @@ pub struct JobService {
     bundle: Arc<BundleAssets>,
     wake: tokio::sync::Notify,
     workers: usize,
+    /// This process, in claim tokens (`<instance>/<worker>/<n>`).
+    instance: String,
+    claims: std::sync::atomic::AtomicU64,
+    /// A row claimed longer ago than this and still running is claimed again.
+    lease: Duration,
+    /// Other processes share the store: only stale rows are requeued at start.
+    shared: bool,
 }
 
 fn password_context(owner: &str) -> String {
@@ -106,8 +113,15 @@ impl JobService {
         templates: Arc<Templates>,
         sealer: Arc<Sealer>,
         bundle: Arc<BundleAssets>,
+        lease: Duration,
+        shared: bool,
     ) -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut id = [0u8; 6];
+        let instance = match aws_lc_rs::rand::fill(&mut id) {
+            Ok(()) => crate::ca::hex(&id),
+            Err(_) => format!("pid{}", std::process::id()),
+        };
         Self {
             store,
             enroll,
@@ -116,7 +130,16 @@ impl JobService {
             bundle,
             wake: tokio::sync::Notify::new(),
             workers,
+            instance,
+            claims: std::sync::atomic::AtomicU64::new(0),
+            lease,
+            shared,
         }
+    }
+
+    /// This process's name in claim tokens.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Validates everything, then stores a queued job. Nothing is issued before it returns.
@@ -208,24 +231,55 @@ impl JobService {
     /// Starts the workers (one per core). Rows left running by a previous process are
     /// requeued first.
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
-        let requeued = self.store.requeue_running_items().await?;
+        // Alone on the store, every running row is a dead process's; shared, only those
+        // whose lease has run out.
+        let before = if self.shared {
+            SystemTime::now() - self.lease
+        } else {
+            SystemTime::now()
+        };
+        let requeued = self.store.requeue_stale_items(&timestamp(before)).await?;
         if requeued > 0 {
             tracing::warn!(
                 rows = requeued,
                 "bulk rows left running by a previous process requeued"
             );
         }
+        tracing::info!(instance = %self.instance, workers = self.workers, lease_secs = self.lease.as_secs(), "bulk workers starting");
         for n in 0..self.workers {
             let me = self.clone();
             tokio::spawn(async move { me.work(n).await });
         }
+        let me = self.clone();
+        tokio::spawn(async move { me.sweep().await });
         Ok(())
+    }
+
+    /// Requeues rows whose worker stopped answering (another instance died mid-row).
+    async fn sweep(self: Arc<Self>) {
+        let every = (self.lease / 2).max(Duration::from_millis(500));
+        loop {
+            tokio::time::sleep(every).await;
+            let before = timestamp(SystemTime::now() - self.lease);
+            match self.store.requeue_stale_items(&before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(rows = n, "bulk rows held past their lease requeued");
+                    self.wake.notify_waiters();
+                }
+                Err(e) => tracing::error!(error = %e, "cannot requeue stale bulk rows"),
+            }
+        }
     }
 
     async fn work(self: Arc<Self>, worker: usize) {
         loop {
-            match self.store.claim_job_item().await {
-                Ok(Some(item)) => self.process(item).await,
+            let n = self
+                .claims
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let token = format!("{}/{worker}/{n}", self.instance);
+            match self.store.claim_job_item(&token).await {
+                Ok(Some(item)) => self.process(item, token).await,
                 Ok(None) => {
                     tokio::select! {
                         () = self.wake.notified() => {}
@@ -240,9 +294,13 @@ impl JobService {
         }
     }
 
-    async fn process(&self, item: JobItem) {
+    async fn process(&self, item: JobItem, token: String) {
         let job_id = item.job_id;
-        let outcome = self.issue_row(&item).await;
+        let claim = JobClaim {
+            item_id: item.id,
+            token,
+        };
+        let outcome = self.issue_row(&item, &claim).await;
         match outcome {
             Ok(()) | Err(EnrollError::Cancelled) => {}
             Err(e) => {
@@ -251,7 +309,7 @@ impl JobService {
                     other => other.to_string(),
                 };
                 tracing::warn!(job = job_id, row = item.row_number, reason = %e, "bulk row failed");
-                if let Err(e) = self.store.fail_job_item(item.id, &message).await {
+                if let Err(e) = self.store.fail_job_item(&claim, &message).await {
                     tracing::error!(job = job_id, error = %e, "cannot record a failed row");
                 }
             }
@@ -263,7 +321,7 @@ impl JobService {
         }
     }
 
-    async fn issue_row(&self, item: &JobItem) -> Result<(), EnrollError> {
+    async fn issue_row(&self, item: &JobItem, claim: &JobClaim) -> Result<(), EnrollError> {
         let job = self
             .store
             .get_job(item.job_id)
@@ -303,7 +361,7 @@ impl JobService {
                 renewing: None,
                 exporter: None,
                 server_keygen: true,
-                job_item: Some(item.id),
+                job_item: Some(claim),
                 vars: None,
             })
             .await?;

@@ -1,9 +1,13 @@
 //! Persistent state behind one `Store` trait: users and groups, issued certificates, and the
 //! audit log. SQLite (one file, WAL) is the default implementation.
 
+#[macro_use]
+mod sql;
+mod pg;
 mod sqlite;
 
 pub use crate::model::timestamp;
+pub use pg::PgStore;
 pub use sqlite::{SqliteStore, Synchronous};
 
 use async_trait::async_trait;
@@ -153,6 +157,17 @@ pub struct JobItem {
     pub error: Option<String>,
     pub serial: Option<String>,
     pub key_sealed: Option<Vec<u8>>,
+    /// The claim a worker holds on a running row (see `JobClaim`).
+    pub claim: Option<String>,
+}
+
+/// A worker's hold on one bulk row: the row, and the token it claimed the row with. Only
+/// the holder of the current claim can record the row, so a row requeued from a worker
+/// that was presumed dead is never recorded twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobClaim {
+    pub item_id: i64,
+    pub token: String,
 }
 
 /// How far a job is.
@@ -243,20 +258,22 @@ pub trait Store: Send + Sync {
     async fn open_job_of(&self, owner: &str) -> Result<Option<JobRecord>, StoreError>;
     async fn job_counts(&self, id: i64) -> Result<JobCounts, StoreError>;
     async fn job_items(&self, id: i64) -> Result<Vec<JobItem>, StoreError>;
-    /// Claims the next pending row of a queued or running job (marks it running, the job
-    /// running).
-    async fn claim_job_item(&self) -> Result<Option<JobItem>, StoreError>;
+    /// Claims the next pending row of a queued or running job with `claim`, a token unique
+    /// to this claim (marks it running, the job running). Several processes may claim at
+    /// once: each row goes to one of them.
+    async fn claim_job_item(&self, claim: &str) -> Result<Option<JobItem>, StoreError>;
     /// Records an item's certificate, its audit event and the sealed key, and marks the item
-    /// done, in one transaction — unless the item is no longer running or its job was
-    /// cancelled (then nothing is written and the answer is false).
+    /// done, in one transaction — unless the item is no longer running under this claim or
+    /// its job was cancelled (then nothing is written and the answer is false).
     async fn record_job_issuance(
         &self,
-        item_id: i64,
+        claim: &JobClaim,
         cert: &CertRecord,
         audit: &AuditEvent,
         key_sealed: &[u8],
     ) -> Result<bool, StoreError>;
-    async fn fail_job_item(&self, item_id: i64, error: &str) -> Result<(), StoreError>;
+    /// Marks a row failed, if it is still running under this claim.
+    async fn fail_job_item(&self, claim: &JobClaim, error: &str) -> Result<(), StoreError>;
     /// Cancels a queued or running job: its pending rows are cancelled. False when the job
     /// had already ended.
     async fn cancel_job(&self, id: i64) -> Result<bool, StoreError>;
@@ -265,8 +282,9 @@ pub trait Store: Send + Sync {
     async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError>;
     /// Download confirmed: drops the sealed keys and password; frees the owner.
     async fn confirm_job(&self, id: i64) -> Result<bool, StoreError>;
-    /// After a restart: rows left running by a dead process are pending again.
-    async fn requeue_running_items(&self) -> Result<u64, StoreError>;
+    /// Rows claimed before `claimed_before` and still running (their worker died, or was
+    /// presumed dead) are pending again.
+    async fn requeue_stale_items(&self, claimed_before: &str) -> Result<u64, StoreError>;
 
     /// Records the certificate issued for an approved request, its audit event, and marks
     /// the request issued, in one transaction. False (nothing written) when the request is

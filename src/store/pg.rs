@@ -1,0 +1,41 @@
+//! The PostgreSQL store: one database several estd instances share (sessions, jobs, audit,
+//! certificates). Bulk rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances never
+//! take the same row.
+
+use std::time::{Duration, SystemTime};
+
+use sqlx::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects (waiting up to 30 s for the server) and runs the migrations. Several
+    /// instances may start at once: sqlx serialises migrations with an advisory lock.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let opts: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Db(format!("database.url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Db(format!("migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+super::sql::sql_store!(
+    PgStore,
+    PgConnection,
+    sqlx::postgres::PgRow,
+    claim_lock = " FOR UPDATE OF i SKIP LOCKED"
+);

@@ -1,0 +1,475 @@
+//! One store test suite, run against both databases: SQLite (a file, as `estd serve` uses
+//! it) and a real PostgreSQL server started for the test. Every scenario gets an empty
+//! database of its own.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use common::pg::Pg;
+use estd::store::{
+    AuditEvent, CertRecord, JobClaim, JobRecord, PendingRecord, PendingState, PgStore,
+    SessionRecord, SqliteStore, Store, StoreError, Synchronous, timestamp,
+};
+
+fn audit(op: &str) -> AuditEvent {
+    AuditEvent {
+        at: timestamp(SystemTime::now()),
+        request_id: "r1".into(),
+        operation: op.into(),
+        label: None,
+        principal: Some("alice".into()),
+        peer: "127.0.0.1:1".into(),
+        outcome: "ok".into(),
+        status: 200,
+        reason: None,
+        serial: None,
+    }
+}
+
+fn cert(serial: &str) -> CertRecord {
+    CertRecord {
+        serial: serial.into(),
+        subject: "CN=a".into(),
+        san: String::new(),
+        template: "default".into(),
+        requester: "alice".into(),
+        operation: "simpleenroll".into(),
+        not_before: "x".into(),
+        not_after: "y".into(),
+        issued_at: "z".into(),
+        der: vec![1, 2, 3],
+        description: "till 3".into(),
+    }
+}
+
+fn job(owner: &str) -> JobRecord {
+    JobRecord {
+        id: 0,
+        owner: owner.into(),
+        template: "eap-tls".into(),
+        description: "d".into(),
+        format: "pem".into(),
+        password_sealed: Some(vec![9; 40]),
+        state: "queued".into(),
+        total: 0,
+        created_at: timestamp(SystemTime::now()),
+        finished_at: None,
+        confirmed_at: None,
+    }
+}
+
+fn rows(n: i64) -> Vec<(i64, String, String)> {
+    (2..2 + n)
+        .map(|n| (n, format!("dev{n}"), "11-22-33-44-55-66".into()))
+        .collect()
+}
+
+async fn users_and_groups(s: Arc<dyn Store>) {
+    assert_eq!(s.user_count().await.unwrap(), 0);
+    s.add_user("alice", "h1", &["est-users".into(), "Super Admin".into()])
+        .await
+        .unwrap();
+    let err = s.add_user("alice", "h2", &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
+    let u = s.find_user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        u.groups,
+        vec!["Super Admin".to_string(), "est-users".to_string()]
+    );
+    assert!(s.set_password("alice", "h3").await.unwrap());
+    assert!(!s.set_password("bob", "h3").await.unwrap());
+    assert_eq!(
+        s.find_user("alice").await.unwrap().unwrap().password_hash,
+        "h3"
+    );
+    assert!(s.find_user("bob").await.unwrap().is_none());
+    s.add_user("bob", "hb", &["g".into(), "g".into()])
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, vec!["alice".to_string(), "bob".to_string()]);
+}
+
+async fn issuance_and_audit(s: Arc<dyn Store>) {
+    s.record_issuance(&cert("01"), &audit("simpleenroll"))
+        .await
+        .unwrap();
+    let err = s
+        .record_issuance(&cert("01"), &audit("simpleenroll"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)));
+    // the failed transaction wrote no audit row
+    assert_eq!(s.recent_audit(10).await.unwrap().len(), 1);
+    assert_eq!(s.certificate_count().await.unwrap(), 1);
+    let c = s.find_certificate("01").await.unwrap().unwrap();
+    assert_eq!(c, cert("01"));
+    s.record_audit(&audit("cacerts")).await.unwrap();
+    assert_eq!(s.recent_audit(10).await.unwrap()[0].operation, "cacerts");
+    let mut failed = audit("simpleenroll");
+    failed.status = 403;
+    failed.principal = Some("bob".into());
+    failed.reason = Some("Invalid MAC address".into());
+    s.record_audit(&failed).await.unwrap();
+    assert_eq!(
+        s.find_audit("1970", None, false, 100).await.unwrap().len(),
+        3
+    );
+    let bad = s.find_audit("1970", None, true, 100).await.unwrap();
+    assert_eq!(bad, vec![failed.clone()]);
+    assert_eq!(
+        s.find_audit("1970", Some("alice"), false, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // the latest N, oldest first
+    let last2 = s.find_audit("1970", None, false, 2).await.unwrap();
+    assert_eq!(
+        (last2[0].operation.as_str(), last2[1].status),
+        ("cacerts", 403)
+    );
+    assert!(
+        s.find_audit("9999", None, false, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn job_lifecycle(s: Arc<dyn Store>) {
+    let rows = rows(3);
+    let id = s.create_job(&job("joe"), &rows).await.unwrap();
+    assert_eq!(s.open_job_of("joe").await.unwrap().unwrap().total, 3);
+    let a = s.claim_job_item("i1/0/0").await.unwrap().unwrap();
+    assert_eq!(
+        (a.row_number, a.state.as_str(), a.claim.as_deref()),
+        (2, "running", Some("i1/0/0"))
+    );
+    let ca = JobClaim {
+        item_id: a.id,
+        token: "i1/0/0".into(),
+    };
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().state, "running");
+    let wrong = JobClaim {
+        item_id: a.id,
+        token: "i2/0/0".into(),
+    };
+    assert!(
+        !s.record_job_issuance(&wrong, &cert("a0"), &audit("bulk"), b"x")
+            .await
+            .unwrap(),
+        "only the holder of the claim records"
+    );
+    assert!(
+        s.record_job_issuance(&ca, &cert("a1"), &audit("bulk"), b"sealed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_job_issuance(&ca, &cert("a2"), &audit("bulk"), b"sealed")
+            .await
+            .unwrap(),
+        "once"
+    );
+    let b = s.claim_job_item("i1/0/1").await.unwrap().unwrap();
+    let cb = JobClaim {
+        item_id: b.id,
+        token: "i1/0/1".into(),
+    };
+    // not stale yet
+    assert_eq!(s.requeue_stale_items("1970").await.unwrap(), 0);
+    // its worker is presumed dead: the row goes to another instance
+    let later = timestamp(SystemTime::now() + std::time::Duration::from_secs(1));
+    assert_eq!(s.requeue_stale_items(&later).await.unwrap(), 1);
+    let b2 = s.claim_job_item("i2/0/0").await.unwrap().unwrap();
+    assert_eq!(b.id, b2.id);
+    assert!(
+        !s.record_job_issuance(&cb, &cert("b0"), &audit("bulk"), b"x")
+            .await
+            .unwrap(),
+        "the first claim no longer counts"
+    );
+    s.fail_job_item(&cb, "late").await.unwrap();
+    assert_eq!(
+        s.job_items(id).await.unwrap()[1].state,
+        "running",
+        "nor can it fail the row"
+    );
+    let cb2 = JobClaim {
+        item_id: b2.id,
+        token: "i2/0/0".into(),
+    };
+    // cancel while b is running: its certificate is not recorded
+    assert!(s.cancel_job(id).await.unwrap());
+    assert!(!s.cancel_job(id).await.unwrap());
+    assert!(
+        !s.record_job_issuance(&cb2, &cert("b1"), &audit("bulk"), b"x")
+            .await
+            .unwrap()
+    );
+    assert!(s.claim_job_item("i1/0/2").await.unwrap().is_none());
+    let c = s.job_counts(id).await.unwrap();
+    assert_eq!((c.done, c.cancelled, c.pending), (1, 2, 0));
+    assert!(s.find_certificate("b1").await.unwrap().is_none());
+    // confirm: keys and password gone, owner free
+    assert!(s.confirm_job(id).await.unwrap());
+    assert!(
+        s.job_items(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.key_sealed.is_none())
+    );
+    assert!(
+        s.get_job(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_sealed
+            .is_none()
+    );
+    assert!(s.open_job_of("joe").await.unwrap().is_none());
+    // a job whose only row fails ends `failed`
+    let id2 = s.create_job(&job("ann"), &rows[..1]).await.unwrap();
+    let i = s.claim_job_item("i1/1/0").await.unwrap().unwrap();
+    assert!(!s.finish_job_if_done(id2).await.unwrap());
+    let ci = JobClaim {
+        item_id: i.id,
+        token: "i1/1/0".into(),
+    };
+    s.fail_job_item(&ci, "Invalid MAC address").await.unwrap();
+    assert!(s.finish_job_if_done(id2).await.unwrap());
+    assert_eq!(s.get_job(id2).await.unwrap().unwrap().state, "failed");
+    assert!(s.confirm_job(id2).await.unwrap());
+    // one done, one failed: `completed`
+    let id3 = s.create_job(&job("eve"), &rows[..2]).await.unwrap();
+    let x = s.claim_job_item("i1/1/1").await.unwrap().unwrap();
+    let y = s.claim_job_item("i1/1/2").await.unwrap().unwrap();
+    let cx = JobClaim {
+        item_id: x.id,
+        token: "i1/1/1".into(),
+    };
+    let cy = JobClaim {
+        item_id: y.id,
+        token: "i1/1/2".into(),
+    };
+    assert!(
+        s.record_job_issuance(&cx, &cert("x1"), &audit("bulk"), b"k")
+            .await
+            .unwrap()
+    );
+    s.fail_job_item(&cy, "CA server error").await.unwrap();
+    assert!(s.finish_job_if_done(id3).await.unwrap());
+    assert_eq!(s.get_job(id3).await.unwrap().unwrap().state, "completed");
+    assert_eq!(
+        s.job_items(id3).await.unwrap()[1].error.as_deref(),
+        Some("CA server error")
+    );
+}
+
+/// Eight workers claim from one job at once: each row is claimed and recorded exactly once.
+async fn concurrent_claims_take_each_row_once(s: Arc<dyn Store>) {
+    let n = 60;
+    let id = s.create_job(&job("joe"), &rows(n)).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut k = 0;
+            loop {
+                let token = format!("w{w}/{k}");
+                k += 1;
+                let Some(item) = s.claim_job_item(&token).await.unwrap() else {
+                    return mine;
+                };
+                let claim = JobClaim {
+                    item_id: item.id,
+                    token,
+                };
+                let serial = format!("{:04}", item.row_number);
+                assert!(
+                    s.record_job_issuance(&claim, &cert(&serial), &audit("bulk"), b"k")
+                        .await
+                        .unwrap()
+                );
+                mine.push(item.id);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (n as usize, n as usize));
+    assert_eq!(s.certificate_count().await.unwrap(), n as u64);
+    assert!(s.finish_job_if_done(id).await.unwrap());
+    assert_eq!(s.job_counts(id).await.unwrap().done, n);
+}
+
+async fn sessions(s: Arc<dyn Store>) {
+    let rec = |id: &str, user: &str, seen: &str| SessionRecord {
+        id_hash: id.into(),
+        user_name: user.into(),
+        csrf: "c".into(),
+        created_at: "2026-01-01T00:00:00.000000Z".into(),
+        last_seen: seen.into(),
+    };
+    s.create_session(&rec("a", "joe", "2026-01-01T00:00:00.000000Z"))
+        .await
+        .unwrap();
+    s.create_session(&rec("b", "joe", "2026-01-02T00:00:00.000000Z"))
+        .await
+        .unwrap();
+    s.create_session(&rec("c", "ann", "2026-01-01T00:00:00.000000Z"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_session(&rec("a", "x", "y")).await.unwrap_err(),
+        StoreError::Duplicate(_)
+    ));
+    s.touch_session("c", "2026-01-03T00:00:00.000000Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_session("c").await.unwrap().unwrap().last_seen,
+        "2026-01-03T00:00:00.000000Z"
+    );
+    assert_eq!(
+        s.delete_idle_sessions("2026-01-01T12:00:00.000000Z")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s.get_session("a").await.unwrap().is_none());
+    assert_eq!(s.delete_user_sessions("joe").await.unwrap(), 1);
+    s.delete_session("c").await.unwrap();
+    assert!(s.get_session("c").await.unwrap().is_none());
+}
+
+async fn pending(s: Arc<dyn Store>) {
+    let p = PendingRecord {
+        id: 0,
+        template: "manual".into(),
+        requester: "joe".into(),
+        key_fingerprint: "fp".into(),
+        subject: "CN=joe".into(),
+        san: String::new(),
+        operation: "simpleenroll".into(),
+        csr: vec![0x30, 0x00],
+        state: PendingState::Pending,
+        reason: None,
+        created_at: timestamp(SystemTime::now()),
+        decided_at: None,
+        decided_by: None,
+        serial: None,
+    };
+    let id = s.create_pending(&p).await.unwrap();
+    let found = s
+        .find_pending_by_key("manual", "fp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, found.csr.clone()), (id, vec![0x30, 0x00]));
+    assert_eq!(
+        s.list_pending(Some(PendingState::Pending))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s.decide_pending(id, true, "admin", None).await.unwrap());
+    assert!(
+        !s.decide_pending(id, false, "admin", Some("no"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_pending_issuance(id, &cert("p1"), &audit("simpleenroll"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_pending_issuance(id, &cert("p2"), &audit("simpleenroll"))
+            .await
+            .unwrap(),
+        "issued once"
+    );
+    let done = s.get_pending(id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.state,
+            done.serial.as_deref(),
+            done.decided_by.as_deref()
+        ),
+        (PendingState::Issued, Some("p1"), Some("admin"))
+    );
+    assert_eq!(s.list_pending(None).await.unwrap().len(), 1);
+}
+
+/// The scenarios, each on an empty store that `fresh` makes.
+async fn suite<F, Fut>(fresh: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
+    users_and_groups(fresh("users").await).await;
+    issuance_and_audit(fresh("issuance").await).await;
+    job_lifecycle(fresh("jobs").await).await;
+    concurrent_claims_take_each_row_once(fresh("claims").await).await;
+    sessions(fresh("sessions").await).await;
+    pending(fresh("pending").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    suite(|name| {
+        let path = root.join(format!("{name}.db"));
+        async move {
+            Arc::new(SqliteStore::open(&path, Synchronous::Normal).await.unwrap()) as Arc<dyn Store>
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_suite() {
+    let pg = Pg::start();
+    let pg = &pg;
+    suite(|name| {
+        let url = pg.create_db(name);
+        async move { Arc::new(PgStore::open(&url, 8).await.unwrap()) as Arc<dyn Store> }
+    })
+    .await;
+}
+
+/// Two processes' worth of pools on one database: migrations run once, both see the same
+/// rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_pools_share_one_database() {
+    let pg = Pg::start();
+    let url = pg.create_db("shared");
+    let (a, b) = tokio::join!(PgStore::open(&url, 4), PgStore::open(&url, 4));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.add_user("alice", "h", &[]).await.unwrap();
+    assert!(b.find_user("alice").await.unwrap().is_some());
+    assert_eq!(
+        pg.psql("shared", "SELECT count(*) FROM _sqlx_migrations"),
+        "1"
+    );
+}

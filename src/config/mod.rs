@@ -611,6 +611,41 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_and_their_passwords() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "ESTD_DATABASE_URL",
+                "postgres://estd:s3cret@db.example:5432/estd",
+            );
+            jail.set_env("ESTD_DATABASE_MAX_CONNECTIONS", "32");
+            jail.set_env("ESTD_JOBS_LEASE_SECS", "5");
+            let c = load_in_jail(jail).unwrap();
+            assert_eq!(
+                c.database,
+                Database::Postgres {
+                    url: "postgres://estd:s3cret@db.example:5432/estd".into(),
+                    max_connections: 32
+                }
+            );
+            assert!(c.database.is_shared());
+            assert_eq!(c.job_lease, Duration::from_secs(5));
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("postgres://estd:***@db.example:5432/estd"));
+            jail.set_env("ESTD_DATABASE_URL", "mysql://root:hunter2@x/db");
+            let e = load_in_jail(jail).unwrap_err().to_string();
+            assert!(e.contains("database.url") && !e.contains("hunter2"), "{e}");
+            jail.set_env("ESTD_DATABASE_URL", "postgresql://x@y/z");
+            jail.set_env("ESTD_DATABASE_MAX_CONNECTIONS", "0");
+            let e = load_in_jail(jail).unwrap_err().to_string();
+            assert!(e.contains("database.max_connections"), "{e}");
+            Ok(())
+        });
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+    }
+
+    #[test]
     fn file_then_environment() {
         Jail::expect_with(|jail| {
             jail.create_dir("conf")?;

@@ -185,7 +185,11 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
             config.est_group.clone(),
             config.est_admin_groups.clone(),
         )
-        .with_sealer(sealer.clone()),
+        .with_sealer(sealer.clone())
+        .with_credential_cache(
+            auth::CredentialCache::new(config.auth_cache)
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        ),
     );
     let jobs = Arc::new(crate::jobs::JobService::new(
         store.clone(),

@@ -577,3 +577,31 @@ async fn every_error_body_names_its_request_id() {
     assert!(r.headers.contains_key("x-request-id"));
     assert!(!r.raw_text().contains("Request ID"));
 }
+
+/// Verified Basic credentials are remembered (no argon2 on the next request), but a changed
+/// password ends that at once and a wrong one is never remembered.
+#[tokio::test]
+async fn remembered_credentials_end_when_the_password_changes() {
+    let env = env().await;
+    let enroll = |user: &str, pw: &str| {
+        post(
+            "/.well-known/est/simpleenroll",
+            Some(&basic(user, pw)),
+            "application/pkcs10",
+            b64(&csr(&key(Key::P256), "admin", &[])),
+        )
+    };
+    let r = send(&env, enroll("admin", &env.password), None).await;
+    assert_eq!(r.status, 200);
+    let r = send(&env, enroll("admin", &env.password), None).await;
+    assert_eq!(r.status, 200, "remembered");
+    let r = send(&env, enroll("admin", "wrong"), None).await;
+    assert_eq!(r.status, 401);
+    // `estd user passwd` (or the portal's Change Password) on any instance
+    let hash = estd::auth::hash_password("New-password-1").unwrap();
+    assert!(env.state.store.set_password("admin", &hash).await.unwrap());
+    let r = send(&env, enroll("admin", &env.password), None).await;
+    assert_eq!(r.status, 401, "the old password no longer works");
+    let r = send(&env, enroll("admin", "New-password-1"), None).await;
+    assert_eq!(r.status, 200);
+}

@@ -44,6 +44,8 @@ pub enum AuthError {
     Malformed,
     #[error("password hashing failed")]
     Hash,
+    #[error("no randomness available")]
+    Random,
 }
 
 /// Hashes a password with argon2id (default parameters) and a random salt, as a PHC string.
@@ -108,6 +110,73 @@ pub fn parse_basic(header: &[u8]) -> Result<Option<(String, String)>, AuthError>
 }
 
 /// A random password of `len` characters from an unambiguous alphabet.
+/// Recently verified Basic credentials, so that a device enrolling again does not pay for
+/// argon2 (~20 ms of CPU) every time. An entry is an HMAC (under a key that lives only in
+/// this process) of user and password, with the stored password hash it was checked
+/// against and when: it counts only while that hash is still the user's current one (so
+/// `estd user passwd`, on any instance, ends it at once) and for `ttl` at most. Failed
+/// attempts are never cached: a wrong password always costs argon2.
+pub struct CredentialCache {
+    key: aws_lc_rs::hmac::Key,
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (String, std::time::Instant)>>,
+}
+
+/// Entries kept at most; when full, expired ones are dropped, then everything.
+const CACHE_MAX: usize = 10_000;
+
+impl CredentialCache {
+    /// `ttl` zero turns the cache off.
+    pub fn new(ttl: std::time::Duration) -> Result<Self, AuthError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
+            .map_err(|_| AuthError::Random)?;
+        Ok(Self {
+            key,
+            ttl,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    fn tag(&self, user: &str, password: &str) -> Vec<u8> {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.key);
+        ctx.update(&(user.len() as u64).to_be_bytes());
+        ctx.update(user.as_bytes());
+        ctx.update(password.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
+
+    /// Were these credentials verified against `current_hash` within the TTL?
+    pub fn hit(&self, user: &str, password: &str, current_hash: &str) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let tag = self.tag(user, password);
+        let Ok(map) = self.entries.lock() else {
+            return false;
+        };
+        matches!(map.get(&tag), Some((hash, at)) if hash == current_hash && at.elapsed() < self.ttl)
+    }
+
+    /// Remembers credentials argon2 just accepted against `hash`.
+    pub fn remember(&self, user: &str, password: &str, hash: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let tag = self.tag(user, password);
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= CACHE_MAX {
+                let ttl = self.ttl;
+                map.retain(|_, (_, at)| at.elapsed() < ttl);
+                if map.len() >= CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(tag, (hash.to_string(), std::time::Instant::now()));
+        }
+    }
+}
+
 pub fn random_password(len: usize) -> Result<String, AuthError> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut bytes = vec![0u8; len];
@@ -203,6 +272,25 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn remembered_credentials() {
+        let c = CredentialCache::new(std::time::Duration::from_millis(200)).unwrap();
+        assert!(!c.hit("joe", "pw", "h1"));
+        c.remember("joe", "pw", "h1");
+        assert!(c.hit("joe", "pw", "h1"));
+        assert!(!c.hit("joe", "pw2", "h1"), "another password");
+        assert!(
+            !c.hit("jo", "epw", "h1"),
+            "user and password are kept apart"
+        );
+        assert!(!c.hit("joe", "pw", "h2"), "the password was changed");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(!c.hit("joe", "pw", "h1"), "expired");
+        let off = CredentialCache::new(std::time::Duration::ZERO).unwrap();
+        off.remember("joe", "pw", "h1");
+        assert!(!off.hit("joe", "pw", "h1"));
+    }
+
     use super::*;
 
     #[test]

@@ -121,6 +121,33 @@ enum ClientOp {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// Load: concurrent clients enroll for a while; enrollments per second, latency
+    /// percentiles, errors, and the servers' CPU time per enrollment
+    Bench {
+        /// Concurrent clients
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// How long to run, seconds (1 to 3600)
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// One kept-alive connection per client (default: a new TLS connection per enrollment)
+        #[arg(long)]
+        keep_alive: bool,
+        /// CSRs made before the clock starts, used in turn
+        #[arg(long, default_value_t = 1000)]
+        csrs: usize,
+        /// Common Name of the CSRs (with Basic auth: the user's name, or the user is an admin)
+        #[arg(long, default_value = "bench")]
+        cn: String,
+        #[arg(long, default_value = "ec-p256")]
+        key_type: String,
+        /// More servers (host:port) to spread the clients over, round robin
+        #[arg(long)]
+        also: Vec<String>,
+        /// A server's process id: its CPU time per enrollment is reported; repeatable
+        #[arg(long)]
+        pid: Vec<u32>,
+    },
     /// The MDM connector's test certificate: what a connector configured with this server,
     /// port, user, password and template (--label) sends; prints PASS or FAIL with the reason
     Test {
@@ -366,7 +393,10 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
     };
     let needs_basic = matches!(
         args.op,
-        ClientOp::Enroll { .. } | ClientOp::Serverkeygen { .. } | ClientOp::Test { .. }
+        ClientOp::Enroll { .. }
+            | ClientOp::Serverkeygen { .. }
+            | ClientOp::Test { .. }
+            | ClientOp::Bench { .. }
     );
     if needs_basic && basic.is_none() {
         return Err(Stop::Local(
@@ -466,6 +496,89 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 .map_err(|e| Stop::Fail(format!("the key the server sent is unusable: {e}")))?;
             check_key(&got.certs[0], &kp)?;
             finish(&got.certs[0], out, Some(&kp))?;
+        }
+        ClientOp::Bench {
+            clients,
+            seconds,
+            keep_alive,
+            csrs,
+            cn,
+            key_type,
+            also,
+            pid,
+        } => {
+            if !(1..=3600).contains(seconds) || !(1..=10_000).contains(clients) || *csrs == 0 {
+                return Err(Stop::Local(
+                    "--seconds 1 to 3600, --clients 1 to 10000, --csrs at least 1".into(),
+                ));
+            }
+            let mut targets = vec![std::sync::Arc::new(client(None)?)];
+            for other in also {
+                let e = Endpoint::parse(other, None, args.label.as_deref()).map_err(Stop::Local)?;
+                targets.push(std::sync::Arc::new(EstClient::new(
+                    e,
+                    super::tls_config(Trust::Roots(roots.clone()), None)?,
+                    basic.clone(),
+                    timeout,
+                )));
+            }
+            eprintln!("making {csrs} CSRs ({key_type}) before the clock starts…");
+            let mut made = Vec::with_capacity(*csrs);
+            for _ in 0..*csrs {
+                let kp = generate(key_type)?;
+                made.push(super::build_csr(&kp, subject_cn(cn), &[]).map_err(Stop::Local)?);
+            }
+            let report = super::bench::run(
+                targets.clone(),
+                std::sync::Arc::new(made),
+                *clients,
+                Duration::from_secs(*seconds),
+                *keep_alive,
+                pid,
+            )
+            .await
+            .map_err(Stop::Local)?;
+            println!(
+                "{} clients, {:.1} s, {}, {} server(s)",
+                clients,
+                report.elapsed.as_secs_f64(),
+                if *keep_alive {
+                    "keep-alive"
+                } else {
+                    "a new TLS connection per enrollment"
+                },
+                targets.len()
+            );
+            println!(
+                "enrollments: {} ok, {} errors → {:.1} per second",
+                report.ok,
+                report.errors,
+                report.per_second()
+            );
+            println!(
+                "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+                report.percentile_ms(0.5),
+                report.percentile_ms(0.9),
+                report.percentile_ms(0.99),
+                report.percentile_ms(1.0)
+            );
+            if let (Some(cpu), Some(per)) = (report.server_cpu, report.cpu_per_enrollment_us()) {
+                println!(
+                    "server CPU: {:.2} s → {:.0} µs per enrollment (pid {})",
+                    cpu.as_secs_f64(),
+                    per,
+                    pid.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let Some(e) = report.first_error {
+                println!("first error: {e}");
+            }
+            if report.ok == 0 {
+                return Err(Stop::Fail("no enrollment succeeded".into()));
+            }
         }
         ClientOp::Test {
             cert_name,

@@ -3,6 +3,7 @@
 //! (TLS 1.3 or 1.2), trust from a CA file or from RFC 7030 §4.1.1 bootstrap (the `/cacerts`
 //! answer is trusted only when its fingerprint matches one given out of band).
 
+pub mod bench;
 pub mod cli;
 pub mod wire;
 
@@ -277,6 +278,9 @@ impl Answer {
     }
 }
 
+/// An open HTTP/1.1 connection over TLS.
+pub struct Connection(hyper::client::conn::http1::SendRequest<Full<Bytes>>);
+
 /// What an enrollment came to.
 pub enum Enrolled {
     /// The certificate first, then whatever else the server put in the PKCS#7.
@@ -308,14 +312,9 @@ impl EstClient {
         }
     }
 
-    /// One request on a new connection.
-    pub async fn send(
-        &self,
-        method: hyper::Method,
-        op: &str,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Answer, ClientError> {
+    /// A new TLS connection speaking HTTP/1.1, kept open for as many requests as the
+    /// server allows.
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
         let t = self.timeout;
         let addr = (self.endpoint.host.as_str(), self.endpoint.port);
         let tcp = tokio::time::timeout(t, tokio::net::TcpStream::connect(addr))
@@ -332,13 +331,39 @@ impl EstClient {
         .await
         .map_err(|_| ClientError::Tls("the handshake timed out".into()))?
         .map_err(|e| ClientError::Tls(e.to_string()))?;
-        let (mut sender, conn) =
+        let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
                 .map_err(|e| ClientError::Http(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        Ok(Connection(sender))
+    }
+
+    /// One request on a new connection.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        op: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, ClientError> {
+        let mut conn = self.connect().await?;
+        self.send_on(&mut conn, method, op, content_type, body)
+            .await
+    }
+
+    /// One request on an open connection.
+    pub async fn send_on(
+        &self,
+        conn: &mut Connection,
+        method: hyper::Method,
+        op: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, ClientError> {
+        let t = self.timeout;
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(self.endpoint.path(op))
@@ -363,7 +388,11 @@ impl EstClient {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = tokio::time::timeout(t, sender.send_request(req))
+        conn.0
+            .ready()
+            .await
+            .map_err(|e| ClientError::Http(format!("the connection closed: {e}")))?;
+        let resp = tokio::time::timeout(t, conn.0.send_request(req))
             .await
             .map_err(|_| ClientError::Http("no answer in time".into()))?
             .map_err(|e| ClientError::Http(e.to_string()))?;

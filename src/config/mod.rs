@@ -115,6 +115,7 @@ pub struct RawEst {
     pub default_template: String,
     pub group: String,
     pub admin_groups: Vec<String>,
+    pub auth_cache_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +197,7 @@ impl Default for RawEst {
             default_template: "default".into(),
             group: "est-users".into(),
             admin_groups: vec!["Super Admin".into(), "ERS Admin".into()],
+            auth_cache_secs: 300,
         }
     }
 }
@@ -306,6 +308,8 @@ pub struct Config {
     pub est_group: String,
     /// Members may request certificates whose CN is another user's name.
     pub est_admin_groups: Vec<String>,
+    /// How long verified Basic credentials are remembered (zero: never).
+    pub auth_cache: Duration,
     pub max_body: usize,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -546,6 +550,14 @@ impl TryFrom<RawConfig> for Config {
             default_template: raw.est.default_template,
             est_group: raw.est.group,
             est_admin_groups: raw.est.admin_groups,
+            auth_cache: if raw.est.auth_cache_secs > 86_400 {
+                return Err(bad(
+                    "est.auth_cache_secs",
+                    format!("{} is out of range (0 to 86400)", raw.est.auth_cache_secs),
+                ));
+            } else {
+                Duration::from_secs(raw.est.auth_cache_secs)
+            },
             max_body,
             handshake_timeout: secs(
                 "limits.handshake_timeout_secs",

@@ -120,6 +120,7 @@ pub struct EnrollService {
     est_group: String,
     admin_groups: Vec<String>,
     sealer: Option<Arc<crate::ca::seal::Sealer>>,
+    credentials: Option<auth::CredentialCache>,
 }
 
 /// How many times a serial-number collision is retried (each is a 2^-126 event).
@@ -138,7 +139,14 @@ impl EnrollService {
             est_group,
             admin_groups,
             sealer: None,
+            credentials: None,
         }
+    }
+
+    /// Remembers verified Basic credentials for `ttl` (see `auth::CredentialCache`).
+    pub fn with_credential_cache(mut self, cache: auth::CredentialCache) -> Self {
+        self.credentials = Some(cache);
+        self
     }
 
     /// Seals bulk rows' generated keys until their download is confirmed.
@@ -173,14 +181,26 @@ impl EnrollService {
         password: &str,
     ) -> Result<Principal, EnrollError> {
         let record = self.store.find_user(user).await?;
+        if let (Some(r), Some(cache)) = (&record, &self.credentials)
+            && cache.hit(user, password, &r.password_hash)
+        {
+            return Ok(Principal {
+                name: r.name.clone(),
+                groups: r.groups.clone(),
+                method: AuthMethod::Basic,
+            });
+        }
         let hash = record.as_ref().map_or_else(
             || auth::dummy_hash().to_string(),
             |r| r.password_hash.clone(),
         );
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        let owned = zeroize::Zeroizing::new(password.to_string());
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&owned, &hash))
             .await
             .unwrap_or(false);
+        if ok && let (Some(r), Some(cache)) = (&record, &self.credentials) {
+            cache.remember(user, password, &r.password_hash);
+        }
         match record {
             Some(r) if ok => Ok(Principal {
                 name: r.name,

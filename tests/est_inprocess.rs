@@ -597,9 +597,11 @@ async fn remembered_credentials_end_when_the_password_changes() {
     assert_eq!(r.status, 200, "remembered");
     let r = send(&env, enroll("admin", "wrong"), None).await;
     assert_eq!(r.status, 401);
-    // `estd user passwd` (or the portal's Change Password) on any instance
+    // `estd user passwd` (another process) or another instance changes the password: the
+    // user record read for Basic authentication is at most a second old
     let hash = estd::auth::hash_password("New-password-1").unwrap();
     assert!(env.state.store.set_password("admin", &hash).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = send(&env, enroll("admin", &env.password), None).await;
     assert_eq!(r.status, 401, "the old password no longer works");
     let r = send(&env, enroll("admin", "New-password-1"), None).await;

@@ -320,6 +320,49 @@ async fn concurrent_claims_take_each_row_once(s: Arc<dyn Store>) {
     assert_eq!(s.job_counts(id).await.unwrap().done, n);
 }
 
+/// Many enrollments at once (SQLite commits them together): each gets its own answer, and
+/// one duplicate serial among them fails alone.
+async fn concurrent_issuance_with_one_duplicate(s: Arc<dyn Store>) {
+    s.record_issuance(&cert("dup"), &audit("simpleenroll"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let serial = if i == 151 {
+                "dup".to_string()
+            } else {
+                format!("s{i:03}")
+            };
+            let mut a = audit("simpleenroll");
+            a.request_id = format!("r{i}");
+            if i % 3 == 0 {
+                s.record_audit(&a).await.map(|()| false)
+            } else {
+                s.record_issuance(&cert(&serial), &a).await.map(|()| true)
+            }
+        }));
+    }
+    let mut issued = 0;
+    let mut duplicates = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(true) => issued += 1,
+            Ok(false) => {}
+            Err(StoreError::Duplicate(_)) => duplicates += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((issued, duplicates), (199, 1));
+    assert_eq!(s.certificate_count().await.unwrap(), 200);
+    // 1 + 100 audit-only + 199 issued; the duplicate's audit row is not written
+    assert_eq!(
+        s.find_audit("1970", None, false, 1000).await.unwrap().len(),
+        300
+    );
+}
+
 async fn sessions(s: Arc<dyn Store>) {
     let rec = |id: &str, user: &str, seen: &str| SessionRecord {
         id_hash: id.into(),
@@ -430,6 +473,7 @@ where
     issuance_and_audit(fresh("issuance").await).await;
     job_lifecycle(fresh("jobs").await).await;
     concurrent_claims_take_each_row_once(fresh("claims").await).await;
+    concurrent_issuance_with_one_duplicate(fresh("groupcommit").await).await;
     sessions(fresh("sessions").await).await;
     pending(fresh("pending").await).await;
 }

@@ -77,6 +77,17 @@ pub fn process_cpu(pid: u32) -> Result<Duration, String> {
     Ok(Duration::from_micros(ticks * 1_000_000 / clock_ticks()))
 }
 
+/// A process's resident memory (VmRSS), KiB.
+pub fn resident_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("/proc/{pid}/status: no VmRSS"))
+}
+
 fn total_cpu(pids: &[u32]) -> Result<Duration, String> {
     pids.iter().map(|p| process_cpu(*p)).sum()
 }
@@ -222,5 +233,6 @@ mod tests {
         std::hint::black_box(x);
         assert!(process_cpu(me).unwrap() > before);
         assert!(process_cpu(u32::MAX).is_err());
+        assert!(resident_kib(me).unwrap() > 100);
     }
 }

@@ -148,6 +148,19 @@ enum ClientOp {
         #[arg(long)]
         pid: Vec<u32>,
     },
+    /// Memory: opens idle TLS connections (handshake done, no request) and reports the
+    /// server's resident memory before and with them open
+    Idle {
+        /// Connections to open and hold
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Seconds to hold them before the measurement
+        #[arg(long, default_value_t = 2)]
+        hold: u64,
+        /// The server's process id (its VmRSS is read from /proc)
+        #[arg(long)]
+        pid: u32,
+    },
     /// The MDM connector's test certificate: what a connector configured with this server,
     /// port, user, password and template (--label) sends; prints PASS or FAIL with the reason
     Test {
@@ -579,6 +592,39 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             if report.ok == 0 {
                 return Err(Stop::Fail("no enrollment succeeded".into()));
             }
+        }
+        ClientOp::Idle {
+            connections,
+            hold,
+            pid,
+        } => {
+            let before = super::bench::resident_kib(*pid).map_err(Stop::Local)?;
+            let c = std::sync::Arc::new(client(None)?);
+            let mut open = Vec::with_capacity(*connections);
+            // a few at a time, so the server's handshake timeout is never the limit
+            for chunk in (0..*connections).collect::<Vec<_>>().chunks(50) {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in chunk {
+                    let c = c.clone();
+                    set.spawn(async move { c.connect().await });
+                }
+                while let Some(r) = set.join_next().await {
+                    open.push(
+                        r.map_err(|e| Stop::Local(e.to_string()))?
+                            .map_err(Stop::from)?,
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(*hold)).await;
+            let with = super::bench::resident_kib(*pid).map_err(Stop::Local)?;
+            println!(
+                "server RSS: {:.1} MB before, {:.1} MB with {} idle TLS connections open ({:.1} KB each)",
+                before as f64 / 1024.0,
+                with as f64 / 1024.0,
+                open.len(),
+                (with.saturating_sub(before)) as f64 / open.len().max(1) as f64
+            );
+            drop(open);
         }
         ClientOp::Test {
             cert_name,

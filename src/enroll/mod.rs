@@ -2,7 +2,7 @@
 //! certificate, so every path gets the same checks, the same audit and the same numbers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::{self, AuthMethod, Principal};
 use crate::ca::{CaError, IssuanceRequest, Issuer};
@@ -10,7 +10,7 @@ use crate::est::{self, Csr, SanEntry};
 use crate::model::RequestMeta;
 use crate::policy::{Approval, EvalContext, PolicyError, Requester, Template};
 use crate::store::{
-    AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, timestamp,
+    AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, UserRecord, timestamp,
 };
 
 /// Why an enrollment did not happen. `api/error.rs` turns these into HTTP.
@@ -121,7 +121,16 @@ pub struct EnrollService {
     admin_groups: Vec<String>,
     sealer: Option<Arc<crate::ca::seal::Sealer>>,
     credentials: Option<auth::CredentialCache>,
+    /// User records read for Basic authentication, reused for `USER_FRESH` (with the
+    /// credential cache only): a device enrolling many times a second does not read its
+    /// user row each time. A password changed elsewhere counts within that second.
+    recent_users: std::sync::Mutex<std::collections::HashMap<String, (UserRecord, Instant)>>,
 }
+
+/// How long a user record read for Basic authentication is reused.
+const USER_FRESH: Duration = Duration::from_secs(1);
+/// User records kept at most (then the map is emptied).
+const RECENT_USERS_MAX: usize = 10_000;
 
 /// How many times a serial-number collision is retried (each is a 2^-126 event).
 const SERIAL_ATTEMPTS: usize = 3;
@@ -140,6 +149,7 @@ impl EnrollService {
             admin_groups,
             sealer: None,
             credentials: None,
+            recent_users: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -180,7 +190,7 @@ impl EnrollService {
         user: &str,
         password: &str,
     ) -> Result<Principal, EnrollError> {
-        let record = self.store.find_user(user).await?;
+        let record = self.user_for_basic(user).await?;
         if let (Some(r), Some(cache)) = (&record, &self.credentials)
             && cache.hit(user, password, &r.password_hash)
         {
@@ -211,6 +221,34 @@ impl EnrollService {
                 "the user name or password is wrong (user {:?})",
                 user.chars().take(64).collect::<String>()
             ))),
+        }
+    }
+
+    /// The user's record, from the last second's reads when the credential cache is on.
+    async fn user_for_basic(&self, user: &str) -> Result<Option<UserRecord>, EnrollError> {
+        if self.credentials.is_none() {
+            return Ok(self.store.find_user(user).await?);
+        }
+        if let Ok(map) = self.recent_users.lock()
+            && let Some((r, at)) = map.get(user)
+            && at.elapsed() < USER_FRESH
+        {
+            return Ok(Some(r.clone()));
+        }
+        let record = self.store.find_user(user).await?;
+        if let (Some(r), Ok(mut map)) = (&record, self.recent_users.lock()) {
+            if map.len() >= RECENT_USERS_MAX {
+                map.clear();
+            }
+            map.insert(user.to_string(), (r.clone(), Instant::now()));
+        }
+        Ok(record)
+    }
+
+    /// Forgets a user's cached record (this process changed the password).
+    pub fn forget_user(&self, user: &str) {
+        if let Ok(mut map) = self.recent_users.lock() {
+            map.remove(user);
         }
     }
 

@@ -427,7 +427,7 @@ async fn password_submit(
         Err(e) => return internal(e),
     };
     match state.store.set_password(&s.principal.name, &hash).await {
-        Ok(true) => {}
+        Ok(true) => state.enroll.forget_user(&s.principal.name),
         Ok(false) => return internal("the user disappeared"),
         Err(e) => return internal(e),
     }

@@ -67,6 +67,20 @@ macro_rules! sql_store {
         Ok(())
     }
 
+    /// A certificate and its audit row, in one transaction of their own.
+    async fn direct_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_certificate(&mut tx, c).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn direct_audit(&self, audit: &AuditEvent) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_audit(&mut conn, audit).await
+    }
+
     async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
         let rows =
             sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
@@ -123,19 +137,26 @@ impl Store for $store {
     }
 
     async fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let Some(row) =
-            sqlx::query("SELECT id, name, password_hash, created_at FROM users WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-        else {
+        // one query (a row per group) rather than two: this runs on every Basic request
+        let rows = sqlx::query(
+            "SELECT u.name, u.password_hash, u.created_at, g.group_name
+             FROM users u LEFT JOIN user_groups g ON g.user_id = u.id
+             WHERE u.name = $1 ORDER BY g.group_name",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
         Ok(Some(UserRecord {
-            groups: self.groups_of(row.get(0)).await?,
-            name: row.get(1),
-            password_hash: row.get(2),
-            created_at: row.get(3),
+            name: first.get(0),
+            password_hash: first.get(1),
+            created_at: first.get(2),
+            groups: rows
+                .iter()
+                .filter_map(|r| r.get::<Option<String>, _>(3))
+                .collect(),
         }))
     }
 
@@ -157,11 +178,7 @@ impl Store for $store {
     }
 
     async fn record_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        Self::insert_certificate(&mut tx, c).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_issuance(c, audit).await
     }
 
     async fn find_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
@@ -195,8 +212,7 @@ impl Store for $store {
     }
 
     async fn record_audit(&self, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::insert_audit(&mut conn, audit).await
+        self.write_audit(audit).await
     }
 
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

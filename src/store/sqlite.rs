@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use sqlx::SqliteConnection;
+
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -19,7 +20,22 @@ pub enum Synchronous {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Certificates and audit rows go to one writer task, which commits what has queued
+    /// up together (group commit): SQLite has one writer at a time, and a commit per
+    /// enrollment would serialise enrollments behind fsync.
+    writer: tokio::sync::mpsc::Sender<WriteJob>,
 }
+
+/// One queued write: an audit row, with the certificate it records when there is one.
+#[derive(Debug)]
+struct WriteJob {
+    cert: Option<CertRecord>,
+    audit: AuditEvent,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Writes committed together at most.
+const MAX_BATCH: usize = 256;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and runs the migrations.
@@ -66,7 +82,125 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Db(format!("migrations: {e}")))?;
-        Ok(Self { pool })
+        let (writer, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+        let store = Self { pool, writer };
+        let me = store.clone_for_writer();
+        tokio::spawn(async move { me.write_loop(queue).await });
+        Ok(store)
+    }
+
+    /// The writer's handle: the pool only (the writer must not keep its own queue open).
+    fn clone_for_writer(&self) -> WriterHandle {
+        WriterHandle {
+            pool: self.pool.clone(),
+        }
+    }
+
+    async fn write_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.queue(Some(c.clone()), audit.clone()).await
+    }
+
+    async fn write_audit(&self, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.queue(None, audit.clone()).await
+    }
+
+    /// Hands a write to the writer and waits until it is committed (or refused).
+    async fn queue(&self, cert: Option<CertRecord>, audit: AuditEvent) -> Result<(), StoreError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = WriteJob { cert, audit, done };
+        if let Err(tokio::sync::mpsc::error::SendError(job)) = self.writer.send(job).await {
+            // no writer (the runtime is shutting down): write it directly
+            return match &job.cert {
+                Some(c) => self.direct_issuance(c, &job.audit).await,
+                None => self.direct_audit(&job.audit).await,
+            };
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Db("the write queue stopped".into())))
+    }
+}
+
+/// What the writer task holds.
+struct WriterHandle {
+    pool: SqlitePool,
+}
+
+impl WriterHandle {
+    async fn write_loop(self, mut queue: tokio::sync::mpsc::Receiver<WriteJob>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            match self.write_batch(&batch).await {
+                Ok(()) => {
+                    for job in batch.drain(..) {
+                        let _ = job.done.send(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    // one bad write (a duplicate serial) must not fail the others: each
+                    // alone, in its own transaction, with its own answer
+                    tracing::debug!(error = %e, writes = batch.len(), "group commit failed; writing one by one");
+                    for job in batch.drain(..) {
+                        let r = self.write_one(&job).await;
+                        let _ = job.done.send(r);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_one(&self, job: &WriteJob) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(c) = &job.cert {
+            SqliteStore::insert_certificate(&mut tx, c).await?;
+        }
+        SqliteStore::insert_audit(&mut tx, &job.audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every certificate and audit row of the batch in one transaction, one INSERT each.
+    async fn write_batch(&self, batch: &[WriteJob]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let certs: Vec<&CertRecord> = batch.iter().filter_map(|j| j.cert.as_ref()).collect();
+        if !certs.is_empty() {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description) ",
+            );
+            q.push_values(certs, |mut b, c| {
+                b.push_bind(&c.serial)
+                    .push_bind(&c.subject)
+                    .push_bind(&c.san)
+                    .push_bind(&c.template)
+                    .push_bind(&c.requester)
+                    .push_bind(&c.operation)
+                    .push_bind(&c.not_before)
+                    .push_bind(&c.not_after)
+                    .push_bind(&c.issued_at)
+                    .push_bind(&c.der)
+                    .push_bind(&c.description);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_events (at, request_id, operation, label, principal, peer, outcome, status, reason, serial) ",
+        );
+        q.push_values(batch, |mut b, j| {
+            let a = &j.audit;
+            b.push_bind(&a.at)
+                .push_bind(&a.request_id)
+                .push_bind(&a.operation)
+                .push_bind(&a.label)
+                .push_bind(&a.principal)
+                .push_bind(&a.peer)
+                .push_bind(&a.outcome)
+                .push_bind(i64::from(a.status))
+                .push_bind(&a.reason)
+                .push_bind(&a.serial);
+        });
+        q.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

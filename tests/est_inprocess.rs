@@ -607,3 +607,46 @@ async fn remembered_credentials_end_when_the_password_changes() {
     let r = send(&env, enroll("admin", "New-password-1"), None).await;
     assert_eq!(r.status, 200);
 }
+
+/// Repeated failed Basic authentications: 429 with Retry-After for that user (even with
+/// the right password), logged and audited, while another user goes on enrolling.
+#[tokio::test]
+async fn failed_basic_authentications_are_throttled_per_user() {
+    let env = env().await;
+    env.add_user("bob", "Bob-password-1", &["est-users"]).await;
+    let enroll = |user: &str, pw: &str| {
+        post(
+            "/.well-known/est/simpleenroll",
+            Some(&basic(user, pw)),
+            "application/pkcs10",
+            b64(&csr(&key(Key::P256), user, &[])),
+        )
+    };
+    for _ in 0..5 {
+        let r = send(&env, enroll("admin", "wrong"), None).await;
+        assert_eq!(r.status, 401);
+    }
+    let r = send(&env, enroll("admin", &env.password), None).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert!(
+        r.text()
+            .starts_with("Too many failed log-ins; try again in")
+    );
+    let r = send(&env, enroll("bob", "Bob-password-1"), None).await;
+    assert_eq!(r.status, 200, "another user is not locked out");
+    let audit = env.state.store.recent_audit(1).await.unwrap();
+    assert_eq!(audit[0].status, 200);
+    let audit = env
+        .state
+        .store
+        .find_audit("1970", Some("admin"), true, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (audit.len(), audit[5].status),
+        (6, 429),
+        "five refusals and the throttled attempt"
+    );
+}

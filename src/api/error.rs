@@ -32,6 +32,9 @@ pub enum EstError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// Too many failed authentications lately, for this user or from this address.
+    #[error("Too many failed log-ins; try again in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
     /// Our own fault. `public` goes to the client; `detail` only to the log and audit.
     #[error("{public} ({detail})")]
     Internal { public: String, detail: String },
@@ -48,6 +51,7 @@ impl EstError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +126,9 @@ impl IntoResponse for EstError {
             }
             Self::MethodNotAllowed { allow, .. } => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::TooManyRequests { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}
         }

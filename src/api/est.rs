@@ -97,6 +97,38 @@ async fn dispatch(
     }
 }
 
+/// HTTP Basic, throttled: after repeated failures for this user name or from this address,
+/// 429 with `Retry-After` (even for the right password) until the window passes; other
+/// users and addresses are not affected.
+async fn basic_auth(
+    state: &AppState,
+    user: &str,
+    password: &str,
+    peer: &str,
+) -> Result<Principal, EstError> {
+    if let Some(wait) = state.login_throttle.check(user, peer) {
+        tracing::warn!(
+            user = %user.chars().take(64).collect::<String>(),
+            %peer,
+            retry_after = wait,
+            "EST Basic authentication throttled after repeated failures"
+        );
+        return Err(EstError::TooManyRequests { retry_after: wait });
+    }
+    match state.enroll.authenticate_basic(user, password).await {
+        Ok(p) => {
+            state.login_throttle.succeeded(user);
+            Ok(p)
+        }
+        Err(e) => {
+            if matches!(e, crate::enroll::EnrollError::Unauthorized(_)) {
+                state.login_throttle.failed(user, peer);
+            }
+            Err(e.into())
+        }
+    }
+}
+
 async fn enroll(
     state: &AppState,
     label: Option<String>,
@@ -150,7 +182,7 @@ async fn enroll(
             };
             if let Some((user, password)) = &basic {
                 // libest sends Basic credentials too: when present they must be right.
-                state.enroll.authenticate_basic(user, password).await?;
+                basic_auth(state, user, password, &meta.peer).await?;
             }
             state.enroll.authenticate_certificate(leaf).await?
         }
@@ -160,7 +192,7 @@ async fn enroll(
                     "this operation needs HTTP Basic credentials".into(),
                 ));
             };
-            state.enroll.authenticate_basic(user, password).await?
+            basic_auth(state, user, password, &meta.peer).await?
         }
     };
     note.principal = Some(principal.name.clone());

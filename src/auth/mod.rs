@@ -217,10 +217,15 @@ impl Throttle {
         }
     }
 
+    /// The user's key and the peer's: its IP address without the port (every new
+    /// connection has a new port; an attacker's address does not change with it).
     fn keys(user: &str, peer: &str) -> [String; 2] {
+        let address = peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| peer.to_string(), |a| a.ip().to_string());
         [
             format!("user:{}", user.to_lowercase()),
-            format!("peer:{peer}"),
+            format!("peer:{address}"),
         ]
     }
 
@@ -272,6 +277,29 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn throttle_counts_an_address_whatever_its_port() {
+        let t = super::Throttle::new(3, 4, std::time::Duration::from_secs(60));
+        for (i, user) in ["a", "b", "c", "d"].iter().enumerate() {
+            assert!(t.check(user, &format!("10.0.0.1:{}", 1000 + i)).is_none());
+            t.failed(user, &format!("10.0.0.1:{}", 1000 + i));
+        }
+        assert!(
+            t.check("e", "10.0.0.1:2000").is_some(),
+            "4 failures from one address, on 4 connections"
+        );
+        assert!(t.check("e", "10.0.0.2:2000").is_none(), "another address");
+        for _ in 0..3 {
+            t.failed("f", "10.0.0.3:1");
+        }
+        assert!(
+            t.check("f", "10.0.0.9:1").is_some(),
+            "the user, from anywhere"
+        );
+        t.succeeded("f");
+        assert!(t.check("f", "10.0.0.9:1").is_none());
+    }
+
     #[test]
     fn remembered_credentials() {
         let c = CredentialCache::new(std::time::Duration::from_millis(200)).unwrap();

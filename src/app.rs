@@ -222,6 +222,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
             header_read_timeout: config.header_read_timeout,
             max_connections: config.max_connections,
             shutdown_grace: config.shutdown_grace,
+            max_header_bytes: config.max_header_bytes,
         },
         admin_password,
     })

@@ -126,6 +126,7 @@ pub struct RawLimits {
     pub header_read_timeout_secs: u64,
     pub max_connections: u64,
     pub shutdown_grace_secs: u64,
+    pub max_header_bytes: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +211,7 @@ impl Default for RawLimits {
             header_read_timeout_secs: 10,
             max_connections: 10_000,
             shutdown_grace_secs: 30,
+            max_header_bytes: 16_384,
         }
     }
 }
@@ -310,6 +312,8 @@ pub struct Config {
     pub est_admin_groups: Vec<String>,
     /// How long verified Basic credentials are remembered (zero: never).
     pub auth_cache: Duration,
+    /// Request line and headers, at most.
+    pub max_header_bytes: usize,
     pub max_body: usize,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -550,6 +554,18 @@ impl TryFrom<RawConfig> for Config {
             default_template: raw.est.default_template,
             est_group: raw.est.group,
             est_admin_groups: raw.est.admin_groups,
+            max_header_bytes: usize::try_from(raw.limits.max_header_bytes)
+                .ok()
+                .filter(|n| (8192..=1024 * 1024).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "limits.max_header_bytes",
+                        format!(
+                            "{} is out of range (8192 to 1048576)",
+                            raw.limits.max_header_bytes
+                        ),
+                    )
+                })?,
             auth_cache: if raw.est.auth_cache_secs > 86_400 {
                 return Err(bad(
                     "est.auth_cache_secs",

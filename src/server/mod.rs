@@ -37,6 +37,8 @@ pub struct ServerLimits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// The request line and headers together, at most (HTTP/1.1; the header list, HTTP/2).
+    pub max_header_bytes: usize,
 }
 
 /// The rustls configuration: our chain and key; client certificates optional, and when
@@ -87,8 +89,11 @@ pub async fn serve(
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
-    http.http2().timer(TokioTimer::new());
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let http = Arc::new(http);
     tokio::pin!(shutdown);
 

@@ -82,9 +82,15 @@ pub fn test_config_with(dir: &std::path::Path, extra: &str, more: &[&str]) -> Co
         std::fs::write(templates.join(format!("extra-{i}.toml")), t).unwrap();
     }
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n[limits]\nshutdown_grace_secs = 2\n[log]\nfilter = \"warn\"\n{extra}",
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n{limits}[log]\nfilter = \"warn\"\n{extra}",
         dir.display().to_string(),
-        templates.display().to_string()
+        templates.display().to_string(),
+        // a test that sets limits of its own writes the whole [limits] table
+        limits = if extra.contains("[limits]") {
+            ""
+        } else {
+            "[limits]\nshutdown_grace_secs = 2\n"
+        }
     );
     Config::from_figment(Figment::new().merge(Toml::string(&toml))).expect("config")
 }

@@ -185,6 +185,24 @@ async fn five_hundred_rows_one_job_per_user_zip_and_confirm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // nor can another user download, cancel or confirm it
+    for (get, path) in [
+        (true, format!("/api/v1/bulk/{id}/download")),
+        (false, format!("/api/v1/bulk/{id}/cancel")),
+        (false, format!("/api/v1/bulk/{id}/confirm")),
+    ] {
+        let req = if get {
+            http(&s).get(s.url(&path))
+        } else {
+            http(&s).post(s.url(&path))
+        };
+        let r = req
+            .basic_auth("joe", Some("Joe-password-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
 
     let st = wait_finished(&s, admin, id).await;
     assert_eq!(

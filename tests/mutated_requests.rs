@@ -185,10 +185,10 @@ async fn ten_thousand_mutated_requests_and_no_5xx() {
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = c.request(method, s.url(path)).body(body);
-        if !ct.is_empty() {
-            if let Ok(v) = reqwest::header::HeaderValue::from_str(ct) {
-                req = req.header("content-type", v);
-            }
+        if !ct.is_empty()
+            && let Ok(v) = reqwest::header::HeaderValue::from_str(ct)
+        {
+            req = req.header("content-type", v);
         }
         if let Some(a) = auth
             && let Ok(v) = reqwest::header::HeaderValue::from_str(&a)

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::json::{authenticate, json_error, zip_response};
+use super::json::{authenticate, json_error, json_response, zip_response};
 use super::{AppState, AuditNote};
 use crate::auth::Principal;
 use crate::jobs::{BulkError, JobStatus, Submission};
@@ -65,18 +65,6 @@ fn bulk_error(e: &BulkError) -> Response {
         status,
         &serde_json::json!({"error": code, "message": message, "errors": rows}),
     )
-}
-
-/// A JSON body with its `Content-Type`, not cached.
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut resp = (status, value.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// The status as JSON (also what the portal's progress bar polls).

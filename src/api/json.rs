@@ -292,7 +292,7 @@ pub(super) async fn test_certificate(State(state): State<Arc<AppState>>, req: Re
             })?;
         note.serial = Some(t.serial.clone());
         note.recorded = true;
-        let body = serde_json::to_vec(&t).map_err(|e| {
+        let value = serde_json::to_value(&t).map_err(|e| {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal".to_string(),
@@ -300,17 +300,23 @@ pub(super) async fn test_certificate(State(state): State<Arc<AppState>>, req: Re
                 Some(e.to_string()),
             )
         })?;
-        let mut resp = Bytes::from(body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let resp = json_response(StatusCode::OK, &value);
         Ok::<_, ApiError>(resp)
     }
     .await;
     finish(result, note)
+}
+
+/// A JSON body with its `Content-Type`, not cached.
+pub(super) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut resp = (status, value.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A zip download.

@@ -452,13 +452,18 @@ async fn password_submit(
 }
 
 /// Templates for the drop-down: MAC templates first (the portal's usual case).
-fn template_choices(state: &AppState) -> Vec<(String, String)> {
+/// The templates for a form's choice, name and description, sorted by name with those
+/// the form suits best (`preferred`) first.
+fn template_choices(
+    state: &AppState,
+    preferred: impl Fn(&SanStyle) -> bool,
+) -> Vec<(String, String)> {
     let mut list: Vec<(bool, String, String)> = state
         .templates
         .iter()
         .map(|t| {
             (
-                t.san_style != SanStyle::Mac,
+                !preferred(&t.san_style),
                 t.name.clone(),
                 t.description.clone(),
             )
@@ -466,6 +471,11 @@ fn template_choices(state: &AppState) -> Vec<(String, String)> {
         .collect();
     list.sort();
     list.into_iter().map(|(_, n, d)| (n, d)).collect()
+}
+
+/// Certificate forms: MAC-address templates first (the portal's devices).
+fn device_choices(state: &AppState) -> Vec<(String, String)> {
+    template_choices(state, |s| *s == SanStyle::Mac)
 }
 
 async fn single_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -481,7 +491,7 @@ async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Res
         Ok(s) => s,
         Err(r) => return r,
     };
-    let choices = template_choices(state);
+    let choices = device_choices(state);
     let values = CertForm {
         common_name: s.principal.name.clone(),
         template: choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
@@ -547,7 +557,7 @@ async fn submit(
     };
     let mut note = form_note(op, &s, &form.template);
     let viewer = viewer(&state, &s);
-    let choices = template_choices(&state);
+    let choices = device_choices(&state);
     let values = CertForm {
         common_name: form.common_name.clone(),
         san: form.san.clone(),
@@ -620,22 +630,9 @@ async fn test_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
 
 /// Templates for the test form: those whose SAN a connector's fields can fill come first.
 fn test_choices(state: &AppState) -> Vec<(String, String)> {
-    let mut list: Vec<(bool, String, String)> = state
-        .templates
-        .iter()
-        .map(|t| {
-            (
-                !matches!(
-                    t.san_style,
-                    SanStyle::Upn | SanStyle::UpnEmail | SanStyle::Other(_)
-                ),
-                t.name.clone(),
-                t.description.clone(),
-            )
-        })
-        .collect();
-    list.sort();
-    list.into_iter().map(|(_, n, d)| (n, d)).collect()
+    template_choices(state, |s| {
+        matches!(s, SanStyle::Upn | SanStyle::UpnEmail | SanStyle::Other(_))
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -814,7 +811,7 @@ async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         Ok(None) => {}
         Err(e) => return internal(e),
     }
-    let choices = template_choices(&state);
+    let choices = device_choices(&state);
     let values = bulk_values(
         choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
         String::new(),
@@ -838,7 +835,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
         ..AuditNote::default()
     };
     let viewer = viewer(&state, &s);
-    let choices = template_choices(&state);
+    let choices = device_choices(&state);
     let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
         Ok(x) => x,
         Err(resp) => {

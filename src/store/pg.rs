@@ -35,16 +35,17 @@ impl PgStore {
 
     // PostgreSQL commits concurrent transactions together by itself.
     async fn write_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        self.direct_issuance(c, audit).await
+        Self::write_now(&self.pool, Some(c), audit).await
     }
 
     async fn write_audit(&self, audit: &AuditEvent) -> Result<(), StoreError> {
-        self.direct_audit(audit).await
+        Self::write_now(&self.pool, None, audit).await
     }
 }
 
 super::sql::sql_store!(
     PgStore,
+    PgPool,
     PgConnection,
     sqlx::postgres::PgRow,
     claim_lock = " FOR UPDATE OF i SKIP LOCKED"

@@ -4,7 +4,7 @@
 //! row is claimed — is the `claim_lock` clause (`FOR UPDATE … SKIP LOCKED` on PostgreSQL).
 
 macro_rules! sql_store {
-    ($store:ident, $conn:ty, $row:ty, claim_lock = $claim_lock:expr) => {
+    ($store:ident, $pool:ty, $conn:ty, $row:ty, claim_lock = $claim_lock:expr) => {
         use sqlx::Row;
 
         use super::{
@@ -67,18 +67,26 @@ macro_rules! sql_store {
         Ok(())
     }
 
-    /// A certificate and its audit row, in one transaction of their own.
-    async fn direct_issuance(&self, c: &CertRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        Self::insert_certificate(&mut tx, c).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn direct_audit(&self, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::insert_audit(&mut conn, audit).await
+    /// An audit row, with the certificate it records (then both in one transaction),
+    /// written at once on its own.
+    async fn write_now(
+        pool: &$pool,
+        cert: Option<&CertRecord>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        match cert {
+            Some(c) => {
+                let mut tx = pool.begin().await?;
+                Self::insert_certificate(&mut tx, c).await?;
+                Self::insert_audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            None => {
+                let mut conn = pool.acquire().await?;
+                Self::insert_audit(&mut conn, audit).await
+            }
+        }
     }
 
     async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, StoreError> {

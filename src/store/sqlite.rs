@@ -110,10 +110,7 @@ impl SqliteStore {
         let job = WriteJob { cert, audit, done };
         if let Err(tokio::sync::mpsc::error::SendError(job)) = self.writer.send(job).await {
             // no writer (the runtime is shutting down): write it directly
-            return match &job.cert {
-                Some(c) => self.direct_issuance(c, &job.audit).await,
-                None => self.direct_audit(&job.audit).await,
-            };
+            return SqliteStore::write_now(&self.pool, job.cert.as_ref(), &job.audit).await;
         }
         answer
             .await
@@ -141,22 +138,13 @@ impl WriterHandle {
                     // alone, in its own transaction, with its own answer
                     tracing::debug!(error = %e, writes = batch.len(), "group commit failed; writing one by one");
                     for job in batch.drain(..) {
-                        let r = self.write_one(&job).await;
+                        let r =
+                            SqliteStore::write_now(&self.pool, job.cert.as_ref(), &job.audit).await;
                         let _ = job.done.send(r);
                     }
                 }
             }
         }
-    }
-
-    async fn write_one(&self, job: &WriteJob) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(c) = &job.cert {
-            SqliteStore::insert_certificate(&mut tx, c).await?;
-        }
-        SqliteStore::insert_audit(&mut tx, &job.audit).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Every certificate and audit row of the batch in one transaction, one INSERT each.
@@ -206,6 +194,7 @@ impl WriterHandle {
 
 super::sql::sql_store!(
     SqliteStore,
+    SqlitePool,
     SqliteConnection,
     sqlx::sqlite::SqliteRow,
     claim_lock = ""

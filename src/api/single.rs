@@ -206,6 +206,18 @@ pub(crate) fn attribute_request(
     })
 }
 
+/// The certificate, or 202 when the template makes the request wait for an administrator.
+pub(crate) fn issued_now(outcome: Outcome) -> Result<crate::enroll::Issued, SingleError> {
+    match outcome {
+        Outcome::Issued(i) => Ok(i),
+        Outcome::Pending { id, .. } => Err(SingleError::new(
+            Field::General,
+            202,
+            format!("The certificate request {id} is waiting for approval by an administrator"),
+        )),
+    }
+}
+
 /// Issues one certificate and packages it; the password is checked before anything else.
 pub async fn issue_single(
     state: &Arc<AppState>,
@@ -293,16 +305,7 @@ pub async fn issue_single(
         })
         .await
         .map_err(|e| from_enroll(e, req.csr_pem.is_some()))?;
-    let issued = match outcome {
-        Outcome::Issued(i) => i,
-        Outcome::Pending { id, .. } => {
-            return Err(SingleError::new(
-                Field::General,
-                202,
-                format!("The certificate request {id} is waiting for approval by an administrator"),
-            ));
-        }
-    };
+    let issued = issued_now(outcome)?;
     let entity = Entity {
         cn: cn.clone(),
         san: (!san_label.is_empty()).then_some(san_label.clone()),

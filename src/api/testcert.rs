@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::single::{Field, SingleError};
 use crate::auth::Principal;
-use crate::enroll::{EnrollRequest, Outcome};
+use crate::enroll::EnrollRequest;
 use crate::est::SanEntry;
 use crate::model::RequestMeta;
 use crate::policy::{PatternEntry, SanStyle, SanVars, Template};
@@ -223,16 +223,7 @@ pub async fn issue_test(
         })
         .await
         .map_err(|e| super::single::from_enroll(e, false))?;
-    let issued = match outcome {
-        Outcome::Issued(i) => i,
-        Outcome::Pending { id, .. } => {
-            return Err(SingleError::new(
-                Field::General,
-                202,
-                format!("The certificate request {id} is waiting for approval by an administrator"),
-            ));
-        }
-    };
+    let issued = super::single::issued_now(outcome)?;
     let record = state
         .store
         .find_certificate(&issued.serial)

@@ -4,8 +4,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,28 +13,11 @@ const RSA: &str = "name = \"posrsa\"\nkey_types = [\"rsa-2048\"]\nserver_keygen_
 
 /// Starts `estd serve` on a free port; returns the process and the port.
 fn spawn(data: &std::path::Path, templates: &std::path::Path) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_estd"))
-        .arg("serve")
-        .env("ESTD_DATA_DIR", data)
-        .env("ESTD_LISTEN", "127.0.0.1:0")
-        .env("ESTD_EST_TEMPLATES_DIR", templates)
-        .env("ESTD_LOG_FILTER", "warn")
-        .env_remove("ESTD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("estd");
-    let stdout = child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
-            let port = rest.split('/').next().unwrap().parse().unwrap();
-            return (child, port);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("estd did not start");
+    spawn_estd(
+        data,
+        &[("ESTD_EST_TEMPLATES_DIR", templates.to_str().unwrap())],
+        Stdio::null(),
+    )
 }
 
 #[tokio::test]

@@ -20,18 +20,10 @@ struct Browser {
     cookies: Vec<(String, String)>,
 }
 
-fn no_redirects(root: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .use_preconfigured_tls(client_config(root, None, false))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 impl Browser {
     fn new(s: &TestServer) -> Self {
         Self {
-            http: no_redirects(&s.root_pem()),
+            http: no_redirect_client(&s.root_pem()),
             base: s.url(""),
             cookies: Vec::new(),
         }
@@ -105,11 +97,6 @@ impl Browser {
         )
         .await
     }
-}
-
-fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    html[at..].split('"').next().unwrap().to_string()
 }
 
 fn alert(html: &str) -> String {
@@ -588,7 +575,7 @@ async fn portal_bulk_upload_needs_csrf_and_cancel_stops_the_job() {
 #[tokio::test]
 async fn attribute_requests_get_the_templates_fixed_rdns() {
     let mut s = setup().await;
-    let http = no_redirects(&s.root_pem());
+    let http = no_redirect_client(&s.root_pem());
     let body = serde_json::json!({"template": "pos", "common_name": "joe", "san": "11-22-33-44-55-66", "format": "pem", "password": "Secret_#42"});
     let r = http
         .post(s.url("/api/v1/certificates"))
@@ -621,7 +608,7 @@ async fn attribute_requests_get_the_templates_fixed_rdns() {
 #[tokio::test]
 async fn json_api_single_certificates() {
     let mut s = setup().await;
-    let http = no_redirects(&s.root_pem());
+    let http = no_redirect_client(&s.root_pem());
     let url = s.url("/api/v1/certificates");
     let body = serde_json::json!({"template": "eap", "common_name": "joe", "san": "11-22-33-44-55-66", "description": "lab", "format": "pem", "password": "Secret_#42"});
     let r = http

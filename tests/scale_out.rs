@@ -6,9 +6,8 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,35 +38,18 @@ struct Cluster {
 }
 
 fn spawn(data: &Path, templates: &Path, db: &str) -> Instance {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_estd"))
-        .arg("serve")
-        .env("ESTD_DATA_DIR", data)
-        .env("ESTD_LISTEN", "127.0.0.1:0")
-        .env("ESTD_EST_TEMPLATES_DIR", templates)
-        .env("ESTD_DATABASE_URL", db)
-        .env("ESTD_DATABASE_MAX_CONNECTIONS", "24")
-        .env("ESTD_JOBS_LEASE_SECS", "2")
-        .env("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "1")
-        .env("ESTD_LOG_FILTER", "warn")
-        .env_remove("ESTD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("estd");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
-            let port = rest.split('/').next().unwrap().parse().unwrap();
-            // keep reading stdout so that the process never blocks on a full pipe
-            std::thread::spawn(move || for _ in lines {});
-            return Instance { child, port };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("estd did not start");
+    let (child, port) = spawn_estd(
+        data,
+        &[
+            ("ESTD_EST_TEMPLATES_DIR", templates.to_str().unwrap()),
+            ("ESTD_DATABASE_URL", db),
+            ("ESTD_DATABASE_MAX_CONNECTIONS", "24"),
+            ("ESTD_JOBS_LEASE_SECS", "2"),
+            ("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "1"),
+        ],
+        Stdio::null(),
+    );
+    Instance { child, port }
 }
 
 /// PostgreSQL, then instance A (which creates the CA, the schema and the admin), then B.
@@ -319,49 +301,8 @@ async fn a_bulk_job_is_worked_by_both_and_steered_through_either() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_portal_session_made_on_one_instance_is_valid_on_the_other() {
     let c = cluster();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(client_config(
-            &std::fs::read(c.dir.path().join("certs/root-ca.pem")).unwrap(),
-            None,
-            false,
-        ))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .get(Cluster::url(c.a(), "/portal/login"))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let html = r.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let token = html[at..].split('"').next().unwrap().to_string();
-    let r = http
-        .post(Cluster::url(c.a(), "/portal/login"))
-        .header("cookie", login_cookie)
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "admin"),
-            ("password", c.password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("estd_session="))
-        .expect("session cookie");
+    let http = no_redirect_client(&std::fs::read(c.dir.path().join("certs/root-ca.pem")).unwrap());
+    let session = portal_login(&http, &Cluster::url(c.a(), ""), "admin", &c.password).await;
     for port in [c.b.port, c.a()] {
         let r = http
             .get(Cluster::url(port, "/portal/single"))
@@ -384,9 +325,7 @@ async fn a_portal_session_made_on_one_instance_is_valid_on_the_other() {
         .send()
         .await
         .unwrap();
-    let html = r.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[at..].split('"').next().unwrap().to_string();
+    let csrf = csrf_in(&r.text().await.unwrap());
     let r = http
         .post(Cluster::url(c.b.port, "/portal/logout"))
         .header("cookie", &session)

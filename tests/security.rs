@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 
 use base64::Engine;
 use common::*;
@@ -20,28 +18,11 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("estd.log");
-    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_estd"))
-        .arg("serve")
-        .env("ESTD_DATA_DIR", dir.path())
-        .env("ESTD_LISTEN", "127.0.0.1:0")
-        .env("ESTD_EST_TEMPLATES_DIR", templates)
-        .env("ESTD_LOG_FILTER", "debug")
-        .env_remove("ESTD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut port = 0u16;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
-            port = rest.split('/').next().unwrap().parse().unwrap();
-            break;
-        }
-    }
-    assert_ne!(port, 0, "estd did not start");
+    let (mut child, port) = spawn_estd(
+        dir.path(),
+        &[("ESTD_LOG_FILTER", "debug")],
+        std::fs::File::create(&log).unwrap().into(),
+    );
     let password = std::fs::read_to_string(dir.path().join("admin-password"))
         .unwrap()
         .trim()
@@ -138,41 +119,8 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
         .unwrap();
     assert_eq!(r.status(), 200, "an injection string is just a description");
     // the portal: log in (a password in a form), then the requests page
-    let browser = reqwest::Client::builder()
-        .use_preconfigured_tls(client_config(&root, None, false))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = browser.get(url("/portal/login")).send().await.unwrap();
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let html = r.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let token = html[at..].split('"').next().unwrap().to_string();
-    let r = browser
-        .post(url("/portal/login"))
-        .header("cookie", cookie)
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "admin"),
-            ("password", password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("estd_session="))
-        .unwrap();
+    let browser = no_redirect_client(&root);
+    let session = portal_login(&browser, &url(""), "admin", &password).await;
     let html = browser
         .get(url("/portal/requests?since=10m&failed=1"))
         .header("cookie", &session)

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,32 +17,14 @@ use tokio::net::TcpStream;
 async fn sigterm_finishes_the_request_in_flight_then_exits() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_estd"))
-        .arg("serve")
-        .env("ESTD_DATA_DIR", dir.path())
-        .env("ESTD_LISTEN", "127.0.0.1:0")
-        .env(
-            "ESTD_EST_TEMPLATES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates"),
-        )
-        .env("ESTD_LOG_FILTER", "warn")
-        .env("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "10")
-        .env("ESTD_LIMITS_HEADER_READ_TIMEOUT_SECS", "30")
-        .env_remove("ESTD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut port = 0u16;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
-            port = rest.split('/').next().unwrap().parse().unwrap();
-            break;
-        }
-    }
-    assert_ne!(port, 0);
+    let (mut child, port) = spawn_estd(
+        dir.path(),
+        &[
+            ("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "10"),
+            ("ESTD_LIMITS_HEADER_READ_TIMEOUT_SECS", "30"),
+        ],
+        Stdio::null(),
+    );
     let password = std::fs::read_to_string(dir.path().join("admin-password"))
         .unwrap()
         .trim()

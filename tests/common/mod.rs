@@ -341,3 +341,103 @@ pub fn expired_issuing_ca() -> tempfile::TempDir {
 
     dir
 }
+
+/// A real `estd serve` process (this package's binary) on a free local port, with `data` as
+/// its data directory, the shipped templates and log level `warn` unless `env` says
+/// otherwise, further `ESTD_*` settings from `env`, and its stderr sent to `stderr`.
+/// Returns once it listens; its stdout is drained from then on.
+pub fn spawn_estd(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_estd"));
+    cmd.arg("serve")
+        .env("ESTD_DATA_DIR", data)
+        .env("ESTD_LISTEN", "127.0.0.1:0")
+        .env(
+            "ESTD_EST_TEMPLATES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates"),
+        )
+        .env("ESTD_LOG_FILTER", "warn")
+        .env_remove("ESTD_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("estd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
+            let port = rest.split('/').next().unwrap().parse().unwrap();
+            // keep reading stdout so that the process never blocks on a full pipe
+            std::thread::spawn(move || for _ in lines {});
+            return (child, port);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("estd did not start");
+}
+
+/// A client trusting `root_pem` that does not follow redirects (to see the portal's).
+pub fn no_redirect_client(root_pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(root_pem, None, false))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` parts of a response's `Set-Cookie` headers.
+pub fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
+/// The CSRF token of the first form in a page.
+pub fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// Logs in through the portal's form at `base` (its CSRF cookie and token included) with a
+/// `no_redirect_client`; the session cookie, `estd_session=…`.
+pub async fn portal_login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let r = http
+        .get(format!("{base}/portal/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = set_cookies(&r).join("; ");
+    let token = csrf_in(&r.text().await.unwrap());
+    let r = http
+        .post(format!("{base}/portal/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "logged in");
+    set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("estd_session="))
+        .expect("a session cookie")
+}

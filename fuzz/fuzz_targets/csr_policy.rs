@@ -1,8 +1,15 @@
-//! A DER CSR through every shipped template's policy (as a user and as an admin).
+//! A CSR through every shipped template's policy (as a user and as an admin).
+//!
+//! First byte odd: the rest is a whole DER CSR (parsing and signature check). First byte even:
+//! the rest is a `CertificationRequestInfo`, which the target signs with a fixed P-256 key
+//! (`csr_key.p8`, the key of the seed corpus) so that mutated subjects, SANs, attributes and
+//! extensions get past the signature check and reach the policy rules.
 #![no_main]
 use std::path::Path;
 use std::sync::OnceLock;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use estd::policy::{EvalContext, Requester, Template};
 use libfuzzer_sys::fuzz_target;
 
@@ -21,8 +28,56 @@ fn templates() -> &'static Vec<Template> {
     })
 }
 
+fn key() -> &'static EcdsaKeyPair {
+    static K: OnceLock<EcdsaKeyPair> = OnceLock::new();
+    K.get_or_init(|| {
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, include_bytes!("csr_key.p8"))
+            .expect("fixed key")
+    })
+}
+
+/// A DER tag-length-value.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len = n.to_be_bytes();
+        let skip = len.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (len.len() - skip) as u8);
+        out.extend_from_slice(&len[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `info` signed with the fixed key: a CertificationRequest.
+fn signed(info: &[u8]) -> Option<Vec<u8>> {
+    let sig = key().sign(&SystemRandom::new(), info).ok()?;
+    // ecdsa-with-SHA256
+    let alg = tlv(0x30, &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]);
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(sig.as_ref());
+    let mut body = info.to_vec();
+    body.extend_from_slice(&alg);
+    body.extend_from_slice(&tlv(0x03, &bits));
+    Some(tlv(0x30, &body))
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(csr) = estd::est::Csr::parse(data) else {
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let der = if mode & 1 == 1 {
+        rest.to_vec()
+    } else {
+        match signed(rest) {
+            Some(d) => d,
+            None => return,
+        }
+    };
+    let Ok(csr) = estd::est::Csr::parse(&der) else {
         return;
     };
     for t in templates() {

@@ -47,7 +47,7 @@ fn main() {
             .unwrap();
         }
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n[log]\nfilter = \"error\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n[log]\nfilter = \"error\"\n[revocation]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n",
             dir.path().display().to_string(),
             templates.display().to_string()
         );

@@ -49,6 +49,9 @@ fn request(key: &estd::ca::GeneratedKey) -> IssuanceRequest {
         validity: Duration::from_secs(86_400 * 365),
         key_usage: vec![rcgen::KeyUsagePurpose::DigitalSignature],
         extended_key_usage: vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+        crl_url: None,
+        ocsp_url: None,
+        ocsp_no_check: false,
     }
 }
 

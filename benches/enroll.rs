@@ -23,7 +23,7 @@ fn whole_enrollment(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates");
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {templates:?}\n[database]\nsynchronous = \"normal\"\n[log]\nfilter = \"off\"\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {templates:?}\n[database]\nsynchronous = \"normal\"\n[log]\nfilter = \"off\"\n[revocation]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n",
         dir.path().display().to_string()
     );
     let config =

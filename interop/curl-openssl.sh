@@ -226,6 +226,35 @@ $ESTD requests --since 10m --user bob >bob.txt 2>/dev/null
 grep -q "$(header x-request-id)" <($ESTD requests --since 10m 2>/dev/null) \
   && pass "the last response's X-Request-Id is in the audit log" || fail "X-Request-Id in the audit log"
 
+# --- revocation: the CRL and OCSP over plain HTTP, the JSON API, the refusals after it ------
+ISSUING="$ESTD_DATA_DIR/certs/issuing-ca.pem"
+cat "$ISSUING" "$CA" >chain.pem
+REV="http://127.0.0.1:$RPORT"
+openssl x509 -in dev.pem -noout -text >dev.txt
+grep -q "URI:$REV/crl/issuing-ca.crl" dev.txt && grep -q "OCSP - URI:$REV/ocsp" dev.txt \
+  && pass "issued certificates name the CRL and the OCSP responder" || fail "CDP/AIA in the certificate"
+ocsp() { openssl ocsp -issuer "$ISSUING" -CAfile "$CA" -url "$REV/ocsp" "$@" 2>&1; }
+ocsp -cert dev.pem | grep -q "^dev.pem: good" && pass "openssl ocsp: good before revocation" || fail "ocsp good" "$(ocsp -cert dev.pem | tail -3)"
+SERIAL=$(openssl x509 -in dev.pem -noout -serial | cut -d= -f2)
+code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/json" --data '{"reason":"keyCompromise"}' \
+  "https://localhost:$PORT/api/v1/certificates/$SERIAL/revoke")
+[ "$code" = 200 ] && grep -q '"status":"revoked"' body.out && pass "revoke through the JSON API (curl): 200" || fail "revoke" "$code $(head -c 200 body.out)"
+curl -s -o now.crl -w '%{content_type}' "$REV/crl/issuing-ca.crl" >crl.ct
+[ "$(cat crl.ct)" = "application/pkix-crl" ] && openssl crl -inform DER -in now.crl -noout -text >crl.txt 2>/dev/null \
+  && grep -q "Serial Number: $SERIAL" crl.txt && grep -q "Key Compromise" crl.txt \
+  && pass "the CRL (curl, openssl crl -inform DER) lists the serial with its reason" || fail "CRL" "$(head -c 300 crl.txt)"
+openssl crl -inform DER -in now.crl -CAfile chain.pem -noout 2>&1 | grep -q "verify OK" \
+  && pass "the CRL verifies against the CA chain" || fail "CRL signature"
+ocsp -cert dev.pem | grep -q "^dev.pem: revoked" && ocsp -cert dev.pem | grep -q "Response verify OK" \
+  && pass "openssl ocsp: revoked, response verified" || fail "ocsp revoked" "$(ocsp -cert dev.pem | tail -3)"
+ocsp -serial 0x42 | grep -q "^0x42: unknown" && pass "openssl ocsp: an unknown serial is unknown" || fail "ocsp unknown"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out after.key 2>/dev/null
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 after.key "/CN=admin/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example") "$EST/simplereenroll")
+[ "$code" = 403 ] && grep -q "was revoked" body.out && pass "simplereenroll with the revoked certificate: 403 with the reason" || fail "reenroll revoked" "$code $(head -c 200 body.out)"
+curl -s "http://127.0.0.1:$MPORT/metrics" | grep -q '^estd_certificates_revoked_total 1$' \
+  && pass "metrics: estd_certificates_revoked_total 1" || fail "metrics"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/readyz")" = 200 ] && pass "readyz: 200" || fail "readyz"
+
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 echo
 echo "$passed passed, $failed failed"

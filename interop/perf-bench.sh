@@ -17,7 +17,7 @@ trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 start() {
   local d="$WORK/run$1"; mkdir -p "$d"
-  ESTD_DATA_DIR="$d" ESTD_LISTEN=127.0.0.1:0 ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates" \
+  ESTD_DATA_DIR="$d" ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates" \
     "$ESTD" serve >"$d/out" 2>/dev/null &
   PID=$!
   for _ in $(seq 1 100); do

@@ -31,7 +31,7 @@ as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U estd -d postgres -qc "CREATE DA
 start() { # DATA_DIR DB_URL → sets PORT, appends the pid
   local data=$1 db=$2
   mkdir -p "$data"
-  ESTD_DATA_DIR="$data" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_DATABASE_URL="$db" \
+  ESTD_DATA_DIR="$data" ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_DATABASE_URL="$db" \
     ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates" "$ESTD" serve >"$data.out" 2>"$data.err" &
   PIDS+=($!)
   PORT=""

@@ -126,6 +126,12 @@ pub async fn bootstrap_admin(
 pub struct Built {
     pub state: Arc<AppState>,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The TLS server certificate, for reloading.
+    pub tls_cert: Arc<server::ReloadableCert>,
+    /// The CRL and OCSP listener (`revocation.listen`), bound.
+    pub revocation_listener: Option<TcpListener>,
+    /// The metrics and health listener (`metrics.listen`), bound.
+    pub metrics_listener: Option<TcpListener>,
     pub limits: ServerLimits,
     /// The admin password, when this start created the admin.
     pub admin_password: Option<String>,
@@ -148,7 +154,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         tracing::info!(cert = %config.tls_cert.display(), names = ?config.tls_names, "generated a TLS server certificate");
     }
     let own_server_cert = chain.first().map(|c| c.to_vec()).unwrap_or_default();
-    let tls = server::tls_config(chain, key, issuer.chain())?;
+    let (tls, tls_cert) = server::tls_config(chain, key, issuer.chain())?;
     let eap_chain = match &config.eap_server_chain {
         Some(path) => Some(load_eap_chain(path)?),
         None => None,
@@ -161,6 +167,30 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
 
     let store = open_store(config).await?;
     let admin_password = bootstrap_admin(config, store.as_ref()).await?;
+
+    // the plain-HTTP listeners are bound here: the revocation URLs certificates name may
+    // come from the bound address
+    let revocation_listener = match config.revocation_listen {
+        Some(addr) => Some(bind("revocation.listen", addr).await?),
+        None => None,
+    };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind("metrics.listen", addr).await?),
+        None => None,
+    };
+    let urls = match (&revocation_listener, &config.revocation_base_url) {
+        (None, _) => crate::revocation::Urls::default(),
+        (Some(_), Some(base)) => crate::revocation::Urls::from_base(base),
+        (Some(l), None) => {
+            let addr = l.local_addr().map_err(server::ServerError::from)?;
+            if addr.ip().is_unspecified() {
+                return Err(StartError::Other(format!(
+                    "revocation.base_url: must be set when revocation.listen is {addr} (certificates must name a reachable URL)"
+                )));
+            }
+            crate::revocation::Urls::from_base(&format!("http://{addr}"))
+        }
+    };
 
     let chain_refs: Vec<&[u8]> = issuer.chain().iter().map(Vec::as_slice).collect();
     let cacerts = est::certs_only(&chain_refs).map_err(|e| StartError::Other(e.to_string()))?;
@@ -189,8 +219,26 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         .with_credential_cache(
             auth::CredentialCache::new(config.auth_cache)
                 .map_err(|e| StartError::Other(e.to_string()))?,
-        ),
+        )
+        .with_revocation_urls(urls.clone()),
     );
+    let revocation = match &revocation_listener {
+        Some(_) => {
+            let service = Arc::new(crate::revocation::RevocationService::new(
+                store.clone(),
+                enroll.issuer().clone(),
+                &config.ca_dir,
+                urls,
+                config.crl_validity,
+                config.ocsp_validity,
+                enroll.revoked_keys().clone(),
+            )?);
+            service.regenerate().await?;
+            service.clone().spawn_refresher();
+            Some(service)
+        }
+        None => None,
+    };
     let jobs = Arc::new(crate::jobs::JobService::new(
         store.clone(),
         enroll.clone(),
@@ -213,10 +261,14 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         session_idle: config.session_idle,
         jobs,
         login_throttle: crate::auth::Throttle::new(5, 20, std::time::Duration::from_secs(900)),
+        revocation,
     });
     Ok(Built {
         state,
         tls,
+        tls_cert,
+        revocation_listener,
+        metrics_listener,
         limits: ServerLimits {
             handshake_timeout: config.handshake_timeout,
             header_read_timeout: config.header_read_timeout,
@@ -226,6 +278,12 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         },
         admin_password,
     })
+}
+
+async fn bind(key: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Other(format!("{key}: cannot bind {addr}: {e}")))
 }
 
 /// Every few minutes, deletes portal sessions idle for longer than the timeout (they are
@@ -280,6 +338,11 @@ fn loaded_issuer(issuer: &Arc<dyn Issuer>) -> Result<&crate::ca::LocalIssuer, St
 /// A server running in the background (tests and `serve`).
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the CRL and OCSP are served (plain HTTP), when they are.
+    pub revocation_addr: Option<SocketAddr>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP), when they are.
+    pub metrics_addr: Option<SocketAddr>,
+    pub tls_cert: Arc<server::ReloadableCert>,
     pub admin_password: Option<String>,
     pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -323,25 +386,100 @@ pub async fn start_with_shutdown(
     let addr = listener.local_addr().map_err(server::ServerError::from)?;
     let router = api::router_with(built.state.clone(), crate::portal::routes());
     let (tx, rx) = oneshot::channel::<()>();
-    let shutdown = async move {
+    // one shutdown for every listener
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             _ = rx => {}
             () = signal => {}
         }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let revocation_addr = match built.revocation_listener {
+        Some(l) => {
+            let a = l.local_addr().map_err(server::ServerError::from)?;
+            let routes = match &built.state.revocation {
+                Some(service) => crate::revocation::routes(service.clone()),
+                None => axum::Router::new(),
+            };
+            tokio::spawn(plain(
+                "revocation",
+                l,
+                routes,
+                built.limits.clone(),
+                stopped(),
+            ));
+            tracing::info!(addr = %a, "CRL and OCSP on http://{a}/ (crl/{}.crl, ocsp)", crate::revocation::CA_NAME);
+            Some(a)
+        }
+        None => None,
+    };
+    let metrics_addr = match built.metrics_listener {
+        Some(l) => {
+            let a = l.local_addr().map_err(server::ServerError::from)?;
+            let routes = api::health::routes(built.state.clone());
+            tokio::spawn(plain("metrics", l, routes, built.limits.clone(), stopped()));
+            tracing::info!(addr = %a, "metrics and health checks on http://{a}/ (metrics, healthz, readyz)");
+            Some(a)
+        }
+        None => None,
     };
     let task = tokio::spawn(server::serve(
         listener,
         built.tls,
         router,
         built.limits,
-        shutdown,
+        stopped(),
     ));
     tracing::info!(%addr, "estd listening (EST under https://{addr}/.well-known/est/)");
     Ok(Running {
         addr,
+        revocation_addr,
+        metrics_addr,
+        tls_cert: built.tls_cert,
         admin_password: built.admin_password,
         state: built.state,
         shutdown: Some(tx),
         task,
     })
+}
+
+/// A plain-HTTP listener's task; an error is logged (the TLS listener goes on).
+async fn plain(
+    what: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServerLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    if let Err(e) = server::serve_plain(listener, router, limits, stop).await {
+        tracing::error!(listener = what, error = %e, "listener stopped");
+    }
+}
+
+/// Reads the TLS certificate and key files again and serves them from the next handshake
+/// on (SIGHUP). On any error the current certificate stays.
+pub fn reload_tls(config: &Config, cert: &server::ReloadableCert) -> Result<String, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad =
+        |p: &Path, e: &dyn std::fmt::Display| StartError::Other(format!("{}: {e}", p.display()));
+    let chain = CertificateDer::pem_file_iter(&config.tls_cert)
+        .map_err(|e| bad(&config.tls_cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&config.tls_cert, &e))?;
+    let Some(leaf) = chain.first() else {
+        return Err(bad(&config.tls_cert, &"no certificate in the file"));
+    };
+    let serial = crate::enroll::serial_of(leaf).unwrap_or_default();
+    let key =
+        PrivateKeyDer::from_pem_file(&config.tls_key).map_err(|e| bad(&config.tls_key, &e))?;
+    cert.reload(chain, key)?;
+    Ok(serial)
 }

@@ -38,6 +38,12 @@ enum Command {
     /// Decide requests waiting for manual approval
     #[command(subcommand)]
     Pending(PendingCommand),
+    /// Issued certificates: list, show, revoke
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// The certificate authority: import an existing CA
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// An EST client for estd and any other EST server, and the MDM connector's test
     Client(Box<estd::client::cli::ClientArgs>),
     /// Was a request received, and why did it fail? (the audit log)
@@ -54,6 +60,58 @@ enum Command {
         /// At most this many
         #[arg(long, default_value_t = 200)]
         limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// List issued certificates, newest first
+    List {
+        /// Only those this user requested
+        #[arg(long)]
+        user: Option<String>,
+        /// Only those of this template
+        #[arg(long)]
+        template: Option<String>,
+        /// valid, revoked or expired
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+    },
+    /// Show one certificate (PEM included)
+    Show { serial: String },
+    /// Revoke a certificate: it is listed in the CRL, OCSP answers "revoked", and it can no
+    /// longer be renewed (nor its key certified again)
+    Revoke {
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, privilegeWithdrawn
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        /// Who revokes (recorded)
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Use an existing CA: its certificate and key become estd's issuing CA (in ca.dir)
+    Import {
+        /// The issuing CA certificate (PEM)
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM, PKCS#8; RSA, P-256, P-384 or Ed25519)
+        #[arg(long)]
+        key: PathBuf,
+        /// The certificates above it up to the root (PEM); not needed for a root CA
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Replace a CA already there (its files are kept beside, renamed)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -179,6 +237,15 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::User(cmd) => user(cmd, config).await,
         Command::Template(cmd) => template(cmd, &config),
         Command::Pending(cmd) => pending(cmd, config).await,
+        Command::Cert(cmd) => cert(cmd, config).await,
+        Command::Ca(CaCommand::Import {
+            cert,
+            key,
+            chain,
+            force,
+        }) => estd::ca::import::import(&config, &cert, &key, chain.as_deref(), force)
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string()),
         Command::Requests {
             since,
             user,
@@ -218,11 +285,169 @@ async fn serve(config: Config) -> Result<(), String> {
             config.data_dir.join(app::ADMIN_PASSWORD_FILE).display()
         );
     }
+    // the EST line last: scripts read up to it
+    if let Some(a) = running.revocation_addr {
+        println!(
+            "estd revocation on http://{a}/ (crl/{}.crl, ocsp)",
+            estd::revocation::CA_NAME
+        );
+    }
+    if let Some(a) = running.metrics_addr {
+        println!("estd metrics on http://{a}/ (metrics, healthz, readyz)");
+    }
     println!(
         "estd listening on https://{}/.well-known/est/",
         running.addr
     );
+    spawn_tls_reloader(config.clone(), running.tls_cert.clone());
     running.wait().await.map_err(|e| e.to_string())
+}
+
+/// SIGHUP: the TLS certificate and key files are read again (rotation without restart).
+fn spawn_tls_reloader(config: Config, cert: std::sync::Arc<estd::server::ReloadableCert>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the TLS certificate cannot be reloaded");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match app::reload_tls(&config, &cert) {
+                Ok(serial) => tracing::info!(
+                    cert = %config.tls_cert.display(),
+                    %serial,
+                    "SIGHUP: TLS certificate reloaded"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: TLS certificate not reloaded; the current one stays"
+                ),
+            }
+        }
+    });
+}
+
+async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
+    use estd::store::{CertFilter, CertStatus};
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    match cmd {
+        CertCommand::List {
+            user,
+            template,
+            status,
+            limit,
+        } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(CertStatus::parse(s).ok_or_else(|| {
+                    format!("--status {s:?}: expected valid, revoked or expired")
+                })?),
+            };
+            let filter = CertFilter {
+                requester: user,
+                template,
+                status,
+                text: None,
+                now: estd::model::timestamp(std::time::SystemTime::now()),
+                limit,
+            };
+            let list = store
+                .list_certificates(&filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.is_empty() {
+                println!("no certificates");
+            }
+            for (c, r) in list {
+                println!(
+                    "{}	{}	{}	{}	{}	{}	{}",
+                    c.serial,
+                    estd::api::certs::status_text(&c, r.as_ref(), &filter.now),
+                    c.template,
+                    c.requester,
+                    c.subject,
+                    if c.san.is_empty() { "-" } else { &c.san },
+                    c.not_after
+                );
+            }
+            Ok(())
+        }
+        CertCommand::Show { serial } => {
+            let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+            let Some(c) = store
+                .find_certificate(&serial)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                return Err(format!("no certificate with serial number {serial}"));
+            };
+            let r = store
+                .find_revocation(&serial)
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = estd::model::timestamp(std::time::SystemTime::now());
+            println!("serial:      {}", c.serial);
+            println!(
+                "status:      {}",
+                estd::api::certs::status_text(&c, r.as_ref(), &now)
+            );
+            if let Some(r) = &r {
+                println!(
+                    "revoked:     {} by {} ({})",
+                    r.revoked_at,
+                    r.revoked_by,
+                    estd::revocation::reason_name(r.reason)
+                );
+            }
+            println!("subject:     {}", c.subject);
+            println!(
+                "san:         {}",
+                if c.san.is_empty() { "-" } else { &c.san }
+            );
+            println!("template:    {}", c.template);
+            println!("requester:   {}", c.requester);
+            println!("operation:   {}", c.operation);
+            println!("not before:  {}", c.not_before);
+            println!("not after:   {}", c.not_after);
+            println!("issued at:   {}", c.issued_at);
+            if !c.description.is_empty() {
+                println!("description: {}", c.description);
+            }
+            print!("{}", estd::est::pem("CERTIFICATE", &c.der));
+            Ok(())
+        }
+        CertCommand::Revoke { serial, reason, by } => {
+            let code = estd::revocation::parse_reason(&reason).ok_or_else(|| {
+                format!(
+                    "--reason {reason:?}: expected one of {}",
+                    estd::revocation::REASONS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let meta = estd::model::RequestMeta {
+                request_id: format!("cli-{}", std::process::id()),
+                peer: "cli".into(),
+                label: None,
+            };
+            let (c, r) =
+                estd::revocation::revoke_in_store(store.as_ref(), &meta, &serial, code, &by, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            println!(
+                "revoked {} ({}) at {} ({}); a running server lists it in its CRL within a minute, OCSP at once",
+                c.serial,
+                c.subject,
+                r.revoked_at,
+                estd::revocation::reason_name(r.reason)
+            );
+            Ok(())
+        }
+    }
 }
 
 fn read_password(from_stdin: bool) -> Result<(String, bool), String> {

@@ -38,6 +38,40 @@ pub fn timestamp(t: SystemTime) -> String {
     )
 }
 
+/// The time `timestamp` wrote (also without the fraction).
+pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || !s.ends_with('Z') || !s.is_ascii() {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let month = time::Month::try_from(u8::try_from(n(5..7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(n(0..4)?).ok()?,
+        month,
+        u8::try_from(n(8..10)?).ok()?,
+    )
+    .ok()?;
+    let micros = match s.get(19..s.len() - 1)? {
+        "" => 0,
+        f => {
+            let digits = f.strip_prefix('.')?;
+            if digits.is_empty() || digits.len() > 6 {
+                return None;
+            }
+            digits.parse::<u32>().ok()? * 10u32.pow(6 - digits.len() as u32)
+        }
+    };
+    let t = time::Time::from_hms_micro(
+        u8::try_from(n(11..13)?).ok()?,
+        u8::try_from(n(14..16)?).ok()?,
+        u8::try_from(n(17..19)?).ok()?,
+        micros,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc().into())
+}
+
 /// A look-back like `30s`, `10m` (also plain `10`), `2h` or `1d`.
 pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -61,6 +95,24 @@ pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_back() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_795_000_000_123_456);
+        assert_eq!(parse_timestamp(&timestamp(t)), Some(t));
+        let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        let text = timestamp(whole);
+        assert_eq!(parse_timestamp(&text.replace(".000000", "")), Some(whole));
+        for bad in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T06:00:00",
+            "2026-11-22T06:00:00.Z",
+            "x026-11-22T06:00:00Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
     use std::time::Duration;
 
     #[test]

@@ -47,6 +47,9 @@ fn entity(f: &Fixture, cn: &str, mac: &str, key_type: KeyType) -> Entity {
             validity: std::time::Duration::from_secs(86_400),
             key_usage: vec![rcgen::KeyUsagePurpose::DigitalSignature],
             extended_key_usage: vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+            crl_url: None,
+            ocsp_url: None,
+            ocsp_no_check: false,
         })
         .unwrap();
     Entity {

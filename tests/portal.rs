@@ -809,3 +809,131 @@ async fn test_certificate_page_and_requests_page() {
     assert!(html.contains(&admin_rid) && !html.contains(&rid), "{html}");
     assert!(html.contains("the user name or password is wrong"));
 }
+
+/// Enrolls over EST as `user`; returns the serial.
+async fn enrolled(s: &TestServer, user: &str, password: &str) -> String {
+    let r = post_pkcs10(
+        &client(&s.root_pem(), None, false),
+        s.url("/.well-known/est/simpleenroll"),
+        Some((user, password)),
+        b64(&csr(&key(Key::P256), user, &[])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    estd::enroll::serial_of(&der_of(&certs_of(&r.bytes().await.unwrap())[0])).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_page_searches_and_revokes() {
+    let mut s = setup().await;
+    let admin_password = s.admin_password.clone();
+    let joes = enrolled(&s, "joe", "Joe-password-1").await;
+    let admins = enrolled(&s, "admin", &admin_password).await;
+
+    // joe sees his own certificate only, and may revoke it
+    let mut b = Browser::new(&s);
+    assert_eq!(b.login("joe", "Joe-password-1").await.status(), 303);
+    let (status, html) = b.get("/portal/certificates").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("see and revoke my certificates"), "{html}");
+    assert!(html.contains(&format!("data-serial=\"{joes}\"")), "{html}");
+    assert!(
+        !html.contains(&admins),
+        "joe must not see the admin's certificate"
+    );
+    // nor can he revoke the admin's: as if it did not exist
+    let token = csrf_in(&html);
+    let r = b
+        .post(
+            &format!("/portal/certificates/{admins}/revoke"),
+            &[("csrf", &token), ("reason", "keyCompromise")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    // without the CSRF token: refused, nothing revoked
+    let r = b
+        .post(
+            &format!("/portal/certificates/{joes}/revoke"),
+            &[("csrf", "forged"), ("reason", "keyCompromise")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        s.state()
+            .store
+            .find_revocation(&joes)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = b
+        .post(
+            &format!("/portal/certificates/{joes}/revoke"),
+            &[("csrf", &token), ("reason", "superseded")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("Certificate {joes} (CN=joe) revoked: superseded.")),
+        "{html}"
+    );
+    assert!(html.contains("revoked (superseded)"), "{html}");
+    let rev = s
+        .state()
+        .store
+        .find_revocation(&joes)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rev.reason, rev.revoked_by.as_str()), (4, "joe"));
+    // again: 409 with the time it was revoked
+    let r = b
+        .post(
+            &format!("/portal/certificates/{joes}/revoke"),
+            &[("csrf", &token), ("reason", "superseded")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(alert(&r.text().await.unwrap()).contains("already revoked"));
+
+    // the admin sees everyone's, and searches
+    let mut a = Browser::new(&s);
+    assert_eq!(a.login("admin", &admin_password).await.status(), 303);
+    let (_, html) = a.get("/portal/certificates").await;
+    assert!(html.contains(&joes) && html.contains(&admins), "{html}");
+    let (_, html) = a.get("/portal/certificates?status=revoked").await;
+    assert!(html.contains(&joes) && !html.contains(&admins), "{html}");
+    let (_, html) = a.get("/portal/certificates?user=admin&status=valid").await;
+    assert!(!html.contains(&joes) && html.contains(&admins), "{html}");
+    let (_, html) = a
+        .get(&format!("/portal/certificates?q={}", &admins[..10]))
+        .await;
+    assert!(!html.contains(&joes) && html.contains(&admins), "{html}");
+    let (status, html) = a.get("/portal/certificates?status=nonsense").await;
+    assert_eq!(status, 400);
+    assert!(
+        alert(&html).contains("expected valid, revoked or expired"),
+        "{html}"
+    );
+    // a hostile search string is just text
+    let (status, html) = a
+        .get("/portal/certificates?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E%27%25_")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("No certificates match.") && !html.contains("<script>alert"),
+        "{html}"
+    );
+    // the admin revokes another user's certificate
+    let token = csrf_in(&html);
+    let other = enrolled(&s, "joe", "Joe-password-1").await;
+    let r = a
+        .post(
+            &format!("/portal/certificates/{other}/revoke"),
+            &[("csrf", &token), ("reason", "affiliationChanged")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}

@@ -175,6 +175,7 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
         "certs/issuing-ca.key",
         "certs/tls.key",
         "certs/jobs.key",
+        "certs/ocsp-responder.key",
         "estd.db",
         "admin-password",
     ] {

@@ -91,6 +91,7 @@ impl From<EnrollError> for EstError {
             e @ (EnrollError::NotInGroup { .. }
             | EnrollError::Policy(_)
             | EnrollError::ReenrollMismatch(_)
+            | EnrollError::Revoked(_)
             | EnrollError::Rejected { .. }) => EstError::Forbidden(e.to_string()),
             EnrollError::BadRequest(m) => EstError::BadRequest(m),
             EnrollError::Ca { cn, detail } => EstError::Internal {

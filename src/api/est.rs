@@ -138,65 +138,15 @@ async fn enroll(
     note: &mut AuditNote,
 ) -> Result<Response, EstError> {
     let (parts, body) = req.into_parts();
-    let ct = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !est::is_pkcs10(ct) {
-        return Err(EstError::UnsupportedMediaType(format!(
-            "Content-Type must be {} (got {:?})",
-            est::CT_PKCS10,
-            super::truncate(ct, 100)
-        )));
-    }
-    let conn = parts.extensions.get::<ConnInfo>().cloned();
-    let meta = RequestMeta {
-        request_id: parts
-            .extensions
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default(),
-        peer: conn
-            .as_ref()
-            .map_or_else(|| "unknown".into(), |c| c.peer.to_string()),
-        label,
-    };
-    let basic = match parts.headers.get(header::AUTHORIZATION) {
-        Some(v) => {
-            auth::parse_basic(v.as_bytes()).map_err(|e| EstError::Unauthorized(e.to_string()))?
-        }
-        None => None,
-    };
-    let client_leaf = conn
-        .as_ref()
-        .and_then(|c| c.client_chain.as_ref())
-        .and_then(|chain| chain.first().cloned());
-
-    let principal: Principal = match operation {
-        Operation::SimpleReenroll => {
-            let Some(leaf) = client_leaf.as_deref() else {
-                return Err(EstError::Unauthorized(
-                    "re-enrollment needs the certificate being renewed as the TLS client certificate".into(),
-                ));
-            };
-            if let Some((user, password)) = &basic {
-                // libest sends Basic credentials too: when present they must be right.
-                basic_auth(state, user, password, &meta.peer).await?;
+    let (meta, conn, client_leaf, principal) =
+        match admit(state, label, operation, &parts, note).await {
+            Ok(a) => a,
+            Err(e) => {
+                // answered before the body was read: take it first (see `drain`)
+                drain(body).await;
+                return Err(e);
             }
-            state.enroll.authenticate_certificate(leaf).await?
-        }
-        _ => {
-            let Some((user, password)) = &basic else {
-                return Err(EstError::Unauthorized(
-                    "this operation needs HTTP Basic credentials".into(),
-                ));
-            };
-            basic_auth(state, user, password, &meta.peer).await?
-        }
-    };
-    note.principal = Some(principal.name.clone());
-
+        };
     let body = read_body(body, &parts.headers, state.max_body).await?;
     let der = est::decode_body(&body)?;
     let csr = Csr::parse(&der)?;
@@ -272,6 +222,97 @@ async fn enroll(
     }
 }
 
+/// What an enrollment must pass before its body is read: the media type and the
+/// authentication (Basic, or the TLS client certificate for a renewal).
+async fn admit(
+    state: &AppState,
+    label: Option<String>,
+    operation: Operation,
+    parts: &axum::http::request::Parts,
+    note: &mut AuditNote,
+) -> Result<(RequestMeta, Option<ConnInfo>, Option<Vec<u8>>, Principal), EstError> {
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !est::is_pkcs10(ct) {
+        return Err(EstError::UnsupportedMediaType(format!(
+            "Content-Type must be {} (got {:?})",
+            est::CT_PKCS10,
+            super::truncate(ct, 100)
+        )));
+    }
+    let conn = parts.extensions.get::<ConnInfo>().cloned();
+    let meta = RequestMeta {
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        peer: conn
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |c| c.peer.to_string()),
+        label,
+    };
+    let basic = match parts.headers.get(header::AUTHORIZATION) {
+        Some(v) => {
+            auth::parse_basic(v.as_bytes()).map_err(|e| EstError::Unauthorized(e.to_string()))?
+        }
+        None => None,
+    };
+    let client_leaf = conn
+        .as_ref()
+        .and_then(|c| c.client_chain.as_ref())
+        .and_then(|chain| chain.first().cloned());
+
+    let principal: Principal = match operation {
+        Operation::SimpleReenroll => {
+            let Some(leaf) = client_leaf.as_deref() else {
+                return Err(EstError::Unauthorized(
+                    "re-enrollment needs the certificate being renewed as the TLS client certificate".into(),
+                ));
+            };
+            if let Some((user, password)) = &basic {
+                // libest sends Basic credentials too: when present they must be right.
+                basic_auth(state, user, password, &meta.peer).await?;
+            }
+            state.enroll.authenticate_certificate(leaf).await?
+        }
+        _ => {
+            let Some((user, password)) = &basic else {
+                return Err(EstError::Unauthorized(
+                    "this operation needs HTTP Basic credentials".into(),
+                ));
+            };
+            basic_auth(state, user, password, &meta.peer).await?
+        }
+    };
+    note.principal = Some(principal.name.clone());
+
+    Ok((meta, conn, client_leaf, principal))
+}
+
+/// At most this much of a refused request's body is read and thrown away.
+const DRAIN_MAX: usize = 1024 * 1024;
+
+/// Reads and discards what the client is still sending (at most `DRAIN_MAX`, for at most
+/// 2 s) before an early error answer: a client that writes its whole body before reading
+/// (curl over HTTP/2) otherwise sees the stream reset instead of the answer.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > DRAIN_MAX {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads the whole body, refusing more than `limit` bytes with 413.
 pub(super) async fn read_body(
     body: Body,
@@ -283,6 +324,7 @@ pub(super) async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
         return Err(EstError::PayloadTooLarge { limit });
     }
     match axum::body::to_bytes(body, limit).await {

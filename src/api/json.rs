@@ -75,7 +75,7 @@ async fn handle(state: Arc<AppState>, req: Request, csr: bool) -> Response {
 }
 
 /// The response, or the JSON error with its reason in the audit note.
-fn finish(result: Result<Response, ApiError>, mut note: AuditNote) -> Response {
+pub(super) fn finish(result: Result<Response, ApiError>, mut note: AuditNote) -> Response {
     let mut resp = match result {
         Ok(r) => r,
         Err((status, code, message, detail)) => {
@@ -92,7 +92,7 @@ fn finish(result: Result<Response, ApiError>, mut note: AuditNote) -> Response {
 
 pub(crate) type ApiError = (StatusCode, String, String, Option<String>);
 
-fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
     (status, code.to_string(), message.into(), None)
 }
 
@@ -148,14 +148,14 @@ pub(crate) async fn authenticate(
 
 /// What every JSON call starts with: a JSON content type, an authenticated principal, a
 /// bounded body, and the request's id and peer.
-struct Prelude {
-    principal: Principal,
-    body: Bytes,
-    request_id: String,
-    peer: String,
+pub(super) struct Prelude {
+    pub(super) principal: Principal,
+    pub(super) body: Bytes,
+    pub(super) request_id: String,
+    pub(super) peer: String,
 }
 
-async fn prelude(
+pub(super) async fn prelude(
     state: &Arc<AppState>,
     req: Request,
     note: &mut AuditNote,
@@ -199,7 +199,7 @@ async fn prelude(
     })
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,

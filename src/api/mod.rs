@@ -1,8 +1,10 @@
 //! HTTP routes: EST under `/.well-known/est/`, with the request-id and audit layer.
 
 pub mod bulk;
+pub mod certs;
 mod error;
 mod est;
+pub mod health;
 mod json;
 pub use json::zip_response;
 pub mod session;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub login_throttle: crate::auth::Throttle,
     /// Bulk requests and their workers.
     pub jobs: Arc<crate::jobs::JobService>,
+    /// Revocation, the CRL and OCSP (when `revocation.listen` is set).
+    pub revocation: Option<Arc<crate::revocation::RevocationService>>,
 }
 
 /// What a handler learned, for the audit layer (a response extension).
@@ -77,7 +81,15 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/.well-known/est/{label}/{op}", any(est::with_label))
         .route(
             "/api/v1/certificates",
-            axum::routing::post(json::certificates),
+            axum::routing::post(json::certificates).get(certs::list),
+        )
+        .route(
+            "/api/v1/certificates/{serial}",
+            axum::routing::get(certs::show),
+        )
+        .route(
+            "/api/v1/certificates/{serial}/revoke",
+            axum::routing::post(certs::revoke),
         )
         .route(
             "/api/v1/certificates/csr",
@@ -127,7 +139,7 @@ async fn not_found(req: Request) -> Response {
     resp
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -168,7 +180,23 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
     }
     let status = resp.status();
     let note = resp.extensions().get::<AuditNote>().cloned();
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    let elapsed_us = took.as_micros() as u64;
+    {
+        // series names from fixed sets only: a path cannot make new ones
+        let (op, label) = match &note {
+            Some(n) if !n.operation.is_empty() => (
+                n.operation.as_str(),
+                match n.label.as_deref() {
+                    None | Some("") => "",
+                    Some(l) if state.templates.get(Some(l)).is_some() => l,
+                    Some(_) => "unknown",
+                },
+            ),
+            _ => ("other", ""),
+        };
+        crate::metrics::metrics().request(op, label, status.as_u16(), took);
+    }
     match &note {
         Some(n) => tracing::info!(
             request_id = %id,

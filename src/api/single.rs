@@ -150,9 +150,9 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             400,
             m,
         ),
-        EnrollError::Unauthorized(m) | EnrollError::ReenrollMismatch(m) => {
-            SingleError::new(Field::General, 403, m)
-        }
+        EnrollError::Unauthorized(m)
+        | EnrollError::ReenrollMismatch(m)
+        | EnrollError::Revoked(m) => SingleError::new(Field::General, 403, m),
         EnrollError::Ca { cn, detail } => SingleError {
             detail: Some(detail),
             ..SingleError::new(Field::General, 500, crate::enroll::ca_failure_message(&cn))

@@ -275,6 +275,20 @@ fn write_public(path: &Path, text: &str) -> Result<(), CaError> {
     write_new(path, text, 0o644)
 }
 
+/// Writes `text` over `path` (or creates it) all at once: a new file beside it, synced, then
+/// renamed, so a reader sees the old content or the new, never half. `private`: mode 0600.
+pub fn replace_file(path: &Path, text: &str, private: bool) -> Result<(), CaError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".new-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, text, if private { 0o600 } else { 0o644 })?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        files_err(path, e)
+    })
+}
+
 /// Writes a secret: created new (never overwriting), mode 0600 from the start.
 pub fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
     write_new(path, text, 0o600)

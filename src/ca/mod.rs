@@ -4,6 +4,8 @@
 //! root, issuing CA and TLS certificate on first start.
 
 pub mod devpki;
+pub mod import;
+pub mod ocsp;
 pub mod seal;
 
 use std::time::{Duration, SystemTime};
@@ -46,6 +48,22 @@ pub struct IssuanceRequest {
     pub validity: Duration,
     pub key_usage: Vec<KeyUsagePurpose>,
     pub extended_key_usage: Vec<ExtendedKeyUsagePurpose>,
+    /// Where relying parties find revocation: the CRL's URL (CRL Distribution Points) and
+    /// the OCSP responder's (Authority Information Access).
+    pub crl_url: Option<String>,
+    pub ocsp_url: Option<String>,
+    /// A delegated OCSP responder's certificate: `id-pkix-ocsp-nocheck` (RFC 6960 §4.2.2.2.1).
+    pub ocsp_no_check: bool,
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    /// Serial number, lower-case hex (as stored).
+    pub serial: String,
+    pub at: SystemTime,
+    /// RFC 5280 `CRLReason` code.
+    pub reason: u8,
 }
 
 /// A freshly signed certificate.
@@ -63,6 +81,16 @@ pub trait Issuer: Send + Sync {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError>;
     /// The chain EST clients receive from `/cacerts`: issuing CA first, root last.
     fn chain(&self) -> &[Vec<u8>];
+    /// A CRL listing `revoked`, signed by the issuing CA.
+    fn crl(
+        &self,
+        revoked: &[RevokedEntry],
+        number: u64,
+        this_update: SystemTime,
+        next_update: SystemTime,
+    ) -> Result<Vec<u8>, CaError>;
+    /// Whether the CA can issue right now: its certificate is valid and its key signs.
+    fn check_key(&self) -> Result<(), CaError>;
     /// For the wiring code to reach an implementation's extras (the local key).
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -72,6 +100,8 @@ pub struct LocalIssuer {
     issuer: rcgen::Issuer<'static, KeyPair>,
     chain: Vec<Vec<u8>>,
     ca_not_after: SystemTime,
+    /// How the CA's key identifier is made (for the CRL's Authority Key Identifier).
+    key_identifier_method: KeyIdMethod,
 }
 
 impl std::fmt::Debug for LocalIssuer {
@@ -81,6 +111,8 @@ impl std::fmt::Debug for LocalIssuer {
 }
 
 const SAN_OID: &[u64] = &[2, 5, 29, 17];
+const AIA_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+const OCSP_NOCHECK_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 const SKI_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 
 impl LocalIssuer {
@@ -117,6 +149,7 @@ impl LocalIssuer {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_not_after = tbs.validity().not_after.to_system_time();
         Ok(Self {
+            key_identifier_method: params.key_identifier_method.clone(),
             issuer: rcgen::Issuer::new(params, key),
             chain,
             ca_not_after,
@@ -213,6 +246,42 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The bytes of lower- or upper-case hex (an even number of digits).
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// RFC 5280 reason code → rcgen's (unknown codes and `removeFromCRL` as unspecified).
+fn revocation_reason(code: u8) -> Option<rcgen::RevocationReason> {
+    use rcgen::RevocationReason as R;
+    Some(match code {
+        1 => R::KeyCompromise,
+        2 => R::CaCompromise,
+        3 => R::AffiliationChanged,
+        4 => R::Superseded,
+        5 => R::CessationOfOperation,
+        6 => R::CertificateHold,
+        9 => R::PrivilegeWithdrawn,
+        10 => R::AaCompromise,
+        _ => return None,
+    })
+}
+
+/// The DER content of an Authority Information Access extension naming one OCSP responder.
+fn aia_ocsp(url: &str) -> Vec<u8> {
+    use ocsp::tlv;
+    // AccessDescription { id-ad-ocsp, uniformResourceIdentifier [6] IA5String }
+    let mut desc = vec![0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    desc.extend_from_slice(&tlv(0x86, url.as_bytes()));
+    tlv(0x30, &tlv(0x30, &desc))
+}
+
 impl Issuer for LocalIssuer {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError> {
         let serial = random_serial()?;
@@ -241,6 +310,24 @@ impl Issuer for LocalIssuer {
             ext.set_criticality(*critical || req.subject.is_empty());
             params.custom_extensions.push(ext);
         }
+        if let Some(url) = &req.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
+        if let Some(url) = &req.ocsp_url {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(AIA_OID, aia_ocsp(url)));
+        }
+        if req.ocsp_no_check {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    OCSP_NOCHECK_OID,
+                    vec![0x05, 0x00],
+                ));
+        }
         let key = RequestKey {
             alg: spki_algorithm(req.key_type),
             raw: &req.public_key,
@@ -268,6 +355,54 @@ impl Issuer for LocalIssuer {
 
     fn chain(&self) -> &[Vec<u8>] {
         &self.chain
+    }
+
+    fn crl(
+        &self,
+        revoked: &[RevokedEntry],
+        number: u64,
+        this_update: SystemTime,
+        next_update: SystemTime,
+    ) -> Result<Vec<u8>, CaError> {
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for r in revoked {
+            let serial = unhex(&r.serial).ok_or_else(|| {
+                CaError::Signing(format!("stored serial {:?} is not hex", r.serial))
+            })?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial),
+                revocation_time: r.at.into(),
+                reason_code: revocation_reason(r.reason),
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: this_update.into(),
+            next_update: next_update.into(),
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: self.key_identifier_method.clone(),
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(|e| CaError::Signing(e.to_string()))?;
+        Ok(crl.der().to_vec())
+    }
+
+    fn check_key(&self) -> Result<(), CaError> {
+        use rcgen::SigningKey;
+        if SystemTime::now() >= self.ca_not_after {
+            return Err(CaError::Signing(format!(
+                "the issuing CA certificate expired at {}",
+                crate::model::timestamp(self.ca_not_after)
+            )));
+        }
+        self.issuer
+            .key()
+            .sign(b"estd readiness check")
+            .map(|_| ())
+            .map_err(|e| CaError::Signing(e.to_string()))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -339,6 +474,9 @@ mod tests {
             validity: Duration::from_secs(86_400),
             key_usage: vec![KeyUsagePurpose::DigitalSignature],
             extended_key_usage: vec![ExtendedKeyUsagePurpose::ClientAuth],
+            crl_url: None,
+            ocsp_url: None,
+            ocsp_no_check: false,
         }
     }
 

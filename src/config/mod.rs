@@ -30,6 +30,8 @@ const SECTIONS: &[&str] = &[
     "bootstrap",
     "pack",
     "jobs",
+    "revocation",
+    "metrics",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,42 @@ pub struct RawConfig {
     pub pack: RawPack,
     pub portal: RawPortal,
     pub jobs: RawJobs,
+    pub revocation: RawRevocation,
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRevocation {
+    pub listen: String,
+    pub base_url: String,
+    pub crl_validity_hours: u64,
+    pub ocsp_validity_minutes: u64,
+}
+
+impl Default for RawRevocation {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8081".into(),
+            base_url: String::new(),
+            crl_validity_hours: 24,
+            ocsp_validity_minutes: 60,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9187".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +196,8 @@ impl Default for RawConfig {
             pack: RawPack::default(),
             portal: RawPortal::default(),
             jobs: RawJobs::default(),
+            revocation: RawRevocation::default(),
+            metrics: RawMetrics::default(),
         }
     }
 }
@@ -328,6 +368,15 @@ pub struct Config {
     pub eap_server_chain: Option<PathBuf>,
     /// Portal sessions end after this long without a request.
     pub session_idle: Duration,
+    /// The plain-HTTP listener for the CRL and OCSP (none: neither is served, and
+    /// certificates name neither).
+    pub revocation_listen: Option<SocketAddr>,
+    /// The URL certificates name for it (default: `http://` + the bound address).
+    pub revocation_base_url: Option<String>,
+    pub crl_validity: Duration,
+    pub ocsp_validity: Duration,
+    /// The plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` (none: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -540,7 +589,53 @@ impl TryFrom<RawConfig> for Config {
         if raw.bootstrap.admin_user.trim().is_empty() {
             return Err(bad("bootstrap.admin_user", "must not be empty"));
         }
+        let optional_addr = |key: &str, v: &str| -> Result<Option<SocketAddr>, ConfigError> {
+            if v.trim().is_empty() {
+                return Ok(None);
+            }
+            v.trim().parse().map(Some).map_err(|_| {
+                bad(
+                    key,
+                    format!("{v:?} is not an address:port (or \"\" for off)"),
+                )
+            })
+        };
+        let revocation_listen = optional_addr("revocation.listen", &raw.revocation.listen)?;
+        let metrics_listen = optional_addr("metrics.listen", &raw.metrics.listen)?;
+        let base = raw.revocation.base_url.trim().trim_end_matches('/');
+        let revocation_base_url = if base.is_empty() {
+            None
+        } else if (base.starts_with("http://") || base.starts_with("https://"))
+            && base.len() > "http://".len()
+            && !base.contains(char::is_whitespace)
+        {
+            Some(base.to_string())
+        } else {
+            return Err(bad(
+                "revocation.base_url",
+                format!("{base:?} is not an http:// URL"),
+            ));
+        };
+        let hours = raw.revocation.crl_validity_hours;
+        if !(1..=24 * 31).contains(&hours) {
+            return Err(bad(
+                "revocation.crl_validity_hours",
+                format!("{hours} is out of range (1 to 744)"),
+            ));
+        }
+        let minutes = raw.revocation.ocsp_validity_minutes;
+        if !(1..=7 * 24 * 60).contains(&minutes) {
+            return Err(bad(
+                "revocation.ocsp_validity_minutes",
+                format!("{minutes} is out of range (1 to 10080)"),
+            ));
+        }
         Ok(Config {
+            revocation_listen,
+            revocation_base_url,
+            crl_validity: Duration::from_secs(hours * 3600),
+            ocsp_validity: Duration::from_secs(minutes * 60),
+            metrics_listen,
             listen,
             tls_cert,
             tls_key,
@@ -697,6 +792,17 @@ mod tests {
             );
             jail.set_env("ESTD_LISTEN", "127.0.0.1:9443");
             assert_eq!(load_in_jail(jail).unwrap().listen.port(), 9443);
+            // the plain-HTTP listeners: on by default, "" turns them off
+            assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9187));
+            jail.set_env("ESTD_REVOCATION_LISTEN", "");
+            jail.set_env("ESTD_METRICS_LISTEN", "");
+            jail.set_env("ESTD_REVOCATION_BASE_URL", "http://pki.example.com:8080/");
+            let c = load_in_jail(jail).unwrap();
+            assert_eq!((c.revocation_listen, c.metrics_listen), (None, None));
+            assert_eq!(
+                c.revocation_base_url.as_deref(),
+                Some("http://pki.example.com:8080")
+            );
             Ok(())
         });
     }
@@ -723,6 +829,27 @@ mod tests {
             ("ESTD_DATABASE_URL", "mysql://x", "database.url"),
             ("ESTD_LOG_FORMAT", "xml", "log.format"),
             ("ESTD_COLOUR", "blue", "colour"),
+            (
+                "ESTD_REVOCATION_LISTEN",
+                "everywhere",
+                "revocation.listen: \"everywhere\" is not an address:port",
+            ),
+            (
+                "ESTD_REVOCATION_BASE_URL",
+                "ldap://x",
+                "revocation.base_url: \"ldap://x\" is not an http:// URL",
+            ),
+            (
+                "ESTD_REVOCATION_CRL_VALIDITY_HOURS",
+                "0",
+                "revocation.crl_validity_hours: 0 is out of range",
+            ),
+            (
+                "ESTD_REVOCATION_OCSP_VALIDITY_MINUTES",
+                "99999",
+                "revocation.ocsp_validity_minutes: 99999 is out of range",
+            ),
+            ("ESTD_METRICS_LISTEN", ":9", "metrics.listen"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(var, value);

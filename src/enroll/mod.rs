@@ -33,6 +33,9 @@ pub enum EnrollError {
     /// The CA failed to sign. `Display` is the portal FAQ's text with the CN.
     #[error("{}", ca_failure_message(.cn))]
     Ca { cn: String, detail: String },
+    /// A revoked certificate cannot be renewed, nor its key certified again.
+    #[error("{0}")]
+    Revoked(String),
     #[error("store error: {0}")]
     Store(#[from] StoreError),
     /// The bulk job was cancelled while the row was being signed: nothing was recorded.
@@ -125,6 +128,9 @@ pub struct EnrollService {
     /// credential cache only): a device enrolling many times a second does not read its
     /// user row each time. A password changed elsewhere counts within that second.
     recent_users: std::sync::Mutex<std::collections::HashMap<String, (UserRecord, Instant)>>,
+    /// Where issued certificates point relying parties for revocation.
+    revocation_urls: crate::revocation::Urls,
+    revoked_keys: Arc<RevokedKeys>,
 }
 
 /// How long a user record read for Basic authentication is reused.
@@ -150,7 +156,19 @@ impl EnrollService {
             sealer: None,
             credentials: None,
             recent_users: std::sync::Mutex::new(std::collections::HashMap::new()),
+            revocation_urls: crate::revocation::Urls::default(),
+            revoked_keys: Arc::new(RevokedKeys::default()),
         }
+    }
+
+    /// Names the CRL and OCSP URLs in the certificates of templates that want them.
+    pub fn with_revocation_urls(mut self, urls: crate::revocation::Urls) -> Self {
+        self.revocation_urls = urls;
+        self
+    }
+
+    pub fn revoked_keys(&self) -> &Arc<RevokedKeys> {
+        &self.revoked_keys
     }
 
     /// Remembers verified Basic credentials for `ttl` (see `auth::CredentialCache`).
@@ -265,6 +283,13 @@ impl EnrollService {
                 "the client certificate (serial {serial}) was not issued by this server"
             ))
         })?;
+        if let Some(r) = self.store.find_revocation(&serial).await? {
+            return Err(EnrollError::Revoked(format!(
+                "the client certificate (serial {serial}) was revoked at {} ({}); it cannot be renewed",
+                r.revoked_at,
+                crate::revocation::reason_name(r.reason)
+            )));
+        }
         let user = self
             .store
             .find_user(&record.requester)
@@ -307,6 +332,14 @@ impl EnrollService {
             name: &principal.name,
             is_admin: self.is_admin(principal),
         };
+        if let Some(serial) = self
+            .revoked_keys
+            .serial_for(&public_key_fingerprint(&csr.public_key))
+        {
+            return Err(EnrollError::Revoked(format!(
+                "the key of this request belongs to the revoked certificate {serial}; make a new key"
+            )));
+        }
         let approved = template.evaluate(
             csr,
             &requester,
@@ -514,6 +547,13 @@ impl EnrollService {
             validity: template.validity,
             key_usage: template.key_usage.clone(),
             extended_key_usage: template.extended_key_usage.clone(),
+            crl_url: self
+                .revocation_urls
+                .crl
+                .clone()
+                .filter(|_| template.crl_distribution_point),
+            ocsp_url: self.revocation_urls.ocsp.clone().filter(|_| template.ocsp),
+            ocsp_no_check: false,
         };
         let subject = csr.subject_text();
         let san_text = san_text(san);
@@ -597,6 +637,7 @@ impl EnrollService {
             };
             match stored {
                 Ok(()) => {
+                    crate::metrics::metrics().issued();
                     tracing::info!(
                         request_id = %meta.request_id,
                         serial = %cert.serial,
@@ -666,6 +707,37 @@ fn san_text(entries: &[SanEntry]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// SHA-256 of a public key's bits (a CSR's, a certificate's): which keys were revoked.
+pub fn public_key_fingerprint(public_key: &[u8]) -> String {
+    crate::ca::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key).as_ref())
+}
+
+/// The keys of revoked certificates (kept by the revocation service): no new certificate
+/// for them.
+#[derive(Debug, Default)]
+pub struct RevokedKeys(std::sync::RwLock<std::collections::HashMap<String, String>>);
+
+impl RevokedKeys {
+    /// The serial of a revoked certificate with this key, if any.
+    pub fn serial_for(&self, fingerprint: &str) -> Option<String> {
+        self.0.read().ok()?.get(fingerprint).cloned()
+    }
+
+    pub fn insert(&self, fingerprint: String, serial: String) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(fingerprint, serial);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.read().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// SHA-256 of the key type and public key: identifies a client's repeated request.

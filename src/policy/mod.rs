@@ -76,6 +76,10 @@ struct RawTemplate {
     domain: Option<String>,
     #[serde(default)]
     pkcs12_legacy: bool,
+    #[serde(default = "yes")]
+    crl_distribution_point: bool,
+    #[serde(default = "yes")]
+    ocsp: bool,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -204,6 +208,11 @@ pub struct Template {
     /// PKCS#12 downloads with 3DES and a SHA-1 MAC (old device importers) instead of
     /// AES-256 and SHA-256.
     pub pkcs12_legacy: bool,
+    /// Certificates name the CRL's URL (CRL Distribution Points), when estd serves one.
+    pub crl_distribution_point: bool,
+    /// Certificates name the OCSP responder (Authority Information Access), when estd runs
+    /// one.
+    pub ocsp: bool,
 }
 
 /// A request the template accepts: the SAN the certificate gets, and whether it waits.
@@ -569,6 +578,8 @@ impl Template {
             fill_missing: raw.fill_missing,
             domain: raw.domain,
             pkcs12_legacy: raw.pkcs12_legacy,
+            crl_distribution_point: raw.crl_distribution_point,
+            ocsp: raw.ocsp,
         })
     }
 }

@@ -48,6 +48,7 @@ tr.failed td{background:#fdf3f2}
 textarea[readonly]{background:#f8f9fa}
 input[type=checkbox]{width:auto}
 .banner.ok{background:#e8f5e9;border:1px solid #b9dfbc;color:#1e4620}
+form.revoke{display:flex;gap:.3rem;align-items:center;margin:0}form.revoke select,form.revoke button{width:auto;padding:.2rem .4rem}
 button.primary{background:#12395c;color:#fff;border:0;border-radius:4px;padding:.6rem 1.4rem;font:inherit;cursor:pointer}
 button.primary:hover{background:#0d2a45}
 @media (max-width:600px){header{padding:.5rem}main{margin:1rem auto}details.menu .items{right:auto;left:0}}
@@ -94,6 +95,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                                     a href="/portal/bulk" { "generate bulk certificates" }
                                     a href="/portal/test" { "request a test certificate (MDM connector)" }
                                     a href="/portal/requests" { @if v.admin { "see recent requests" } @else { "see my recent requests" } }
+                                    a href="/portal/certificates" { @if v.admin { "see and revoke certificates" } @else { "see and revoke my certificates" } }
                                 }
                             }
                             details.menu.account {
@@ -516,6 +518,81 @@ pub fn requests(
                                 td { (e.principal.as_deref().unwrap_or("-")) }
                                 td { (e.status) }
                                 td { (e.reason.as_deref().or(e.serial.as_deref()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(title, Some(viewer), body)
+}
+
+/// The certificates page: search, and a revoke form under each certificate not revoked.
+pub fn certificates(
+    viewer: &Viewer<'_>,
+    q: &crate::api::certs::ListQuery,
+    list: &[(
+        crate::store::CertRecord,
+        Option<crate::store::RevocationRecord>,
+    )],
+    now: &str,
+    banner: Option<(bool, &str)>,
+) -> Markup {
+    let title = "Certificates";
+    let body = html! {
+        h1 { (title) }
+        form.card method="get" action="/portal/certificates" {
+            (field(&Vec::new(), "q", "Subject, SAN or serial contains", |_, id| text_input("q", &q.q, false, id, ""), None))
+            @if viewer.admin {
+                (field(&Vec::new(), "user", "Requested by (optional)", |_, id| text_input("user", &q.user, false, id, ""), None))
+            }
+            (field(&Vec::new(), "template", "Template (optional)", |_, id| text_input("template", &q.template, false, id, ""), None))
+            div.field {
+                label for="status" { "Status" }
+                select id="status" name="status" {
+                    @for (v, l) in [("", "any"), ("valid", "valid"), ("revoked", "revoked"), ("expired", "expired")] {
+                        option value=(v) selected[q.status == v] { (l) }
+                    }
+                }
+            }
+            button.primary type="submit" { "Search" }
+        }
+        @if let Some((ok, text)) = banner {
+            @if ok { div.banner.ok role="status" id="revoked-banner" { (text) } }
+            @else { div.banner.error role="alert" { (text) } }
+        }
+        @if list.is_empty() {
+            p id="no-certificates" { "No certificates match." }
+        } @else {
+            div.scroll {
+                table id="certificates" {
+                    thead { tr { th { "Serial" } th { "Subject" } th { "SAN" } th { "Template" } th { "Requested by" } th { "Valid until (UTC)" } th { "Status" } th { "Revoke" } } }
+                    tbody {
+                        @for (c, r) in list {
+                            @let status = crate::api::certs::status_text(c, r.as_ref(), now);
+                            tr.failed[r.is_some()] data-serial=(c.serial) {
+                                td { code { (c.serial) } }
+                                td { (c.subject) }
+                                td { (if c.san.is_empty() { "-" } else { &c.san }) }
+                                td { (c.template) }
+                                td { (c.requester) }
+                                td { (c.not_after.get(..19).unwrap_or(&c.not_after).replace('T', " ")) }
+                                td.status {
+                                    (status)
+                                    @if let Some(r) = r { " (" (crate::revocation::reason_name(r.reason)) ")" }
+                                }
+                                td {
+                                    @if r.is_none() {
+                                        form.revoke method="post" action=(format!("/portal/certificates/{}/revoke", c.serial)) {
+                                            input type="hidden" name="csrf" value=(viewer.csrf);
+                                            select name="reason" aria-label="Reason" {
+                                                @for (name, _) in crate::revocation::REASONS { option value=(name) { (name) } }
+                                            }
+                                            button type="submit" { "Revoke" }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }

@@ -13,6 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -41,14 +42,61 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
 }
 
-/// The rustls configuration: our chain and key; client certificates optional, and when
-/// sent, verified against `client_roots` (the issuing CA and the root, since devices often
-/// send only their leaf).
+/// The server certificate, replaceable while running (`reload` on SIGHUP): new handshakes
+/// use the new one, established connections keep theirs.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ReloadableCert {
+    fn certified(
+        provider: &rustls::crypto::CryptoProvider,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<CertifiedKey>, ServerError> {
+        let ck = CertifiedKey::from_der(chain, key, provider)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        Ok(Arc::new(ck))
+    }
+
+    /// Replaces the certificate and key (checked to belong together first).
+    pub fn reload(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), ServerError> {
+        let ck = Self::certified(&self.provider, chain, key)?;
+        let mut current = self
+            .current
+            .write()
+            .map_err(|_| ServerError::Tls("certificate lock poisoned".into()))?;
+        *current = ck;
+        Ok(())
+    }
+
+    /// The leaf certificate served now.
+    pub fn leaf(&self) -> Option<Vec<u8>> {
+        let current = self.current.read().ok()?;
+        current.cert.first().map(|c| c.to_vec())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// The rustls configuration: our chain and key (reloadable); client certificates optional,
+/// and when sent, verified against `client_roots` (the issuing CA and the root, since
+/// devices often send only their leaf).
 pub fn tls_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: &[Vec<u8>],
-) -> Result<Arc<ServerConfig>, ServerError> {
+) -> Result<(Arc<ServerConfig>, Arc<ReloadableCert>), ServerError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for der in client_roots {
@@ -60,17 +108,20 @@ pub fn tls_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let cert = Arc::new(ReloadableCert {
+        current: std::sync::RwLock::new(ReloadableCert::certified(&provider, chain, key)?),
+        provider: provider.clone(),
+    });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ServerError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+        .with_cert_resolver(cert.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // TLS 1.2 only with the extended master secret (RFC 7627): without it the exporter used
     // for channel binding is not unique to the connection.
     config.require_ems = true;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), cert))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits
@@ -82,7 +133,34 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let acceptor = TlsAcceptor::from(tls);
+    serve_with(
+        listener,
+        Some(TlsAcceptor::from(tls)),
+        router,
+        limits,
+        shutdown,
+    )
+    .await
+}
+
+/// The same over plain HTTP/1.1 (the CRL and OCSP, metrics and health checks), with the same
+/// limits.
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    serve_with(listener, None, router, limits, shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -122,13 +200,24 @@ pub async fn serve(
         let handshake_timeout = limits.handshake_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            let Some(acceptor) = acceptor else {
+                let info = ConnInfo {
+                    peer,
+                    client_chain: None,
+                    exporter: None,
+                };
+                serve_connection(&http, tcp, info, router, watcher).await;
+                return;
+            };
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    crate::metrics::metrics().tls_handshake_failed();
                     tracing::info!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    crate::metrics::metrics().tls_handshake_failed();
                     tracing::info!(%peer, "TLS handshake timed out");
                     return;
                 }
@@ -150,14 +239,7 @@ pub async fn serve(
                 client_chain,
                 exporter,
             };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(&http, stream, info, router, watcher).await;
         });
     }
     drop(listener);
@@ -169,4 +251,25 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// One connection (TLS or plain), each request carrying the connection's facts.
+async fn serve_connection<S>(
+    http: &auto::Builder<TokioExecutor>,
+    stream: S,
+    info: ConnInfo,
+    router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }

@@ -54,6 +54,57 @@ pub struct CertRecord {
 }
 
 /// A portal session. The id itself is never stored: `id_hash` is its SHA-256.
+/// A certificate's revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    pub serial: String,
+    pub revoked_at: String,
+    /// RFC 5280 `CRLReason` code.
+    pub reason: u8,
+    pub revoked_by: String,
+    /// `crate::enroll::public_key_fingerprint` of the certificate's key.
+    pub key_fingerprint: String,
+}
+
+/// Which certificates a listing wants (every given condition must hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertFilter {
+    pub requester: Option<String>,
+    pub template: Option<String>,
+    pub status: Option<CertStatus>,
+    /// Part of the subject, SAN or serial (case-insensitive).
+    pub text: Option<String>,
+    /// For `Valid`/`Expired`: compared with `not_after`.
+    pub now: String,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "valid" => Self::Valid,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id_hash: String,
@@ -203,6 +254,25 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn find_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError>;
     async fn certificate_count(&self) -> Result<u64, StoreError>;
+    /// Certificates matching `filter`, newest first, each with its revocation if any.
+    async fn list_certificates(
+        &self,
+        filter: &CertFilter,
+    ) -> Result<Vec<(CertRecord, Option<RevocationRecord>)>, StoreError>;
+    async fn find_revocation(&self, serial: &str) -> Result<Option<RevocationRecord>, StoreError>;
+    /// Records a revocation and its audit row in one transaction. False when the
+    /// certificate was already revoked (nothing written).
+    async fn revoke_certificate(
+        &self,
+        r: &RevocationRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Every revocation, oldest first (for the CRL).
+    async fn revocations(&self) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// Bulk jobs by state, for the metrics.
+    async fn job_states(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
     async fn record_audit(&self, audit: &AuditEvent) -> Result<(), StoreError>;
     /// The latest audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;

@@ -8,8 +8,9 @@ macro_rules! sql_store {
         use sqlx::Row;
 
         use super::{
-            AuditEvent, CertRecord, JobClaim, JobCounts, JobItem, JobRecord, PendingRecord,
-            PendingState, SessionRecord, Store, StoreError, UserRecord, timestamp,
+            AuditEvent, CertFilter, CertRecord, CertStatus, JobClaim, JobCounts, JobItem,
+            JobRecord, PendingRecord, PendingState, RevocationRecord, SessionRecord, Store,
+            StoreError, UserRecord, timestamp,
         };
 
         fn unique(e: sqlx::Error, what: &str) -> StoreError {
@@ -190,26 +191,120 @@ impl Store for $store {
     }
 
     async fn find_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates c WHERE serial = $1"
+        ))
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(cert_row))
+    }
+
+    async fn list_certificates(
+        &self,
+        f: &CertFilter,
+    ) -> Result<Vec<(CertRecord, Option<RevocationRecord>)>, StoreError> {
+        // fixed SQL; an absent condition is a NULL parameter that matches everything
+        let status = f.status.map(CertStatus::as_str);
+        let text = f
+            .text
+            .as_ref()
+            .map(|t| format!("%{}%", t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let rows = sqlx::query(&format!(
+            "SELECT {CERT_COLUMNS}, r.revoked_at, r.reason, r.revoked_by, r.key_fingerprint
+             FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+             WHERE ($1 IS NULL OR c.requester = $1)
+               AND ($2 IS NULL OR c.template = $2)
+               AND ($3 IS NULL
+                    OR ($3 = 'revoked' AND r.serial IS NOT NULL)
+                    OR ($3 = 'valid' AND r.serial IS NULL AND c.not_after > $4)
+                    OR ($3 = 'expired' AND r.serial IS NULL AND c.not_after <= $4))
+               AND ($5 IS NULL OR LOWER(c.subject) LIKE $5 ESCAPE '\\'
+                    OR LOWER(c.san) LIKE $5 ESCAPE '\\' OR c.serial LIKE $5 ESCAPE '\\')
+             ORDER BY c.issued_at DESC, c.serial LIMIT $6"
+        ))
+        .bind(&f.requester)
+        .bind(&f.template)
+        .bind(status)
+        .bind(&f.now)
+        .bind(text)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let cert = cert_row(r);
+                let revoked = r.get::<Option<String>, _>(11).map(|at| RevocationRecord {
+                    serial: cert.serial.clone(),
+                    revoked_at: at,
+                    reason: reason_code(r.get::<Option<i64>, _>(12).unwrap_or(0)),
+                    revoked_by: r.get::<Option<String>, _>(13).unwrap_or_default(),
+                    key_fingerprint: r.get::<Option<String>, _>(14).unwrap_or_default(),
+                });
+                (cert, revoked)
+            })
+            .collect())
+    }
+
+    async fn find_revocation(
+        &self,
+        serial: &str,
+    ) -> Result<Option<RevocationRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description
-             FROM certificates WHERE serial = $1",
+            "SELECT serial, revoked_at, reason, revoked_by, key_fingerprint FROM revocations WHERE serial = $1",
         )
         .bind(serial)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| CertRecord {
-            serial: r.get(0),
-            subject: r.get(1),
-            san: r.get(2),
-            template: r.get(3),
-            requester: r.get(4),
-            operation: r.get(5),
-            not_before: r.get(6),
-            not_after: r.get(7),
-            issued_at: r.get(8),
-            der: r.get(9),
-            description: r.get(10),
-        }))
+        Ok(row.as_ref().map(revocation_row))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        rev: &RevocationRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO revocations (serial, revoked_at, reason, revoked_by, key_fingerprint)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&rev.serial)
+        .bind(&rev.revoked_at)
+        .bind(i64::from(rev.reason))
+        .bind(&rev.revoked_by)
+        .bind(&rev.key_fingerprint)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn revocations(&self) -> Result<Vec<RevocationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, reason, revoked_by, key_fingerprint FROM revocations ORDER BY revoked_at, serial",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(revocation_row).collect())
+    }
+
+    async fn job_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn certificate_count(&self) -> Result<u64, StoreError> {
@@ -654,6 +749,38 @@ fn audit_row(r: &$row) -> AuditEvent {
         status: u16::try_from(r.get::<i64, _>(7)).unwrap_or(0),
         reason: r.get(8),
         serial: r.get(9),
+    }
+}
+
+const CERT_COLUMNS: &str = "c.serial, c.subject, c.san, c.template, c.requester, c.operation, c.not_before, c.not_after, c.issued_at, c.der, c.description";
+
+fn cert_row(r: &$row) -> CertRecord {
+    CertRecord {
+        serial: r.get(0),
+        subject: r.get(1),
+        san: r.get(2),
+        template: r.get(3),
+        requester: r.get(4),
+        operation: r.get(5),
+        not_before: r.get(6),
+        not_after: r.get(7),
+        issued_at: r.get(8),
+        der: r.get(9),
+        description: r.get(10),
+    }
+}
+
+fn reason_code(n: i64) -> u8 {
+    u8::try_from(n).unwrap_or(0)
+}
+
+fn revocation_row(r: &$row) -> RevocationRecord {
+    RevocationRecord {
+        serial: r.get(0),
+        revoked_at: r.get(1),
+        reason: reason_code(r.get(2)),
+        revoked_by: r.get(3),
+        key_fingerprint: r.get(4),
     }
 }
 

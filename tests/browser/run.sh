@@ -14,7 +14,7 @@ WORK=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-export ESTD_DATA_DIR="$WORK" ESTD_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates"
+export ESTD_DATA_DIR="$WORK" ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$ROOT/conf/templates"
 "$ESTD_BIN" serve >"$WORK/stdout" 2>"$WORK/stderr" &
 PID=$!
 PORT=""

@@ -52,6 +52,18 @@ impl TestServer {
         format!("https://localhost:{}{path}", addr.port())
     }
 
+    /// On the plain-HTTP CRL and OCSP listener.
+    pub fn revocation_url(&self, path: &str) -> String {
+        let addr = self.running.as_ref().and_then(|r| r.revocation_addr);
+        format!("http://{}{path}", addr.expect("revocation listener"))
+    }
+
+    /// On the plain-HTTP metrics and health listener.
+    pub fn metrics_url(&self, path: &str) -> String {
+        let addr = self.running.as_ref().and_then(|r| r.metrics_addr);
+        format!("http://{}{path}", addr.expect("metrics listener"))
+    }
+
     pub fn root_pem(&self) -> Vec<u8> {
         std::fs::read(self.dir.path().join("certs/root-ca.pem")).expect("root")
     }
@@ -85,12 +97,17 @@ pub fn test_config_with(dir: &std::path::Path, extra: &str, more: &[&str]) -> Co
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {:?}\n{limits}[log]\nfilter = \"warn\"\n{extra}",
         dir.display().to_string(),
         templates.display().to_string(),
-        // a test that sets limits of its own writes the whole [limits] table
-        limits = if extra.contains("[limits]") {
-            ""
-        } else {
-            "[limits]\nshutdown_grace_secs = 2\n"
-        }
+        // a test that sets limits of its own writes the whole [limits] table (the same for
+        // [revocation] and [metrics]: by default both listen on free ports)
+        limits = [
+            ("[limits]", "[limits]\nshutdown_grace_secs = 2\n"),
+            ("[revocation]", "[revocation]\nlisten = \"127.0.0.1:0\"\n"),
+            ("[metrics]", "[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+        ]
+        .iter()
+        .filter(|(table, _)| !extra.contains(table))
+        .map(|(_, text)| *text)
+        .collect::<String>()
     );
     Config::from_figment(Figment::new().merge(Toml::string(&toml))).expect("config")
 }
@@ -351,11 +368,31 @@ pub fn spawn_estd(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> (std::process::Child, u16) {
+    let (child, ports) = spawn_estd_ports(data, env, stderr);
+    (child, ports.est)
+}
+
+/// Where a spawned estd listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub est: u16,
+    pub revocation: Option<u16>,
+    pub metrics: Option<u16>,
+}
+
+/// `spawn_estd`, with the plain-HTTP listeners' ports too.
+pub fn spawn_estd_ports(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, Ports) {
     use std::io::{BufRead, BufReader};
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_estd"));
     cmd.arg("serve")
         .env("ESTD_DATA_DIR", data)
         .env("ESTD_LISTEN", "127.0.0.1:0")
+        .env("ESTD_REVOCATION_LISTEN", "127.0.0.1:0")
+        .env("ESTD_METRICS_LISTEN", "127.0.0.1:0")
         .env(
             "ESTD_EST_TEMPLATES_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates"),
@@ -371,13 +408,27 @@ pub fn spawn_estd(
         .spawn()
         .expect("estd");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port_after = |line: &str, prefix: &str| -> Option<u16> {
+        let rest = line.strip_prefix(prefix)?;
+        rest.split('/').next()?.parse().ok()
+    };
+    let (mut revocation, mut metrics) = (None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("estd listening on https://127.0.0.1:") {
-            let port = rest.split('/').next().unwrap().parse().unwrap();
+        revocation = revocation.or(port_after(&line, "estd revocation on http://127.0.0.1:"));
+        metrics = metrics.or(port_after(&line, "estd metrics on http://127.0.0.1:"));
+        // the EST line comes last
+        if let Some(est) = port_after(&line, "estd listening on https://127.0.0.1:") {
             // keep reading stdout so that the process never blocks on a full pipe
             std::thread::spawn(move || for _ in lines {});
-            return (child, port);
+            return (
+                child,
+                Ports {
+                    est,
+                    revocation,
+                    metrics,
+                },
+            );
         }
     }
     let _ = child.kill();

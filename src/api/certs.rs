@@ -1,0 +1,290 @@
+//! Issued certificates in the JSON API: list and search, show, revoke. Administrators see and
+//! revoke every certificate; others only those they requested (another's is "not found").
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::json::{ApiError, err, finish, json_error, json_response, parse_json, prelude};
+use super::{AppState, AuditNote, RequestId};
+use crate::model::{ConnInfo, RequestMeta, timestamp};
+use crate::revocation::{RevokeError, reason_name};
+use crate::store::{CertFilter, CertRecord, CertStatus, RevocationRecord};
+
+/// At most this many certificates in one listing.
+pub const MAX_LISTED: u32 = 1000;
+
+/// `valid`, `revoked` or `expired` at `now` (a stored timestamp).
+pub fn status_text(c: &CertRecord, r: Option<&RevocationRecord>, now: &str) -> &'static str {
+    if r.is_some() {
+        CertStatus::Revoked.as_str()
+    } else if c.not_after.as_str() <= now {
+        CertStatus::Expired.as_str()
+    } else {
+        CertStatus::Valid.as_str()
+    }
+}
+
+pub fn cert_json(c: &CertRecord, r: Option<&RevocationRecord>, now: &str) -> serde_json::Value {
+    serde_json::json!({
+        "serial": c.serial,
+        "status": status_text(c, r, now),
+        "subject": c.subject,
+        "san": c.san,
+        "template": c.template,
+        "requester": c.requester,
+        "operation": c.operation,
+        "not_before": c.not_before,
+        "not_after": c.not_after,
+        "issued_at": c.issued_at,
+        "description": c.description,
+        "revocation": r.map(|r| serde_json::json!({
+            "revoked_at": r.revoked_at,
+            "reason": reason_name(r.reason),
+            "reason_code": r.reason,
+            "revoked_by": r.revoked_by,
+        })),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    pub user: String,
+    pub template: String,
+    pub status: String,
+    /// Part of the subject, SAN or serial.
+    pub q: String,
+    pub limit: Option<u32>,
+}
+
+/// The store filter a listing asks for; others than admins see their own only.
+pub fn filter_of(q: &ListQuery, viewer: &str, admin: bool) -> Result<CertFilter, String> {
+    let nonempty = |s: &str, max: usize| {
+        let t = s.trim();
+        (!t.is_empty()).then(|| t.chars().take(max).collect::<String>())
+    };
+    let status = match nonempty(&q.status, 16) {
+        None => None,
+        Some(s) => Some(
+            CertStatus::parse(&s)
+                .ok_or_else(|| format!("status {s:?}: expected valid, revoked or expired"))?,
+        ),
+    };
+    Ok(CertFilter {
+        requester: if admin {
+            nonempty(&q.user, 128)
+        } else {
+            Some(viewer.to_string())
+        },
+        template: nonempty(&q.template, 64),
+        status,
+        text: nonempty(&q.q, 128),
+        now: timestamp(std::time::SystemTime::now()),
+        limit: q.limit.unwrap_or(200).clamp(1, MAX_LISTED),
+    })
+}
+
+fn facts(req: &Request) -> (axum::http::HeaderMap, String, String) {
+    let peer = req
+        .extensions()
+        .get::<ConnInfo>()
+        .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    (req.headers().clone(), peer, id)
+}
+
+fn store_err(e: impl std::fmt::Display) -> ApiError {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal".into(),
+        "internal error: the certificate store is unavailable".into(),
+        Some(e.to_string()),
+    )
+}
+
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+    req: Request,
+) -> Response {
+    let (headers, peer, _) = facts(&req);
+    let principal = match super::json::authenticate(&state, &headers, &peer).await {
+        Ok(p) => p,
+        Err((status, code, message, _)) => return json_error(status, &code, &message),
+    };
+    let admin = state.enroll.is_admin(&principal);
+    let filter = match filter_of(&q, &principal.name, admin) {
+        Ok(f) => f,
+        Err(m) => return json_error(StatusCode::BAD_REQUEST, "bad_request", &m),
+    };
+    match state.store.list_certificates(&filter).await {
+        Ok(list) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "certificates": list
+                    .iter()
+                    .map(|(c, r)| cert_json(c, r.as_ref(), &filter.now))
+                    .collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "listing certificates");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error: the certificate store is unavailable",
+            )
+        }
+    }
+}
+
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(serial): Path<String>,
+    req: Request,
+) -> Response {
+    let (headers, peer, _) = facts(&req);
+    let principal = match super::json::authenticate(&state, &headers, &peer).await {
+        Ok(p) => p,
+        Err((status, code, message, _)) => return json_error(status, &code, &message),
+    };
+    let serial = normalize_serial(&serial);
+    let not_found = || {
+        json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no certificate with serial number {serial}"),
+        )
+    };
+    let found = match state.store.find_certificate(&serial).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "reading a certificate");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error: the certificate store is unavailable",
+            );
+        }
+    };
+    let Some(c) =
+        found.filter(|c| state.enroll.is_admin(&principal) || c.requester == principal.name)
+    else {
+        return not_found();
+    };
+    let r = state.store.find_revocation(&serial).await.ok().flatten();
+    let now = timestamp(std::time::SystemTime::now());
+    let mut v = cert_json(&c, r.as_ref(), &now);
+    v["pem"] = serde_json::Value::String(crate::est::pem("CERTIFICATE", &c.der));
+    json_response(StatusCode::OK, &v)
+}
+
+/// Serial numbers as stored: lower-case hex without separators.
+pub fn normalize_serial(s: &str) -> String {
+    s.trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .take(128)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(super) async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Path(serial): Path<String>,
+    req: Request,
+) -> Response {
+    let mut note = AuditNote {
+        operation: "revoke".into(),
+        ..AuditNote::default()
+    };
+    let result = revoke_inner(&state, &normalize_serial(&serial), req, &mut note).await;
+    finish(result, note)
+}
+
+async fn revoke_inner(
+    state: &Arc<AppState>,
+    serial: &str,
+    req: Request,
+    note: &mut AuditNote,
+) -> Result<Response, ApiError> {
+    let p = prelude(state, req, note).await?;
+    note.serial = Some(serial.to_string());
+    let body: RevokeBody = if p.body.iter().all(u8::is_ascii_whitespace) {
+        RevokeBody { reason: None }
+    } else {
+        parse_json(&p.body)?
+    };
+    let reason = match body.reason.as_deref() {
+        None => 0,
+        Some(r) => crate::revocation::parse_reason(r).ok_or_else(|| {
+            err(
+                StatusCode::BAD_REQUEST,
+                "reason",
+                format!(
+                    "unknown reason {r:?}: expected one of {}",
+                    crate::revocation::REASONS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?,
+    };
+    let service = state.revocation.as_ref().ok_or_else(|| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revocation_off",
+            "revocation is not enabled on this server (revocation.listen is empty)",
+        )
+    })?;
+    let meta = RequestMeta {
+        request_id: p.request_id.clone(),
+        peer: p.peer.clone(),
+        label: None,
+    };
+    let admin = state.enroll.is_admin(&p.principal);
+    match service
+        .revoke(&meta, serial, reason, &p.principal.name, admin)
+        .await
+    {
+        Ok((c, r)) => {
+            // the revocation wrote its own audit row
+            note.recorded = true;
+            note.label = Some(c.template.clone());
+            let now = timestamp(std::time::SystemTime::now());
+            Ok(json_response(
+                StatusCode::OK,
+                &cert_json(&c, Some(&r), &now),
+            ))
+        }
+        Err(e) => Err(revoke_error(e)),
+    }
+}
+
+pub fn revoke_error(e: RevokeError) -> ApiError {
+    match e {
+        e @ RevokeError::NotFound(_) => err(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        e @ RevokeError::AlreadyRevoked { .. } => {
+            err(StatusCode::CONFLICT, "already_revoked", e.to_string())
+        }
+        e @ RevokeError::Forbidden(_) => err(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+        RevokeError::Store(e) => store_err(e),
+    }
+}

@@ -267,13 +267,30 @@ await check('requests page: the failed test is listed with its reason', async ()
   await shot('requests');
 });
 
+await check('certificates page: search, then revoke one; the row says revoked with the reason', async () => {
+  await page.click('details.iwant summary');
+  await page.click('text=see and revoke my certificates');
+  await page.selectOption('#status', 'valid');
+  await page.click('button.primary');
+  const row = page.locator('#certificates tbody tr').first();
+  const serial = await row.getAttribute('data-serial');
+  expect(serial && /^[0-9a-f]+$/.test(serial), `a serial (${serial})`);
+  await row.locator('select[name=reason]').selectOption('keyCompromise');
+  await row.locator('button', { hasText: 'Revoke' }).click();
+  const banner = await page.textContent('#revoked-banner');
+  expect(banner.includes(`Certificate ${serial}`) && banner.includes('keyCompromise'), banner);
+  const status = await page.textContent(`tr[data-serial="${serial}"] td.status`);
+  expect(status.includes('revoked (keyCompromise)'), status);
+  await shot('certificates');
+});
+
 await check('the form is usable on a phone (375 px)', async () => {
   await page.setViewportSize({ width: 375, height: 740 });
   await page.goto(`${base}/portal/single`);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(width <= 375, `no horizontal scrolling (${width} px)`);
   await shot('single-phone');
-  for (const path of ['/portal/test', '/portal/requests?since=10m']) {
+  for (const path of ['/portal/test', '/portal/requests?since=10m', '/portal/certificates']) {
     await page.goto(`${base}${path}`);
     const w = await page.evaluate(() => document.documentElement.scrollWidth);
     expect(w <= 375, `${path}: no horizontal scrolling (${w} px)`);

@@ -375,7 +375,7 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
             Ok(())
         }
         CertCommand::Show { serial } => {
-            let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+            let serial = estd::revocation::normalize_serial(&serial);
             let Some(c) = store
                 .find_certificate(&serial)
                 .await

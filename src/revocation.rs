@@ -53,6 +53,16 @@ pub fn parse_reason(s: &str) -> Option<u8> {
         .map(|(_, code)| *code)
 }
 
+/// A serial number as stored: lower-case hex without separators (`AB:CD` → `abcd`).
+pub fn normalize_serial(s: &str) -> String {
+    s.trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .take(128)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
 pub fn reason_name(code: u8) -> &'static str {
     match code {
         2 => "cACompromise",
@@ -354,7 +364,7 @@ pub async fn revoke_in_store(
     by: &str,
     may_revoke_any: bool,
 ) -> Result<(CertRecord, RevocationRecord), RevokeError> {
-    let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+    let serial = normalize_serial(serial);
     let cert = store
         .find_certificate(&serial)
         .await?
@@ -550,15 +560,7 @@ async fn ocsp_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(ocsp::CT_REQUEST))
-    {
+    if !crate::api::media_type_is(&headers, ocsp::CT_REQUEST) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type must be {}\n", ocsp::CT_REQUEST),

@@ -190,6 +190,28 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
+/// `estd client enroll` as admin: `{out}.pem` and `{out}.key`.
+fn client_enroll(port: u16, cacert: &str, password: &str, out: &str) {
+    run(Command::new(env!("CARGO_BIN_EXE_estd"))
+        .args([
+            "client",
+            "enroll",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--cacert", cacert, "--user", "admin", "--cn", "admin"])
+        .args([
+            "--out",
+            &format!("{out}.pem"),
+            "--key-out",
+            &format!("{out}.key"),
+        ])
+        .env("EST_CLIENT_PASSWORD", password)
+        .env_remove("ESTD_CONFIG"));
+}
+
 fn estd(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_estd"));
     c.env("ESTD_DATA_DIR", data)
@@ -342,27 +364,7 @@ fn an_imported_ca_issues_and_a_bad_import_is_refused() {
     let (mut child, ports) = spawn_estd_ports(data.path(), &[], Stdio::null());
     let port = ports.est;
     let password = std::fs::read_to_string(data.path().join("admin-password")).unwrap();
-    run(Command::new(env!("CARGO_BIN_EXE_estd"))
-        .args([
-            "client",
-            "enroll",
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--cacert",
-            &f("root.pem"),
-            "--user",
-            "admin",
-            "--cn",
-            "admin",
-            "--out",
-            &f("issued.pem"),
-            "--key-out",
-            &f("issued.key"),
-        ])
-        .env("EST_CLIENT_PASSWORD", password.trim())
-        .env_remove("ESTD_CONFIG"));
+    client_enroll(port, &f("root.pem"), password.trim(), &f("issued"));
     let issued = work.path().join("issued.pem");
     let text = run(Command::new("openssl").args([
         "verify",
@@ -403,27 +405,7 @@ fn the_cert_command_lists_shows_and_revokes_for_a_running_server() {
     let port = ports.est;
     let password = std::fs::read_to_string(data.path().join("admin-password")).unwrap();
     let d = |n: &str| data.path().join(n).display().to_string();
-    run(Command::new(env!("CARGO_BIN_EXE_estd"))
-        .args([
-            "client",
-            "enroll",
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--cacert",
-            &d("certs/root-ca.pem"),
-            "--user",
-            "admin",
-            "--cn",
-            "admin",
-            "--out",
-            &d("c.pem"),
-            "--key-out",
-            &d("c.key"),
-        ])
-        .env("EST_CLIENT_PASSWORD", password.trim())
-        .env_remove("ESTD_CONFIG"));
+    client_enroll(port, &d("certs/root-ca.pem"), password.trim(), &d("c"));
     let serial =
         run(Command::new("openssl").args(["x509", "-in", &d("c.pem"), "-noout", "-serial"]))
             .trim()

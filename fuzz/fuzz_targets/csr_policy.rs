@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+use estd::ca::ocsp::tlv;
 use estd::policy::{EvalContext, Requester, Template};
 use libfuzzer_sys::fuzz_target;
 
@@ -34,22 +35,6 @@ fn key() -> &'static EcdsaKeyPair {
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, include_bytes!("csr_key.p8"))
             .expect("fixed key")
     })
-}
-
-/// A DER tag-length-value.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let len = n.to_be_bytes();
-        let skip = len.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (len.len() - skip) as u8);
-        out.extend_from_slice(&len[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// `info` signed with the fixed key: a CertificationRequest.

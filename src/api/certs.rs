@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::json::{ApiError, err, finish, json_error, json_response, parse_json, prelude};
-use super::{AppState, AuditNote, RequestId};
+use super::{AppState, AuditNote};
 use crate::model::{ConnInfo, RequestMeta, timestamp};
-use crate::revocation::{RevokeError, reason_name};
+use crate::revocation::{RevokeError, normalize_serial, reason_name};
 use crate::store::{CertFilter, CertRecord, CertStatus, RevocationRecord};
 
 /// At most this many certificates in one listing.
@@ -88,17 +88,16 @@ pub fn filter_of(q: &ListQuery, viewer: &str, admin: bool) -> Result<CertFilter,
     })
 }
 
-fn facts(req: &Request) -> (axum::http::HeaderMap, String, String) {
+/// The caller (Basic or the portal session), or the JSON error to answer.
+async fn who(state: &AppState, req: Request) -> Result<crate::auth::Principal, Response> {
     let peer = req
         .extensions()
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    (req.headers().clone(), peer, id)
+    let (parts, _) = req.into_parts();
+    super::json::authenticate(state, &parts.headers, &peer)
+        .await
+        .map_err(|(status, code, message, _)| json_error(status, &code, &message))
 }
 
 fn store_err(e: impl std::fmt::Display) -> ApiError {
@@ -115,10 +114,9 @@ pub(super) async fn list(
     Query(q): Query<ListQuery>,
     req: Request,
 ) -> Response {
-    let (headers, peer, _) = facts(&req);
-    let principal = match super::json::authenticate(&state, &headers, &peer).await {
+    let principal = match who(&state, req).await {
         Ok(p) => p,
-        Err((status, code, message, _)) => return json_error(status, &code, &message),
+        Err(r) => return r,
     };
     let admin = state.enroll.is_admin(&principal);
     let filter = match filter_of(&q, &principal.name, admin) {
@@ -151,10 +149,9 @@ pub(super) async fn show(
     Path(serial): Path<String>,
     req: Request,
 ) -> Response {
-    let (headers, peer, _) = facts(&req);
-    let principal = match super::json::authenticate(&state, &headers, &peer).await {
+    let principal = match who(&state, req).await {
         Ok(p) => p,
-        Err((status, code, message, _)) => return json_error(status, &code, &message),
+        Err(r) => return r,
     };
     let serial = normalize_serial(&serial);
     let not_found = || {
@@ -185,16 +182,6 @@ pub(super) async fn show(
     let mut v = cert_json(&c, r.as_ref(), &now);
     v["pem"] = serde_json::Value::String(crate::est::pem("CERTIFICATE", &c.der));
     json_response(StatusCode::OK, &v)
-}
-
-/// Serial numbers as stored: lower-case hex without separators.
-pub fn normalize_serial(s: &str) -> String {
-    s.trim()
-        .chars()
-        .filter(|c| *c != ':')
-        .take(128)
-        .collect::<String>()
-        .to_ascii_lowercase()
 }
 
 #[derive(Deserialize)]

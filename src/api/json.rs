@@ -161,16 +161,7 @@ pub(super) async fn prelude(
     note: &mut AuditNote,
 ) -> Result<Prelude, ApiError> {
     let (parts, body) = req.into_parts();
-    let ct = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-    {
+    if !super::media_type_is(&parts.headers, "application/json") {
         return Err(err(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -139,6 +139,15 @@ async fn not_found(req: Request) -> Response {
     resp
 }
 
+/// Whether the request's Content-Type is `expected` (any case, parameters ignored).
+pub(crate) fn media_type_is(headers: &axum::http::HeaderMap, expected: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
+}
+
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],

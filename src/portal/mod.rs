@@ -849,7 +849,7 @@ async fn certificate_revoke(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let serial = crate::api::certs::normalize_serial(&serial);
+    let serial = crate::revocation::normalize_serial(&serial);
     let mut note = AuditNote {
         operation: "revoke".into(),
         principal: Some(s.principal.name.clone()),

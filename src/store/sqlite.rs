@@ -61,6 +61,19 @@ impl SqliteStore {
             })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // One connection first, alone: it turns the file to WAL and runs the migrations.
+        // A pool opening several connections at once on a new file can have one of them
+        // refused with SQLITE_BUSY ("database is locked") while another converts the
+        // journal, which the busy timeout does not cover.
+        {
+            use sqlx::Connection;
+            let mut first = sqlx::SqliteConnection::connect_with(&opts).await?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&mut first)
+                .await
+                .map_err(|e| StoreError::Db(format!("migrations: {e}")))?;
+            first.close().await?;
+        }
         Self::connect(opts).await
     }
 

@@ -2,7 +2,7 @@
 # Runs one fuzz target: fuzz/run.sh TARGET SECONDS  (needs the nightly toolchain and
 # cargo-fuzz: `rustup toolchain install nightly; cargo install cargo-fuzz`). Crashes land in
 # fuzz/artifacts/TARGET/; each one becomes a regression test in the crate's test suite.
-# Targets: est_body csr_policy csv multipart basic_auth client_answers portal_forms
+# Targets: est_body csr_policy csv multipart basic_auth client_answers portal_forms ocsp_request
 set -eu
 cd "$(dirname "$0")"
 target=${1:?target}; secs=${2:-600}

@@ -4,6 +4,9 @@
 //! (`application/x-www-form-urlencoded`, or the query string of the requests page).
 //! An answer of 500 or more is a defect for these client-made inputs, so it aborts the run.
 //!
+//! The certificates page's search and its revoke form are included; the revoke form's
+//! serial (in the path) is the body's first field.
+//!
 //! Set-up, once per process: a data directory with a generated CA and SQLite file, the admin
 //! logged in through `/portal/login`, the CSRF token read from `/portal/single`. Log-out and
 //! the bulk upload are left out (the first would end the session; the second starts
@@ -24,14 +27,31 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-const FORMS: [(&str, &str); 6] = [
+const FORMS: [(&str, &str); 8] = [
     ("POST", "/portal/single"),
     ("POST", "/portal/csr"),
     ("POST", "/portal/test"),
     ("POST", "/portal/password"),
     ("POST", "/portal/login"),
     ("GET", "/portal/requests"),
+    ("GET", "/portal/certificates"),
+    // the serial in the path is the fuzzed body's first field, the rest the form
+    ("POST", "/portal/certificates/{serial}/revoke"),
 ];
+
+/// Bytes as they may stand in a URL (query string or path segment).
+fn url_encoded(bytes: &[u8], keep: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
 
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
@@ -42,7 +62,7 @@ fn harness() -> &'static Harness {
         std::fs::write(
             &file,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[revocation]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[database]\nsynchronous = \"normal\"\n[log]\nfilter = \"off\"\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[revocation]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"\"\n[database]\nsynchronous = \"normal\"\n[log]\nfilter = \"off\"\n",
                 dir.path().display().to_string()
             ),
         )
@@ -119,27 +139,25 @@ fuzz_target!(|data: &[u8]| {
     };
     let h = harness();
     let (method, path) = FORMS[usize::from(*pick) % FORMS.len()];
+    let (path, body) = match path.split_once("{serial}") {
+        Some((before, after)) => {
+            let cut = body.iter().position(|b| *b == b'&').unwrap_or(body.len());
+            let serial = url_encoded(&body[..cut.min(64)], b"._-");
+            (format!("{before}{serial}{after}"), &body[cut..])
+        }
+        None => (path.to_string(), body),
+    };
     let mut fields = Vec::with_capacity(body.len() + 64);
     if flags & 1 == 1 {
         fields.extend_from_slice(format!("csrf={}&", h.csrf).as_bytes());
     }
     fields.extend_from_slice(body);
     let req = if method == "GET" {
-        let query: String = fields
-            .iter()
-            .map(|&b| {
-                if b.is_ascii_alphanumeric() || b"&=%._-".contains(&b) {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        Request::get(format!("{path}?{query}"))
+        Request::get(format!("{path}?{}", url_encoded(&fields, b"&=%._-")))
             .header(header::COOKIE, &h.cookie)
             .body(Body::empty())
     } else {
-        Request::post(path)
+        Request::post(path.as_str())
             .header(header::COOKIE, &h.cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(fields))

@@ -466,20 +466,11 @@ async fn plain(
 /// Reads the TLS certificate and key files again and serves them from the next handshake
 /// on (SIGHUP). On any error the current certificate stays.
 pub fn reload_tls(config: &Config, cert: &server::ReloadableCert) -> Result<String, StartError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad =
-        |p: &Path, e: &dyn std::fmt::Display| StartError::Other(format!("{}: {e}", p.display()));
-    let chain = CertificateDer::pem_file_iter(&config.tls_cert)
-        .map_err(|e| bad(&config.tls_cert, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(&config.tls_cert, &e))?;
-    let Some(leaf) = chain.first() else {
-        return Err(bad(&config.tls_cert, &"no certificate in the file"));
-    };
-    let serial = crate::enroll::serial_of(leaf).unwrap_or_default();
-    let key =
-        PrivateKeyDer::from_pem_file(&config.tls_key).map_err(|e| bad(&config.tls_key, &e))?;
+    let (chain, key) = devpki::read_tls(&config.tls_cert, &config.tls_key)?;
+    let serial = chain
+        .first()
+        .and_then(|leaf| crate::enroll::serial_of(leaf).ok())
+        .unwrap_or_default();
     cert.reload(chain, key)?;
     Ok(serial)
 }

@@ -135,7 +135,7 @@ pub struct LoadedCa {
     pub generated: bool,
 }
 
-fn files_err(path: &Path, e: impl std::fmt::Display) -> CaError {
+pub(crate) fn files_err(path: &Path, e: impl std::fmt::Display) -> CaError {
     CaError::Files(format!("{}: {e}", path.display()))
 }
 
@@ -225,6 +225,16 @@ pub fn ensure_tls(
     } else {
         false
     };
+    let (chain, key_der) = read_tls(cert, key)?;
+    Ok((chain, key_der, generated))
+}
+
+/// The TLS certificate chain (PEM, at least one certificate) and its private key (at start,
+/// and again on SIGHUP).
+pub fn read_tls(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| files_err(cert, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -234,10 +244,10 @@ pub fn ensure_tls(
     }
     warn_if_readable(key);
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| files_err(key, e))?;
-    Ok((chain, key_der, generated))
+    Ok((chain, key_der))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| files_err(path, e))?
         .map(|c| c.map(|c| c.to_vec()))

@@ -9,29 +9,13 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_cert::Certificate;
 
-use super::devpki::{CaPaths, create_private_dir, replace_file};
+use super::devpki::{CaPaths, create_private_dir, files_err as bad, read_certs, replace_file};
 use super::{CaError, LocalIssuer};
 use crate::config::Config;
 
 const BASIC_CONSTRAINTS: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("2.5.29.19");
 const KEY_USAGE: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.15");
-
-fn bad(path: &Path, why: impl std::fmt::Display) -> CaError {
-    CaError::Files(format!("{}: {why}", path.display()))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(path, e))?
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(path, e))?;
-    if certs.is_empty() {
-        return Err(bad(path, "no PEM certificate in the file"));
-    }
-    Ok(certs)
-}
 
 /// Whether the certificate may sign certificates: basicConstraints cA, and keyCertSign
 /// when it has a key usage extension.

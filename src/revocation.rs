@@ -249,8 +249,8 @@ impl RevocationService {
                 tokio::time::sleep(every).await;
                 let current = self.crl.read().ok().and_then(|c| c.clone());
                 let listed = current.as_ref().map(|c| c.entries);
-                let stored = match self.store.revocations().await {
-                    Ok(r) => r.len(),
+                let stored = match self.store.revocation_count().await {
+                    Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read revocations; CRL not refreshed");
                         continue;

@@ -495,6 +495,7 @@ async fn revocations(s: Arc<dyn Store>) {
     assert!(!s.revoke_certificate(&rev, &audit("revoke")).await.unwrap());
     assert_eq!(s.recent_audit(100).await.unwrap().len(), n);
     assert_eq!(s.revocations().await.unwrap(), vec![rev.clone()]);
+    assert_eq!(s.revocation_count().await.unwrap(), 1);
     assert_eq!(s.find_revocation("b1").await.unwrap(), Some(rev.clone()));
     assert_eq!(s.find_revocation("a1").await.unwrap(), None);
 

@@ -269,6 +269,8 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Every revocation, oldest first (for the CRL).
     async fn revocations(&self) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// How many certificates are revoked (whether a CRL is behind).
+    async fn revocation_count(&self) -> Result<u64, StoreError>;
     /// Bulk jobs by state, for the metrics.
     async fn job_states(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Whether the database answers.

@@ -295,6 +295,13 @@ impl Store for $store {
         Ok(rows.iter().map(revocation_row).collect())
     }
 
+    async fn revocation_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn job_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
             .fetch_all(&self.pool)

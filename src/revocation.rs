@@ -527,14 +527,7 @@ async fn crl(State(s): State<Arc<RevocationService>>, UrlPath(file): UrlPath<Str
         return (StatusCode::NOT_FOUND, "no such CRL\n").into_response();
     }
     match s.crl().await {
-        Ok(der) => {
-            let mut r = der.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pkix-crl"),
-            );
-            r
-        }
+        Ok(der) => der_response("application/pkix-crl", der),
         Err(e) => {
             tracing::error!(error = %e, "cannot serve the CRL");
             (
@@ -546,13 +539,16 @@ async fn crl(State(s): State<Arc<RevocationService>>, UrlPath(file): UrlPath<Str
     }
 }
 
-fn ocsp_response(der: Vec<u8>) -> Response {
-    let mut r = der.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(ocsp::CT_RESPONSE),
-    );
+/// A DER body with its media type (no Content-Transfer-Encoding: these are not EST).
+fn der_response(content_type: &'static str, der: impl Into<Bytes>) -> Response {
+    let mut r = der.into().into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
+}
+
+fn ocsp_response(der: Vec<u8>) -> Response {
+    der_response(ocsp::CT_RESPONSE, der)
 }
 
 async fn ocsp_post(

@@ -314,32 +314,14 @@ fn an_imported_ca_issues_and_a_bad_import_is_refused() {
     let _ = dev.wait();
     assert!(data.path().join("certs/ocsp-responder.pem").exists());
     // replacing it needs --force, and keeps the old files
-    let out = estd(data.path())
-        .args([
-            "ca",
-            "import",
-            "--cert",
-            &f("int.pem"),
-            "--key",
-            &f("int.key"),
-            "--chain",
-            &f("root.pem"),
-        ])
-        .output()
-        .unwrap();
+    let (int_pem, int_key, root_pem) = (f("int.pem"), f("int.key"), f("root.pem"));
+    let import = [
+        "ca", "import", "--cert", &int_pem, "--key", &int_key, "--chain", &root_pem,
+    ];
+    let out = estd(data.path()).args(import).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    let text = run(estd(data.path()).args([
-        "ca",
-        "import",
-        "--cert",
-        &f("int.pem"),
-        "--key",
-        &f("int.key"),
-        "--chain",
-        &f("root.pem"),
-        "--force",
-    ]));
+    let text = run(estd(data.path()).args(import).arg("--force"));
     assert!(
         text.contains("imported the issuing CA O=Example,CN=Example Issuing CA"),
         "{text}"

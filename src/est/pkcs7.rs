@@ -1,22 +1,47 @@
 //! certs-only PKCS#7 (CMS SignedData with no signers) and the csrattrs body.
 
-use cms::content_info::ContentInfo;
 use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode};
-use x509_cert::Certificate;
+use der::{Decode, Encode, Tagged};
 
 use super::WireError;
 
 /// Encodes DER certificates as a degenerate certs-only CMS SignedData (RFC 5652 / RFC 7030
 /// §4.1.3). `SET OF` is sorted in DER, so the order of `certs` is not preserved.
+///
+/// Written by hand around the certificates' own bytes: each is checked to be one whole
+/// DER SEQUENCE and copied, not decoded and encoded again (on every enrollment, that
+/// round trip through `cms` cost more than the rest of the encoding).
 pub fn certs_only(certs: &[&[u8]]) -> Result<Vec<u8>, WireError> {
-    let parsed = certs
-        .iter()
-        .map(|der| Certificate::from_der(der))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| WireError::Encode(e.to_string()))?;
-    let info = ContentInfo::try_from(parsed).map_err(|e| WireError::Encode(e.to_string()))?;
-    info.to_der().map_err(|e| WireError::Encode(e.to_string()))
+    use crate::ca::ocsp::tlv;
+    /// id-signedData (1.2.840.113549.1.7.2) and id-data (…7.1), DER contents.
+    const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+    const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+    let mut sorted = Vec::with_capacity(certs.len());
+    for der in certs {
+        let any = der::AnyRef::from_der(der).map_err(|e| WireError::Encode(e.to_string()))?;
+        if any.tag() != der::Tag::Sequence {
+            return Err(WireError::Encode(format!(
+                "a certificate is a SEQUENCE, not {}",
+                any.tag()
+            )));
+        }
+        sorted.push(*der);
+    }
+    // DER orders a SET OF by the encodings' bytes (duplicates stay, as `cms` keeps them)
+    sorted.sort_unstable();
+    let signed_data = [
+        &[0x02, 0x01, 0x01][..], // version 1
+        &[0x31, 0x00],           // digestAlgorithms: none
+        &tlv(0x30, &tlv(0x06, DATA)),
+        &tlv(0xa0, &sorted.concat()), // [0] IMPLICIT certificates
+        &[0xa1, 0x00],                // [1] IMPLICIT crls: none (as `cms` writes it)
+        &[0x31, 0x00],                // signerInfos: none
+    ]
+    .concat();
+    Ok(tlv(
+        0x30,
+        &[tlv(0x06, SIGNED_DATA), tlv(0xa0, &tlv(0x30, &signed_data))].concat(),
+    ))
 }
 
 /// One entry of a CsrAttrs: a bare OID, or an attribute with values (RFC 7030 §4.5.2).
@@ -71,6 +96,7 @@ pub fn csrattrs(items: &[CsrAttr]) -> Result<Vec<u8>, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cms::content_info::ContentInfo;
     use cms::signed_data::{CertificateSet, SignedData};
     use der::Decode;
 
@@ -104,6 +130,44 @@ mod tests {
         let mut want = vec![a, b];
         want.sort();
         assert_eq!(got, want);
+    }
+
+    /// For one certificate, the hand-written encoding is byte for byte what `cms` makes;
+    /// for several, the same certificates, duplicates kept, in X.690's SET OF order
+    /// (ascending encodings; `der` sorts SEQUENCEs field by field instead, which can
+    /// differ when the lengths differ).
+    #[test]
+    fn certs_only_is_what_cms_encodes() {
+        let certs: Vec<Vec<u8>> = ["a", "b", "a longer name", "z", "b"]
+            .iter()
+            .map(|cn| self_signed(cn))
+            .collect();
+        let one = x509_cert::Certificate::from_der(&certs[0]).unwrap();
+        let want = ContentInfo::try_from(vec![one]).unwrap().to_der().unwrap();
+        assert_eq!(certs_only(&[&certs[0]]).unwrap(), want);
+
+        let mut all: Vec<&[u8]> = certs.iter().map(|c| &c[..]).collect();
+        all.push(&certs[1]);
+        let der = certs_only(&all).unwrap();
+        let sd: SignedData = ContentInfo::from_der(&der)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        let got: Vec<Vec<u8>> = sd
+            .certificates
+            .unwrap()
+            .0
+            .iter()
+            .map(|c| match c {
+                cms::cert::CertificateChoices::Certificate(c) => c.to_der().unwrap(),
+                _ => panic!("not a certificate"),
+            })
+            .collect();
+        let mut want: Vec<Vec<u8>> = all.iter().map(|c| c.to_vec()).collect();
+        want.sort();
+        assert_eq!(got, want, "every certificate, in ascending order");
+        assert!(sd.crls.is_some_and(|c| c.0.is_empty()));
     }
 
     fn const_signed_data() -> ObjectIdentifier {
@@ -143,5 +207,8 @@ mod tests {
     #[test]
     fn garbage_certificates_are_an_error() {
         assert!(certs_only(&[b"nope"]).is_err());
+        // well-formed DER, but not a SEQUENCE; and a SEQUENCE with bytes after it
+        assert!(certs_only(&[&[0x04, 0x01, 0x00]]).is_err());
+        assert!(certs_only(&[&[0x30, 0x00, 0x00]]).is_err());
     }
 }

@@ -156,11 +156,7 @@ impl WriterHandle {
             // commit (one fsync) serves them all; with nothing else to run, this costs
             // no wait at all.
             tokio::task::yield_now().await;
-            while batch.len() < MAX_BATCH
-                && let Ok(job) = queue.try_recv()
-            {
-                batch.push(job);
-            }
+            take_queued(&mut queue, &mut batch);
             match self.write_batch(&batch).await {
                 Ok(()) => {
                     for job in batch.drain(..) {
@@ -207,6 +203,15 @@ impl WriterHandle {
             return Err(e.into());
         }
         Ok(())
+    }
+}
+
+/// Moves what is queued now into the batch, up to MAX_BATCH.
+fn take_queued(queue: &mut tokio::sync::mpsc::Receiver<WriteJob>, batch: &mut Vec<WriteJob>) {
+    while batch.len() < MAX_BATCH
+        && let Ok(job) = queue.try_recv()
+    {
+        batch.push(job);
     }
 }
 

@@ -241,7 +241,7 @@ pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, CaError> {
 /// Time first makes serials ascend, like a UUIDv7: a batch of new certificates lands in one
 /// page of the database's serial index instead of one random page each, which is most of
 /// the pages written per enrollment otherwise (BENCHMARKS.md, issue 9).
-pub fn random_serial() -> Result<[u8; 16], CaError> {
+pub fn new_serial() -> Result<[u8; 16], CaError> {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b[7..]).map_err(|_| CaError::Signing("no randomness".into()))?;
     let ms = SystemTime::now()
@@ -291,7 +291,6 @@ fn revocation_reason(code: u8) -> Option<rcgen::RevocationReason> {
     })
 }
 
-/// The DER content of an Authority Information Access extension naming one OCSP responder.
 /// The subject of a DER certificate, as DER, found by stepping over the TBSCertificate's
 /// first fields without decoding them (a whole decode cost more than the rest of the check).
 fn subject_der(cert: &[u8]) -> Option<Vec<u8>> {
@@ -313,6 +312,7 @@ fn subject_der(cert: &[u8]) -> Option<Vec<u8>> {
     field.to_der().ok()
 }
 
+/// The DER content of an Authority Information Access extension naming one OCSP responder.
 fn aia_ocsp(url: &str) -> Vec<u8> {
     use ocsp::tlv;
     // AccessDescription { id-ad-ocsp, uniformResourceIdentifier [6] IA5String }
@@ -323,7 +323,7 @@ fn aia_ocsp(url: &str) -> Vec<u8> {
 
 impl Issuer for LocalIssuer {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError> {
-        let serial = random_serial()?;
+        let serial = new_serial()?;
         let now = SystemTime::now();
         if now >= self.ca_not_after {
             return Err(CaError::Signing(format!(
@@ -545,9 +545,9 @@ mod tests {
 
     #[test]
     fn serials_ascend_with_time_and_end_in_random_bytes() {
-        let a = random_serial().unwrap();
+        let a = new_serial().unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        let b = random_serial().unwrap();
+        let b = new_serial().unwrap();
         assert_eq!((a[0], b[0]), (0x40, 0x40), "positive, no leading zero byte");
         assert!(a < b, "{} then {}", hex(&a), hex(&b));
         let now = SystemTime::now()
@@ -559,7 +559,7 @@ mod tests {
         assert!(now - u64::from_be_bytes(ms) < 60_000);
         // the same millisecond still gives different serials (72 random bits)
         let same: std::collections::HashSet<[u8; 16]> =
-            (0..1000).map(|_| random_serial().unwrap()).collect();
+            (0..1000).map(|_| new_serial().unwrap()).collect();
         assert_eq!(same.len(), 1000);
         assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }

@@ -267,11 +267,11 @@ pub fn san_entries(der: &[u8]) -> Result<Vec<SanEntry>, WireError> {
                 let value = if other.value.tag() == Tag::Utf8String {
                     String::from_utf8_lossy(other.value.value()).into_owned()
                 } else {
-                    hex(&other.value.to_der().map_err(der_err)?)
+                    crate::ca::hex(&other.value.to_der().map_err(der_err)?)
                 };
                 SanEntry::OtherName(other.type_id.to_string(), value)
             }
-            other => SanEntry::Other(hex(&other.to_der().map_err(der_err)?)),
+            other => SanEntry::Other(crate::ca::hex(&other.to_der().map_err(der_err)?)),
         });
     }
     out.sort();
@@ -318,10 +318,6 @@ pub fn encode_san(entries: &[SanEntry]) -> Result<Vec<u8>, WireError> {
 
 fn bad_ip() -> WireError {
     WireError::BadExtension("an iPAddress SAN must be 4 or 16 bytes".into())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn key_type(alg: &AlgorithmIdentifierOwned, key: &[u8]) -> Result<KeyType, WireError> {

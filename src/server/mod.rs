@@ -22,6 +22,8 @@ use tower::ServiceExt;
 
 use crate::model::ConnInfo;
 
+pub mod header_case;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
@@ -161,6 +163,7 @@ async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    header_case::learn().await;
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -168,6 +171,9 @@ async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes)
+        // names hyper writes itself (its own 400/431 answers) and any name not in
+        // header_case::SPELLINGS: title case rather than lower case
+        .title_case_headers(true)
         .keep_alive(true);
     http.http2()
         .timer(TokioTimer::new())
@@ -266,7 +272,13 @@ async fn serve_connection<S>(
     let peer = info.peer;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
+        let version = req.version();
+        let answer = router.clone().oneshot(req.map(axum::body::Body::new));
+        async move {
+            let mut resp = answer.await?;
+            header_case::apply(version, &mut resp);
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let conn = http.serve_connection(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -54,7 +54,7 @@ client --cacert "$ROOTCA" --label eap-tls csrattrs >attrs.txt 2>&1 \
   && grep -q "challengePassword\|extensionRequest\|macAddress\|subjectAltName\|ecPublicKey\|rsaEncryption" attrs.txt \
   && pass "csrattrs eap-tls: $(head -1 attrs.txt)" || fail "csrattrs" "$(cat attrs.txt)"
 client --cacert "$ROOTCA" --label devices csrattrs >attrs.txt 2>&1 && grep -q "no particular attributes" attrs.txt \
-  && pass "csrattrs devices: 204 → asks nothing" || fail "csrattrs 204" "$(cat attrs.txt)"
+  && pass "csrattrs devices: an empty SEQUENCE → asks nothing" || fail "csrattrs empty" "$(cat attrs.txt)"
 
 client --cacert "$ROOTCA" --user admin enroll --cn admin --san dns:admin.example --out admin.pem --key-out admin.key >out.txt 2>&1; code=$?
 if [ "$code" = 0 ] && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem admin.pem >/dev/null 2>&1 \

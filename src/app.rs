@@ -196,14 +196,10 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     let cacerts = est::certs_only(&chain_refs).map_err(|e| StartError::Other(e.to_string()))?;
     let mut csrattrs_bodies = HashMap::new();
     for t in templates.iter() {
-        let attrs = t.csr_attrs();
-        let body = if attrs.is_empty() {
-            None
-        } else {
-            let der = est::csrattrs(&attrs).map_err(|e| StartError::Other(e.to_string()))?;
-            Some(Bytes::from(est::encode_body(&der)))
-        };
-        csrattrs_bodies.insert(t.name.clone(), body);
+        // a template that asks nothing gets an empty SEQUENCE (200), not 204: libest's
+        // client reports 204 as a failure (EST_ERR_HTTP_NO_CONTENT); RFC 7030 §4.5.2 allows both
+        let der = est::csrattrs(&t.csr_attrs()).map_err(|e| StartError::Other(e.to_string()))?;
+        csrattrs_bodies.insert(t.name.clone(), Bytes::from(est::encode_body(&der)));
     }
     let sealer = Arc::new(crate::ca::seal::Sealer::load_or_create(
         &config.ca_dir.join("jobs.key"),

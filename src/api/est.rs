@@ -84,10 +84,14 @@ async fn dispatch(
     }
     match operation {
         Operation::CaCerts => Ok(body_response(est::CT_CACERTS, state.cacerts_body.clone())),
-        Operation::CsrAttrs => match state.csrattrs_bodies.get(&template.name).cloned().flatten() {
-            Some(body) => Ok(body_response(est::CT_CSRATTRS, body)),
-            None => Ok(StatusCode::NO_CONTENT.into_response()),
-        },
+        Operation::CsrAttrs => Ok(body_response(
+            est::CT_CSRATTRS,
+            state
+                .csrattrs_bodies
+                .get(&template.name)
+                .cloned()
+                .unwrap_or_default(),
+        )),
         Operation::FullCmc => Err(EstError::NotImplemented(
             "fullcmc is not supported by this server".into(),
         )),

@@ -37,8 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// `/cacerts` body: base64 of the certs-only chain.
     pub cacerts_body: Bytes,
-    /// `/csrattrs` body per template name; `None` → 204.
-    pub csrattrs_bodies: HashMap<String, Option<Bytes>>,
+    /// `/csrattrs` body per template name (an empty SEQUENCE when it asks nothing).
+    pub csrattrs_bodies: HashMap<String, Bytes>,
     pub max_body: usize,
     /// The CA chain and EAP trust file every download bundle carries.
     pub bundle: Arc<crate::pack::BundleAssets>,

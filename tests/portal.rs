@@ -942,3 +942,197 @@ async fn certificates_page_searches_and_revokes() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+/// A control character (NUL, CR, LF, TAB, ESC, DEL, C1) inside a subject attribute or a SAN
+/// value is refused on every surface with a message naming the field; nothing is issued.
+#[tokio::test]
+async fn control_characters_are_refused_on_every_surface() {
+    let mut s = setup().await;
+    let before = s.state().store.certificate_count().await.unwrap();
+    let cn_msg = "The given CN is invalid. Cannot contain control characters";
+    let san_msg =
+        "The given Subject alternative name is invalid. Cannot contain control characters";
+
+    // EST: the CSR's CN, another attribute, a SAN (as an ordinary user, and as an admin)
+    let http = client(&s.root_pem(), None, false);
+    let kp = key(Key::P256);
+    for (who, pw) in [
+        ("joe", "Joe-password-1"),
+        ("admin", s.admin_password.as_str()),
+    ] {
+        for (der, want) in [
+            (csr(&kp, &format!("{who}\ncn"), &[]), cn_msg),
+            (csr(&kp, &format!("{who}\0"), &[]), cn_msg),
+            (csr(&kp, who, &["a\r\nb.example"]), san_msg),
+        ] {
+            let r = post_pkcs10(
+                &http,
+                s.url("/.well-known/est/simpleenroll"),
+                Some((who, pw)),
+                b64(&der),
+            )
+            .await;
+            assert_eq!(r.status(), 400, "{who} {want}");
+            assert_eq!(r.text().await.unwrap().lines().next(), Some(want));
+        }
+    }
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "joe");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Ex\u{1b}[2Jample");
+    let der = params.serialize_request(&kp).unwrap().der().to_vec();
+    let r = post_pkcs10(
+        &http,
+        s.url("/.well-known/est/simpleenroll"),
+        Some(("joe", "Joe-password-1")),
+        b64(&der),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.unwrap().lines().next(),
+        Some("The given O is invalid. Cannot contain control characters")
+    );
+
+    // the JSON API: attributes and CSR
+    let api = |path: &'static str, body: serde_json::Value| {
+        let http = http.clone();
+        let url = s.url(path);
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth("joe", Some("Joe-password-1"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    for (cn, san, field, msg) in [
+        ("jo\u{0}e", "11:22:33:44:55:66", "common_name", cn_msg),
+        ("joe\u{7f}", "11:22:33:44:55:66", "common_name", cn_msg),
+        ("joe", "11:22:33:44\u{85}:55:66", "san", san_msg),
+    ] {
+        let (status, v) = api(
+            "/api/v1/certificates",
+            serde_json::json!({"template": "eap", "common_name": cn, "san": san,
+                               "format": "pem", "password": "Secret_#42"}),
+        )
+        .await;
+        assert_eq!((status, v["error"].as_str()), (400, Some(field)), "{v}");
+        assert_eq!(v["message"], msg);
+    }
+    let pem = {
+        let der = csr(&kp, "joe\tx", &[]);
+        estd::est::pem("CERTIFICATE REQUEST", &der)
+    };
+    let (status, v) = api(
+        "/api/v1/certificates/csr",
+        serde_json::json!({"template": "default", "csr_pem": pem, "format": "pem",
+                           "password": "Secret_#42"}),
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("csr_pem")), "{v}");
+    assert_eq!(v["message"], cn_msg);
+
+    // the MDM connector's test certificate: each field by its own name
+    for (body, field, what) in [
+        (
+            serde_json::json!({"template": "mdm", "cert_name": "Test\u{0}Cert"}),
+            "cert_name",
+            "certificate name",
+        ),
+        (
+            serde_json::json!({"template": "mdm", "cert_name": "TestCert", "user_name": "jo\re"}),
+            "user_name",
+            "user name",
+        ),
+        (
+            serde_json::json!({"template": "mdm", "cert_name": "TestCert",
+                               "email": "joe@exa\u{1b}mple.com"}),
+            "email",
+            "email address",
+        ),
+    ] {
+        let (status, v) = api("/api/v1/test-certificate", body).await;
+        assert_eq!((status, v["error"].as_str()), (400, Some(field)), "{v}");
+        assert_eq!(
+            v["message"],
+            format!("The given {what} is invalid. Cannot contain control characters")
+        );
+    }
+
+    // the bulk CSV: a quoted CN with a TAB, another with a line break
+    let csv = "CN,SAN\r\n\"jo\te\",11:22:33:44:55:66\r\n\"jo\ne\",11:22:33:44:55:67\r\njoe,11:22:33:44:55:68\r\n";
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "csv",
+            reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("devices.csv"),
+        )
+        .text("template", "eap")
+        .text("format", "pem")
+        .text("password", "Secret_#42");
+    let r = http
+        .post(s.url("/api/v1/bulk"))
+        .basic_auth("joe", Some("Joe-password-1"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "rows", "{v}");
+    let rows: Vec<(i64, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [(2, cn_msg.to_string()), (3, cn_msg.to_string())]);
+
+    // the portal's form: the message in the alert, the field marked
+    let mut b = Browser::new(&s);
+    b.login("joe", "Joe-password-1").await;
+    let (_, html) = b.get("/portal/single").await;
+    let csrf = csrf_in(&html);
+    for (cn, san, want) in [
+        ("jo\re", "11:22:33:44:55:66", cn_msg),
+        ("joe", "11:22:33:\u{0}44:55:66", san_msg),
+    ] {
+        let r = b
+            .post(
+                "/portal/single",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("common_name", cn),
+                    ("san", san),
+                    ("template", "eap"),
+                    ("format", "pem"),
+                    ("password", "Secret_#42"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{want}");
+        let html = r.text().await.unwrap();
+        assert_eq!(alert(&html), want);
+        assert!(
+            html.contains("aria-invalid=\"true\""),
+            "the field is marked"
+        );
+    }
+
+    assert_eq!(s.state().store.certificate_count().await.unwrap(), before);
+    s.stop().await;
+}

@@ -9,7 +9,7 @@ use crate::enroll::{EnrollError, EnrollRequest, Outcome};
 use crate::est::{self, Csr, SanEntry, WireError};
 use crate::model::RequestMeta;
 use crate::pack::{self, Entity, Format, PackError, PackOptions};
-use crate::policy::{PolicyError, Template};
+use crate::policy::{PolicyError, Template, rules};
 
 /// Which form field an error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,10 @@ fn from_policy(e: &PolicyError) -> Field {
         PolicyError::CnMismatch | PolicyError::CnInvalid | PolicyError::RdnMismatch { .. } => {
             Field::CommonName
         }
+        PolicyError::ControlChars { field } if field == crate::policy::rules::SAN_FIELD => {
+            Field::San
+        }
+        PolicyError::ControlChars { .. } => Field::CommonName,
         PolicyError::InvalidMac
         | PolicyError::SanMissing { .. }
         | PolicyError::SanNotAllowed { .. }
@@ -273,6 +277,11 @@ pub async fn issue_single(
             (csr, false, cn, label)
         }
         None => {
+            // blanks around a value are trimmed; a control character inside it is refused
+            rules::check_no_control("CN", req.common_name.trim())
+                .map_err(|e| SingleError::new(Field::CommonName, 400, e.to_string()))?;
+            rules::check_no_control(rules::SAN_FIELD, req.san.trim())
+                .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
             let cn = req.common_name.trim().to_string();
             if cn.is_empty() {
                 return Err(SingleError::new(

@@ -112,6 +112,18 @@ fn given(s: &str) -> Option<String> {
 /// Checks the fields; the values the SAN pattern's variables take.
 pub fn check_fields(req: &TestRequest) -> Result<SanVars, SingleError> {
     let bad = |field, message: &str| Err(SingleError::new(field, 400, message));
+    // blanks around a value are trimmed (a cell pasted from a spreadsheet ends in a TAB or a
+    // line break); a control character left inside it is refused, naming the field
+    for (field, what, value) in [
+        (Field::CertName, "certificate name", &req.cert_name),
+        (Field::UserName, "user name", &req.user_name),
+        (Field::Domain, "domain", &req.domain),
+        (Field::Email, "email address", &req.email),
+    ] {
+        if let Err(e) = crate::policy::rules::check_no_control(what, value.trim()) {
+            return bad(field, &e.to_string());
+        }
+    }
     let name = req.cert_name.trim();
     if name.is_empty() {
         return bad(Field::CertName, NAME_MISSING);
@@ -315,6 +327,46 @@ mod tests {
             check_fields(&req("TestCert\t", "joe", "", "")).is_ok(),
             "surrounding blanks are trimmed"
         );
+        for (r, field, what) in [
+            (
+                req("Test\0Cert", "", "", ""),
+                Field::CertName,
+                "certificate name",
+            ),
+            (
+                req("Test\nCert", "", "", ""),
+                Field::CertName,
+                "certificate name",
+            ),
+            (
+                req("TestCert", "jo\u{1b}[31me", "", ""),
+                Field::UserName,
+                "user name",
+            ),
+            (
+                req("TestCert", "joe", "exa\rmple.com", ""),
+                Field::Domain,
+                "domain",
+            ),
+            (
+                req("TestCert", "", "", "joe@exa\u{85}mple.com"),
+                Field::Email,
+                "email address",
+            ),
+            (
+                req("TestCert", "", "", "joe\u{7f}@example.com"),
+                Field::Email,
+                "email address",
+            ),
+        ] {
+            assert_eq!(
+                msg(r),
+                (
+                    field,
+                    format!("The given {what} is invalid. Cannot contain control characters")
+                )
+            );
+        }
         assert_eq!(
             msg(req("  ", "", "", "")),
             (Field::CertName, NAME_MISSING.to_string())

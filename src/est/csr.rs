@@ -229,6 +229,28 @@ pub fn name_value(name: &Name, oid: ObjectIdentifier) -> Option<String> {
         .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned())
 }
 
+/// A directory string's characters, by its tag: UTF-8, Printable, IA5, Visible and Numeric
+/// strings as UTF-8 (lossily), Teletex as Latin-1 (so its 0x80–0x9F are the C1 controls),
+/// BMPString as UTF-16BE (not as raw bytes, which would read every ASCII letter of a
+/// BMPString as a NUL and a letter). Anything else: as bytes. (`der` has no UniversalString
+/// tag: a CSR with one does not parse.)
+pub fn directory_string(value: &der::Any) -> String {
+    let bytes = value.value();
+    match value.tag() {
+        Tag::TeletexString => bytes.iter().map(|&b| char::from(b)).collect(),
+        Tag::BmpString => {
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
+                .collect();
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
+        }
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// The subject (DER) and SubjectAltName entries of a certificate, for re-enrollment checks.
 pub fn cert_identity(cert_der: &[u8]) -> Result<(Vec<u8>, Vec<SanEntry>), WireError> {
     let cert = Certificate::from_der(cert_der).map_err(der_err)?;

@@ -10,7 +10,8 @@ mod pkcs7;
 
 pub use body::{decode_body, encode_body, pem};
 pub use csr::{
-    Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name, encode_san, name_value,
+    Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name, directory_string, encode_san,
+    name_value,
 };
 pub use pkcs7::{CsrAttr, certs_only, csrattrs};
 

@@ -248,7 +248,8 @@ impl Template {
         })
     }
 
-    /// Runs every rule on a CSR, in order: CN characters, CN owner, fixed RDNs, key type,
+    /// Runs every rule on a CSR, in order: control characters anywhere in the subject or
+    /// SAN, CN characters, CN owner, fixed RDNs, key type,
     /// required attributes, channel binding, SAN style. `vars` overrides what the SAN
     /// pattern's variables are taken from (the CSR by default).
     pub fn evaluate(
@@ -262,6 +263,7 @@ impl Template {
             vars,
             server_keygen,
         } = *ctx;
+        rules::check_csr_control_chars(csr)?;
         let cn = csr.common_name();
         if let Some(cn) = &cn {
             rules::check_cn_chars(cn)?;
@@ -370,7 +372,7 @@ impl Template {
     /// What `/csrattrs` tells clients (RFC 7030 §4.5.2): channel binding's challengePassword,
     /// the preferred key type (when the template restricts key types) and its signature
     /// algorithm, the SAN extension when one is required, and any further OIDs.
-    /// Empty means the template asks nothing (204).
+    /// Empty means the template asks nothing (an empty SEQUENCE).
     pub fn csr_attrs(&self) -> Vec<CsrAttr> {
         let mut out = Vec::new();
         if self.channel_binding {
@@ -817,6 +819,117 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_subject_attribute_and_san_value() {
+        let t = parse(&format!(
+            "{}san_style = \"dns\"\nsan_optional = true\ncn_must_match_user = false\n",
+            GOOD.replace("csr_attrs = [\"1.2.840.113549.1.9.7\"]", "")
+        ))
+        .unwrap();
+        let err = |c: Csr| t.evaluate(&c, &JOE, &EvalContext::default()).unwrap_err();
+        let control = |field: &str| PolicyError::ControlChars {
+            field: field.into(),
+        };
+        for cn in [
+            "bad\ncn",
+            "bad\0",
+            "\rbad",
+            "a\tb",
+            "a\u{1b}[2Jb",
+            "a\u{7f}",
+            "a\u{85}b",
+            "a\u{9f}",
+        ] {
+            let e = err(csr(&format!("CN={cn}"), vec![]));
+            assert_eq!(e, control("CN"), "{cn:?}");
+            assert_eq!(
+                e.to_string(),
+                "The given CN is invalid. Cannot contain control characters"
+            );
+        }
+        // before the CN's forbidden characters, and in any attribute
+        assert_eq!(err(csr("CN=x*\n", vec![])), control("CN"));
+        assert_eq!(err(csr("CN=joe,O=Ex\u{0}ample", vec![])), control("O"));
+        assert_eq!(err(csr("CN=joe,OU=a\u{8}b", vec![])), control("OU"));
+        // every SAN type that carries text
+        let san = control(rules::SAN_FIELD);
+        assert_eq!(
+            san.to_string(),
+            "The given Subject alternative name is invalid. Cannot contain control characters"
+        );
+        for entry in [
+            rcgen::SanType::DnsName("a\nb.example".try_into().unwrap()),
+            rcgen::SanType::Rfc822Name("joe\0@example.com".try_into().unwrap()),
+            rcgen::SanType::URI("urn:x\u{1b}".try_into().unwrap()),
+            rcgen::SanType::OtherName((
+                vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+                rcgen::OtherNameValue::Utf8String("joe\r\n@example.com".into()),
+            )),
+        ] {
+            assert_eq!(err(csr("CN=joe", vec![entry.clone()])), san, "{entry:?}");
+        }
+        // a BMPString is read as UTF-16, not as bytes: "joe" is three letters, no NULs
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(
+            rcgen::DnType::OrganizationName,
+            rcgen::DnValue::BmpString("Joe".try_into().unwrap()),
+        );
+        let bmp = Csr::parse(params.serialize_request(&key).unwrap().der()).unwrap();
+        assert!(t.evaluate(&bmp, &JOE, &EvalContext::default()).is_ok());
+        // a Teletex byte 0x85 is the C1 control NEL; in a BMPString, U+0085 is too
+        let t61 = der::Any::new(der::Tag::TeletexString, vec![b'a', 0x85]).unwrap();
+        assert!(rules::has_control(&crate::est::directory_string(&t61)));
+        let bmp = der::Any::new(der::Tag::BmpString, vec![0, b'a', 0, 0x85]).unwrap();
+        assert!(rules::has_control(&crate::est::directory_string(&bmp)));
+        let bmp = der::Any::new(der::Tag::BmpString, vec![0, b'a', 0x30, 0x42]).unwrap();
+        assert_eq!(crate::est::directory_string(&bmp), "a\u{3042}");
+        // clean values pass
+        assert!(
+            t.evaluate(
+                &csr(
+                    "CN=joe,O=Example",
+                    vec![rcgen::SanType::DnsName("joe.example".try_into().unwrap())]
+                ),
+                &JOE,
+                &EvalContext::default()
+            )
+            .is_ok()
+        );
+    }
+
+    /// libest's example client walks a `/csrattrs` answer OID by OID and loops for ever when
+    /// it does not end with one: every non-empty answer ends with an OID.
+    #[test]
+    fn csr_attrs_end_with_an_oid() {
+        for key_types in [
+            "\"rsa-2048\"",
+            "\"rsa-3072\", \"ec-p256\"",
+            "\"ec-p384\"",
+            "\"ed25519\"",
+        ] {
+            for extra in [
+                "",
+                "channel_binding = true\n",
+                "san_style = \"mac\"\n",
+                "san_style = \"upn\"\ncsr_attrs = [\"1.2.3.4\"]\n",
+            ] {
+                let t = parse(&format!(
+                    "name = \"t\"\nkey_types = [{key_types}]\nvalidity_days = 1\n{extra}"
+                ))
+                .unwrap();
+                let attrs = t.csr_attrs();
+                assert!(!attrs.is_empty());
+                let der = crate::est::csrattrs(&attrs).unwrap();
+                // the last TLV of the encoding: an OBJECT IDENTIFIER (tag 6) with its length
+                let last_oid_at = (0..der.len())
+                    .rev()
+                    .find(|&i| der[i] == 0x06 && i + 2 + usize::from(der[i + 1]) == der.len());
+                assert!(last_oid_at.is_some(), "{key_types} {extra}: {attrs:?}");
+            }
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum PolicyError {
     CnInvalid,
     #[error("{MSG_INVALID_MAC}")]
     InvalidMac,
+    /// A subject attribute (`CN`, `O`, …) or SAN value with a control character.
+    #[error("The given {field} is invalid. Cannot contain control characters")]
+    ControlChars { field: String },
     #[error(
         "Invalid request - The given CSR has an {rdn} RDN that does not match what is defined in the provided Certificate Template"
     )]
@@ -88,6 +91,76 @@ pub fn check_cn_chars(cn: &str) -> Result<(), PolicyError> {
     }
     Ok(())
 }
+
+/// A control character: C0 (NUL … US, so TAB, CR, LF and ESC too), DEL, and C1
+/// (U+0080–U+009F). None belongs in a name: they forge log lines, split CSV and LDIF
+/// exports, and make one name look like another in a terminal.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A value typed into a field (`what`: "CN", "Subject alternative name", "user name", …)
+/// must hold no control character.
+pub fn check_no_control(what: &str, value: &str) -> Result<(), PolicyError> {
+    if has_control(value) {
+        return Err(PolicyError::ControlChars {
+            field: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The short name of a subject attribute for messages: `CN`, `O`, `emailAddress`, …, or its
+/// dotted OID.
+pub fn attribute_short_name(oid: &ObjectIdentifier) -> String {
+    let name = match oid.to_string().as_str() {
+        "2.5.4.3" => "CN",
+        "2.5.4.4" => "SN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "street",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.12" => "title",
+        "2.5.4.42" => "GN",
+        "2.5.4.46" => "dnQualifier",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        other => return other.to_string(),
+    };
+    name.to_string()
+}
+
+/// No subject attribute and no SAN value of a CSR may hold a control character; the error
+/// names the first attribute that does (`The given CN is invalid. Cannot contain control
+/// characters`), or the Subject alternative name.
+pub fn check_csr_control_chars(csr: &Csr) -> Result<(), PolicyError> {
+    for atv in csr.subject.iter() {
+        if has_control(&crate::est::directory_string(&atv.value)) {
+            return Err(PolicyError::ControlChars {
+                field: attribute_short_name(&atv.oid),
+            });
+        }
+    }
+    use crate::est::SanEntry;
+    for entry in csr.san.iter().flat_map(|s| s.entries.iter()) {
+        let text = match entry {
+            SanEntry::Dns(v)
+            | SanEntry::Email(v)
+            | SanEntry::Uri(v)
+            | SanEntry::OtherName(_, v) => v.as_str(),
+            SanEntry::Ip(_) | SanEntry::Other(_) => continue,
+        };
+        check_no_control(SAN_FIELD, text)?;
+    }
+    Ok(())
+}
+
+/// How messages name the SubjectAltName.
+pub const SAN_FIELD: &str = "Subject alternative name";
 
 /// The CN must be the requester's user name (case-insensitively, as Active Directory
 /// compares names), unless the requester is an admin or the template does not ask for it.

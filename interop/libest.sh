@@ -183,6 +183,26 @@ if est_failed out.txt && grep -q "EST_ERR_ZERO_LENGTH_BUF" out.txt && grep -q "d
   pass "estclient -q --path-seg devices (an EC P-256 key): libest refuses keys under 256 base64 characters (known limit)"
 else fail "estclient serverkeygen EC" "$(tail -5 out.txt)"; fi
 
+# manual approval: 202 + Retry-After (read case-sensitively by libest); libest sleeps that
+# long and asks again; approved meanwhile, the retry gets the certificate
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out k5.pem 2>/dev/null
+mkdir -p m1
+estc -v -e -u admin -h "$PASSWORD" --common-name admin --path-seg manual -x k5.pem -o m1 --pem-output >m1.txt &
+EPID=$!
+ID=""
+for _ in $(seq 1 40); do
+  ID=$($ESTD pending list 2>/dev/null | awk -F'\t' '$3 == "manual" {print $1; exit}')
+  [ -n "$ID" ] && break
+  sleep 0.1
+done
+[ -n "$ID" ] && $ESTD pending approve "$ID" >/dev/null 2>&1
+wait "$EPID"
+if [ -n "$ID" ] && grep -q "Retry-After delay seconds = 5" m1.txt && ! est_failed m1.txt \
+  && [ "$(pubkey_of_cert m1/cert-0-0.pem)" = "$(pubkey_of_key k5.pem)" ] \
+  && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem m1/cert-0-0.pem >/dev/null 2>&1; then
+  pass "estclient -e --path-seg manual: 202 with Retry-After 5, approved meanwhile, the retry gets the certificate"
+else fail "manual approval with libest" "request ${ID:-not found}: $(grep -a 'Retry-After\|failed with' m1.txt | tail -3)"; fi
+
 # a wrong password: a clean failure on the client, a 401 in estd's audit log
 mkdir -p w1
 estc -e -u admin -h "wrong-password" --common-name admin -x k1.pem -o w1 >out.txt

@@ -121,9 +121,7 @@ fn from_policy(e: &PolicyError) -> Field {
         PolicyError::CnMismatch | PolicyError::CnInvalid | PolicyError::RdnMismatch { .. } => {
             Field::CommonName
         }
-        PolicyError::ControlChars { field } if field == crate::policy::rules::SAN_FIELD => {
-            Field::San
-        }
+        PolicyError::ControlChars { field } if field == rules::SAN_FIELD => Field::San,
         PolicyError::ControlChars { .. } => Field::CommonName,
         PolicyError::InvalidMac
         | PolicyError::SanMissing { .. }

@@ -12,7 +12,8 @@
 //! parses with `preserve_header_case`, and `http::Extensions` can be cloned and moved whole.
 //! So at start [`learn`] parses, over an in-memory pipe, one request whose header names are
 //! [`SPELLINGS`], keeps that request's extensions, and [`apply`] puts a copy into every
-//! HTTP/1.x response. [`learn`] then sends a response through the same path and reads its raw
+//! HTTP/1.x response that carries a name title case misspells (`WWW-Authenticate`); the
+//! rest are written in title case (`title_case_headers`), which spells them exactly. [`learn`] then sends a response through the same path and reads its raw
 //! bytes back: if a future hyper stops honouring the map, start-up says so in the log (and
 //! `tests/header_case.rs`, which reads every listener's raw bytes, fails).
 //!
@@ -51,6 +52,11 @@ pub const SPELLINGS: &[&str] = &[
     "X-Request-Id",
 ];
 
+/// The names in [`SPELLINGS`] that hyper's title case gets wrong (it writes
+/// `Www-Authenticate`). Every other name comes out right from title case alone, so only a
+/// response carrying one of these needs (and gets) the map: the others cost nothing.
+const NOT_TITLE_CASE: &[&str] = &["WWW-Authenticate"];
+
 /// Names that may appear more than once in one response: the map holds this many
 /// spellings of each (hyper takes one per occurrence, then falls back to title case).
 const REPEATS: usize = 4;
@@ -59,10 +65,15 @@ const REPEATED: &[&str] = &["Set-Cookie", "WWW-Authenticate", "Vary"];
 /// The request's extensions hyper made, holding its header-case map.
 static LEARNED: OnceLock<Extensions> = OnceLock::new();
 
-/// Writes the exact spellings into an HTTP/1.x response (a no-op for HTTP/2, or before
-/// [`learn`] has run: then hyper's title case applies).
+/// Writes the exact spellings into an HTTP/1.x response that carries a name title case
+/// gets wrong (a no-op for HTTP/2, for other responses, whose names title case writes
+/// exactly, and before [`learn`] has run).
 pub fn apply<B>(version: Version, resp: &mut Response<B>) {
-    if version >= Version::HTTP_2 {
+    if version >= Version::HTTP_2
+        || !NOT_TITLE_CASE
+            .iter()
+            .any(|n| resp.headers().contains_key(*n))
+    {
         return;
     }
     if let Some(ext) = LEARNED.get() {
@@ -191,13 +202,49 @@ mod tests {
     async fn hyper_writes_the_learned_spellings() {
         let wrong = learn().await;
         assert!(wrong.is_empty(), "misspelled: {wrong:?}");
-        // and a response that went through apply() carries the map
-        let mut resp = Response::new(());
+        // a response with WWW-Authenticate gets the map over HTTP/1.1, not over HTTP/2;
+        // others need none
+        let challenge = || {
+            let mut r = Response::new(());
+            r.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Basic"));
+            r
+        };
+        let mut resp = challenge();
         apply(Version::HTTP_11, &mut resp);
         assert!(!resp.extensions().is_empty());
-        let mut h2 = Response::new(());
+        let mut h2 = challenge();
         apply(Version::HTTP_2, &mut h2);
         assert!(h2.extensions().is_empty());
+        let mut plain = Response::new(());
+        plain
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
+        apply(Version::HTTP_11, &mut plain);
+        assert!(plain.extensions().is_empty());
+    }
+
+    /// Title case (hyper's: upper case at the start and after each `-`) writes every other
+    /// spelling exactly, so NOT_TITLE_CASE is complete.
+    #[test]
+    fn only_the_listed_names_differ_from_title_case() {
+        for name in SPELLINGS {
+            let mut title = String::new();
+            let mut prev = '-';
+            for c in name.to_ascii_lowercase().chars() {
+                title.push(if prev == '-' {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                });
+                prev = c;
+            }
+            assert_eq!(
+                title != *name,
+                NOT_TITLE_CASE.contains(name),
+                "{name} (title case: {title})"
+            );
+        }
     }
 
     #[test]

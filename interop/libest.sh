@@ -213,6 +213,21 @@ $ESTD requests --since 10m --failed >req.txt 2>/dev/null
 # (libest first asks without credentials: those 401s say so; this one names the wrong password)
 grep "simpleenroll" req.txt | grep " 401 " | grep -q "user name or password is wrong" \
   && pass "estd requests --failed: the wrong password is audited (401, with the reason)" || fail "audit of the wrong password" "$(tail -3 req.txt)"
+# an ordinary user (est-users, no admin group): its own name works; another name is a 403,
+# which libest has no code for (it knows 200, 202, 204, 400, 401, 404, 423, 500, 502, 504):
+# a clean failure, EST_ERR_UNKNOWN, no certificate, the reason in estd's audit log
+echo "Dev-password-1" | $ESTD user add dev --group est-users --password-stdin >/dev/null 2>&1
+mkdir -p u1 u2
+estc -e -u dev -h Dev-password-1 --common-name dev -x k1.pem -o u1 --pem-output >out.txt
+! est_failed out.txt && openssl x509 -in u1/cert-0-0.pem -noout -subject 2>/dev/null | grep -q "CN *= *dev" \
+  && pass "estclient as an ordinary user, its own name: issued" || fail "ordinary user" "$(tail -3 out.txt)"
+estc -e -u dev -h Dev-password-1 --common-name admin -x k1.pem -o u2 --pem-output >out.txt
+$ESTD requests --since 10m --user dev --failed >req.txt 2>/dev/null
+if grep -q "failed with code.*EST_ERR_UNKNOWN" out.txt && [ ! -e u2/cert-0-0.pem ] \
+  && grep " 403 " req.txt | grep -q "does not match the provided user name"; then
+  pass "estclient as an ordinary user asking for CN=admin: refused (403, audited; libest says EST_ERR_UNKNOWN)"
+else fail "ordinary user, another name" "$(tail -3 out.txt) / $(tail -2 req.txt)"; fi
+
 # the unknown label is a 404 to libest too
 mkdir -p n1
 estc -e -u admin -h "$PASSWORD" --common-name admin --path-seg nosuchlabel -x k1.pem -o n1 >out.txt

@@ -31,7 +31,7 @@ code=$(status "$EST/devices/cacerts"); [ "$code" = 200 ] && pass "cacerts under 
 
 # --- /simpleenroll ------------------------------------------------------------------------
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out dev.key 2>/dev/null
-csr_b64 dev.key "/CN=admin/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example" >dev.b64
+csr_b64 dev.key "/CN=admin" "subjectAltName=DNS:dev.admin.example.com,DNS:alt.admin.example.com" >dev.b64
 code=$(status -u "admin:$PASSWORD" -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simpleenroll")
 if [ "$code" = 200 ] && [ "$(header content-type)" = "application/pkcs7-mime; smime-type=certs-only" ] \
   && base64 -d body.out | openssl pkcs7 -inform DER -print_certs >dev.pem 2>/dev/null; then
@@ -39,7 +39,7 @@ if [ "$code" = 200 ] && [ "$(header content-type)" = "application/pkcs7-mime; sm
 else fail "simpleenroll (--data-binary)" "status $code: $(head -c 200 body.out)"; fi
 check "simpleenroll: openssl verify against /cacerts" openssl verify -CAfile "$CA" -untrusted cacerts.pem dev.pem
 openssl x509 -in dev.pem -noout -subject -ext subjectAltName >dev.txt 2>/dev/null
-grep -q "CN = admin" dev.txt && grep -q "DNS:dev.example" dev.txt && pass "simpleenroll: subject and SAN as requested" || fail "simpleenroll: subject and SAN"
+grep -q "CN = admin" dev.txt && grep -q "DNS:dev.admin.example.com" dev.txt && pass "simpleenroll: subject and SAN as requested" || fail "simpleenroll: subject and SAN"
 check "simpleenroll: the certificate matches the key" sh -c "[ \"\$(openssl x509 -in dev.pem -noout -pubkey)\" = \"\$(openssl pkey -in dev.key -pubout)\" ]"
 
 tr -d '\n' <dev.b64 >oneline.b64
@@ -77,11 +77,11 @@ else fail "simplereenroll" "status $code: $(head -c 200 body.out)"; fi
   && pass "simplereenroll: a new serial number" || fail "simplereenroll: new serial"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rekey.key 2>/dev/null
 code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" \
-  --data-binary @<(csr_b64 rekey.key "/CN=admin/O=Example" "subjectAltName=DNS:alt.example,DNS:dev.example") "$EST/simplereenroll")
+  --data-binary @<(csr_b64 rekey.key "/CN=admin" "subjectAltName=DNS:alt.admin.example.com,DNS:dev.admin.example.com") "$EST/simplereenroll")
 [ "$code" = 200 ] && pass "simplereenroll: rekey, SANs in another order" || fail "simplereenroll: rekey" "$code"
-code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=intruder/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example") "$EST/simplereenroll")
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=intruder" "subjectAltName=DNS:dev.admin.example.com,DNS:alt.admin.example.com") "$EST/simplereenroll")
 [ "$code" = 403 ] && grep -q "Subject differs" body.out && pass "simplereenroll: changed subject → 403" || fail "reenroll changed subject" "$code"
-code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=admin/O=Example" "subjectAltName=DNS:other.example") "$EST/simplereenroll")
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=admin" "subjectAltName=DNS:other.admin.example.com") "$EST/simplereenroll")
 [ "$code" = 403 ] && grep -q "SubjectAltName differs" body.out && pass "simplereenroll: changed SAN → 403" || fail "reenroll changed SAN" "$code"
 code=$(status -H "Content-Type: application/pkcs10" --data-binary @dev.b64 "$EST/simplereenroll")
 [ "$code" = 401 ] && pass "simplereenroll without a client certificate → 401" || fail "reenroll without cert" "$code"
@@ -106,7 +106,7 @@ serverkeygen() { # LABEL CN SAN-EXT
     && [ "$(openssl x509 -in skg.pem -noout -pubkey)" != "$(openssl pkey -in dev.key -pubout)" ] \
     && openssl verify -CAfile "$CA" -untrusted cacerts.pem skg.pem >/dev/null 2>&1
 }
-if serverkeygen devices "/CN=admin" "subjectAltName=DNS:dev.example"; then
+if serverkeygen devices "/CN=admin" "subjectAltName=DNS:admin.devices.example.com"; then
   pass "serverkeygen (devices, EC P-256): PKCS#8 key matching its certificate, not the CSR's key"
 else fail "serverkeygen devices" "$code $(head -c 200 body.out)"; fi
 if serverkeygen eap-tls "/CN=admin" "subjectAltName=DNS:00:11:22:33:44:55" \
@@ -168,6 +168,9 @@ code=$(status -u "bob:S3cret-for-bob" -H "Content-Type: application/pkcs10" --da
 
 # --- policy: the portal FAQ's rules and messages, with openssl CSRs -----------------------
 BOB="bob:S3cret-for-bob"
+# the MDM connector's account: the shipped mdm template is for mdm-connectors only
+echo "S3cret-for-mdm" | "$ESTD_BIN" --config "$ROOT/conf/estd.toml" user add connector --group mdm-connectors --password-stdin >/dev/null 2>&1
+MDM="connector:S3cret-for-mdm"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=alice") "$EST/simpleenroll")
 [ "$code" = 403 ] && [ "$(head -n1 body.out)" = "Invalid request - The given CSR has a CN that does not match the provided user name, and that user does not have ERS Admin" ] \
   && pass "policy: bob asks for CN=alice → 403 with the FAQ's message" || fail "policy: CN mismatch" "$code $(head -n1 body.out)"
@@ -186,15 +189,30 @@ else fail "policy: eap-tls MAC" "$code $(head -c 200 body.out)"; fi
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=bob" "subjectAltName=DNS:00:11:22:aa:bb") "$EST/eap-tls/simpleenroll")
 [ "$code" = 400 ] && [ "$(head -n1 body.out)" = "Invalid MAC address" ] && pass "policy: a short MAC → 400 Invalid MAC address" || fail "policy: invalid MAC" "$code $(head -n1 body.out)"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" \
+  --data-binary @<(csr_b64 rsa.key "/CN=admin" "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:administrator@corp.example,email:ceo@corp.example") "$EST/mdm/simpleenroll")
+[ "$code" = 403 ] && [ "$(head -n1 body.out)" = "User bob may not use the certificate template mdm" ] \
+  && pass "policy: bob (est-users) asks the mdm template for CN=admin → 403, the template is not his" || fail "policy: mdm access" "$code $(head -n1 body.out)"
+code=$(status -u "$MDM" -H "Content-Type: application/pkcs10" \
   --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:joe@corp.example,email:joe@corp.example") "$EST/mdm/simpleenroll")
 if [ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null >mdm.txt \
   && grep -q "joe@corp.example" mdm.txt && grep -qi "email:joe@corp.example" mdm.txt; then
   pass "policy: mdm (UPN and Email) from an openssl CSR"
 else fail "policy: mdm UPN and Email" "$code $(head -c 200 body.out)"; fi
-code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=email:joe@corp.example") "$EST/mdm/simpleenroll")
+code=$(status -u "$MDM" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 rsa.key "/CN=joe" "subjectAltName=email:joe@corp.example") "$EST/mdm/simpleenroll")
 [ "$code" = 400 ] && grep -q "requires a UPN" body.out && pass "policy: mdm without a UPN → 400 saying so" || fail "policy: mdm without UPN" "$code $(head -n1 body.out)"
 code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary "MIIB" "$EST/simpleenroll")
 [ "$code" = 400 ] && [ "$(head -n1 body.out)" = "ISE server error - The given CSR text is malformed" ] && pass "policy: malformed CSR → 400 with the FAQ's message" || fail "policy: malformed" "$code $(head -n1 body.out)"
+
+# --- what an ordinary user cannot get (bob: est-users, nothing more) ------------------------
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob" "subjectAltName=DNS:localhost,DNS:*.example.com") "$EST/devices/simpleenroll")
+[ "$code" = 403 ] && grep -q "does not issue the name DNS:localhost\|does not issue wildcard names (DNS:\*.example.com)" body.out \
+  && pass "names: a TLS server certificate for localhost and *.example.com under devices → 403" || fail "names: localhost" "$code $(head -n1 body.out)"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob" "subjectAltName=DNS:bob.devices.example.com") "$EST/devices/simpleenroll")
+[ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:bob.devices.example.com" \
+  && pass "names: bob.devices.example.com (the devices rule %cn%.devices.example.com) → issued" || fail "names: own device name" "$code $(head -n1 body.out)"
+code=$(status -u "$BOB" -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 dev.key "/CN=bob/O=estd development/OU=Domain Admins") "$EST/simpleenroll")
+[ "$code" = 400 ] && [ "$(head -n1 body.out)" = "Invalid request - The given CSR has an O RDN that the provided Certificate Template does not allow" ] \
+  && pass "subject: O and OU the template does not list → 400 naming the RDN" || fail "subject: unlisted RDN" "$code $(head -n1 body.out)"
 
 # --- manual approval: 202 + Retry-After, estd pending approve, then 200 --------------------
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out wait.key 2>/dev/null
@@ -251,7 +269,7 @@ ocsp -cert dev.pem | grep -q "^dev.pem: revoked" && ocsp -cert dev.pem | grep -q
   && pass "openssl ocsp: revoked, response verified" || fail "ocsp revoked" "$(ocsp -cert dev.pem | tail -3)"
 ocsp -serial 0x42 | grep -q "^0x42: unknown" && pass "openssl ocsp: an unknown serial is unknown" || fail "ocsp unknown"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out after.key 2>/dev/null
-code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 after.key "/CN=admin/O=Example" "subjectAltName=DNS:dev.example,DNS:alt.example") "$EST/simplereenroll")
+code=$(status --cert dev.pem --key dev.key -H "Content-Type: application/pkcs10" --data-binary @<(csr_b64 after.key "/CN=admin" "subjectAltName=DNS:dev.admin.example.com,DNS:alt.admin.example.com") "$EST/simplereenroll")
 [ "$code" = 403 ] && grep -q "was revoked" body.out && pass "simplereenroll with the revoked certificate: 403 with the reason" || fail "reenroll revoked" "$code $(head -c 200 body.out)"
 curl -s "http://127.0.0.1:$MPORT/metrics" | grep -q '^estd_certificates_revoked_total 1$' \
   && pass "metrics: estd_certificates_revoked_total 1" || fail "metrics"

@@ -22,10 +22,12 @@ cn_must_match_user = false
 san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "uri:urn:mdm:%cn%"]
 fill_missing = "Test"
+allowed_groups = ["mdm-connectors"]
 TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
-echo "S3cret-for-mdm" | $ESTD user add mdm --group est-users --password-stdin >/dev/null 2>&1
+# the MDM connector's account: the mdm and connector templates are for mdm-connectors only
+echo "S3cret-for-mdm" | $ESTD user add mdm --group mdm-connectors --password-stdin >/dev/null 2>&1
 
 # the client: everything common in one place; the password travels in the environment
 client() { EST_CLIENT_PASSWORD="${CPW:-$PASSWORD}" "$ESTD_BIN" client --server 127.0.0.1 --port "$PORT" "$@"; }
@@ -56,10 +58,10 @@ client --cacert "$ROOTCA" --label eap-tls csrattrs >attrs.txt 2>&1 \
 client --cacert "$ROOTCA" --label devices csrattrs >attrs.txt 2>&1 && grep -q "no particular attributes" attrs.txt \
   && pass "csrattrs devices: an empty SEQUENCE → asks nothing" || fail "csrattrs empty" "$(cat attrs.txt)"
 
-client --cacert "$ROOTCA" --user admin enroll --cn admin --san dns:admin.example --out admin.pem --key-out admin.key >out.txt 2>&1; code=$?
+client --cacert "$ROOTCA" --user admin enroll --cn admin --san dns:admin.example.com --out admin.pem --key-out admin.key >out.txt 2>&1; code=$?
 if [ "$code" = 0 ] && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem admin.pem >/dev/null 2>&1 \
   && [ "$(openssl x509 -in admin.pem -noout -pubkey)" = "$(openssl pkey -in admin.key -pubout 2>/dev/null)" ] \
-  && [ "$(stat -c %a admin.key)" = 600 ] && openssl x509 -in admin.pem -noout -ext subjectAltName | grep -q "DNS:admin.example"; then
+  && [ "$(stat -c %a admin.key)" = 600 ] && openssl x509 -in admin.pem -noout -ext subjectAltName | grep -q "DNS:admin.example.com"; then
   pass "enroll: certificate verifies, carries the new key (0600) and the SAN"
 else fail "enroll" "exit $code: $(cat out.txt)"; fi
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null

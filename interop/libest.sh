@@ -76,6 +76,7 @@ server_keygen_key = "rsa-3072"
 validity_days = 30
 san_style = "dns"
 san_optional = true
+dns_names = ["%cn%.routers.example.com"]
 TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"

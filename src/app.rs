@@ -218,6 +218,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         )
         .with_revocation_urls(urls.clone()),
     );
+    enroll.set_server_certificate(&own_server_cert);
     let revocation = match &revocation_listener {
         Some(_) => {
             let service = Arc::new(crate::revocation::RevocationService::new(
@@ -460,13 +461,17 @@ async fn plain(
 }
 
 /// Reads the TLS certificate and key files again and serves them from the next handshake
-/// on (SIGHUP). On any error the current certificate stays.
-pub fn reload_tls(config: &Config, cert: &server::ReloadableCert) -> Result<String, StartError> {
+/// on (SIGHUP); its names become the ones never issued. On any error the current
+/// certificate stays.
+pub fn reload_tls(
+    config: &Config,
+    cert: &server::ReloadableCert,
+    enroll: &EnrollService,
+) -> Result<String, StartError> {
     let (chain, key) = devpki::read_tls(&config.tls_cert, &config.tls_key)?;
-    let serial = chain
-        .first()
-        .and_then(|leaf| crate::enroll::serial_of(leaf).ok())
-        .unwrap_or_default();
+    let leaf = chain.first().map(|c| c.to_vec()).unwrap_or_default();
+    let serial = crate::enroll::serial_of(&leaf).unwrap_or_default();
     cert.reload(chain, key)?;
+    enroll.set_server_certificate(&leaf);
     Ok(serial)
 }

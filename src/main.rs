@@ -301,12 +301,20 @@ async fn serve(config: Config) -> Result<(), String> {
         "estd listening on https://{}/.well-known/est/",
         running.addr
     );
-    spawn_tls_reloader(config.clone(), running.tls_cert.clone());
+    spawn_tls_reloader(
+        config.clone(),
+        running.tls_cert.clone(),
+        running.state.enroll.clone(),
+    );
     running.wait().await.map_err(|e| e.to_string())
 }
 
 /// SIGHUP: the TLS certificate and key files are read again (rotation without restart).
-fn spawn_tls_reloader(config: Config, cert: std::sync::Arc<estd::server::ReloadableCert>) {
+fn spawn_tls_reloader(
+    config: Config,
+    cert: std::sync::Arc<estd::server::ReloadableCert>,
+    enroll: std::sync::Arc<estd::enroll::EnrollService>,
+) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -316,7 +324,7 @@ fn spawn_tls_reloader(config: Config, cert: std::sync::Arc<estd::server::Reloada
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match app::reload_tls(&config, &cert) {
+            match app::reload_tls(&config, &cert, &enroll) {
                 Ok(serial) => tracing::info!(
                     cert = %config.tls_cert.display(),
                     %serial,
@@ -495,17 +503,17 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
             groups,
             password_stdin,
         } => {
-            if name.is_empty() || name.len() > auth::MAX_USER || name.contains(':') {
-                return Err(format!(
-                    "user name {name:?} is invalid (1 to {} characters, no ':')",
-                    auth::MAX_USER
-                ));
-            }
+            auth::check_user_name(&name)?;
             let (password, generated) = read_password(password_stdin)?;
             store
                 .add_user(&name, &hash(password.clone()).await?, &groups)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    estd::store::StoreError::Duplicate(_) => format!(
+                        "a user named {name:?} exists already (user names are compared regardless of case)"
+                    ),
+                    other => other.to_string(),
+                })?;
             println!("added user {name:?} in groups {groups:?}");
             if generated {
                 println!("password: {password}");

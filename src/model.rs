@@ -92,6 +92,33 @@ pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// Longest user name estd creates: a user's name is the CN of their certificates, and X.520
+/// bounds a CN at 64 characters.
+pub const MAX_USER_NAME: usize = 64;
+
+/// The rule for names estd creates (`estd user add`, the first administrator): 1 to 64 ASCII
+/// letters, digits, `.`, `_`, `-` and `@`, starting with a letter or a digit. ASCII only, so
+/// that no two names look alike (a Cyrillic `а` in `аdmin`), no control character or space
+/// can forge a log line, and none of the characters Active Directory forbids (the CN rule's
+/// `[ ] " ; | = , + * ? < >`) can appear. Names are unique regardless of case (`alice` and
+/// `Alice` are one name), as the CN rule compares them.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let ok_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@');
+    if name.is_empty() || name.len() > MAX_USER_NAME {
+        return Err(format!(
+            "user name {:?} is invalid: 1 to {MAX_USER_NAME} characters",
+            name.chars().take(80).collect::<String>()
+        ));
+    }
+    if !name.bytes().all(ok_char) || !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err(format!(
+            "user name {:?} is invalid: ASCII letters, digits, '.', '_', '-' and '@' only, starting with a letter or digit",
+            name.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

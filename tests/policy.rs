@@ -27,8 +27,7 @@ const MDM: &str = "name = \"mdm\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30
 const UPN_T: &str = "name = \"upn\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn\"\ncn_must_match_user = false\n";
 const EMAIL_T: &str =
     "name = \"email\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"email\"\n";
-const DNS_T: &str =
-    "name = \"dnsreq\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\n";
+const DNS_T: &str = "name = \"dnsreq\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\ndns_names = [\"%cn%.example\"]\n";
 const NONE_T: &str =
     "name = \"nosan\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"none\"\n";
 const OTHER_T: &str = r#"

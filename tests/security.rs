@@ -11,6 +11,8 @@ use base64::Engine;
 use common::*;
 
 const CERT_PASSWORD: &str = "Secret_#42";
+/// The MDM connector's account (the shipped `mdm` template is for `mdm-connectors` only).
+const CONNECTOR_PASSWORD: &str = "Connector-pw-7";
 const EVIL_USER: &str = "<img src=x onerror=alert(1)>'; DROP TABLE users; --";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,6 +24,12 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
         dir.path(),
         &[("ESTD_LOG_FILTER", "debug")],
         std::fs::File::create(&log).unwrap().into(),
+    );
+    estd_user_add(
+        dir.path(),
+        "connector",
+        &["mdm-connectors"],
+        CONNECTOR_PASSWORD,
     );
     let password = std::fs::read_to_string(dir.path().join("admin-password"))
         .unwrap()
@@ -83,7 +91,7 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
     assert_eq!(r.status(), 200);
     let r = http
         .post(url("/api/v1/test-certificate"))
-        .basic_auth("admin", Some(&password))
+        .basic_auth("connector", Some(CONNECTOR_PASSWORD))
         .json(&serde_json::json!({
             "template": "mdm", "cert_name": "TestCert", "user_name": "jdoe",
             "domain": "example.com", "email": "jdoe@example.com",
@@ -157,6 +165,7 @@ async fn no_secret_in_the_logs_private_files_and_harmless_injection() {
     for (what, secret) in [
         ("the admin password", password.as_str()),
         ("a wrong password", "Wrong-password-9"),
+        ("the connector's password", CONNECTOR_PASSWORD),
         ("the certificate password", CERT_PASSWORD),
         ("the Basic credentials", basic.as_str()),
         ("a server-generated key", &key_b64[..64]),

@@ -74,6 +74,15 @@ async fn users_and_groups(s: Arc<dyn Store>) {
         .unwrap();
     let err = s.add_user("alice", "h2", &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
+    // one name regardless of case
+    for other in ["Alice", "ALICE", "aLiCe"] {
+        let err = s.add_user(other, "h2", &[]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)), "{other}: {err}");
+    }
+    assert!(
+        s.find_user("Alice").await.unwrap().is_none(),
+        "look-ups stay exact"
+    );
     let u = s.find_user("alice").await.unwrap().unwrap();
     assert_eq!(
         u.groups,
@@ -608,6 +617,48 @@ async fn postgres_suite() {
     })
     .await;
 }
+
+/// A store made before user names were unique regardless of case, holding `alice` and
+/// `Alice`: estd refuses to start, naming both and saying what to do; after a rename it
+/// starts and the names are unique from then on.
+#[tokio::test]
+async fn names_that_differ_only_in_case_stop_the_upgrade_with_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let s = SqliteStore::open(&path, Synchronous::Normal).await.unwrap();
+    drop(s);
+    // back to the schema before the migration, then two names that clash
+    sql(&path, OLD_SCHEMA_WITH_CLASH).await;
+    let err = match SqliteStore::open(&path, Synchronous::Normal).await {
+        Ok(_) => panic!("opened a store with names that differ only in case"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("\"Alice\" and \"alice\""), "{err}");
+    assert!(err.contains("differ only in case"), "{err}");
+    assert!(err.contains("UPDATE users SET name"), "{err}");
+    // renamed: it starts, and the rule holds from then on
+    sql(
+        &path,
+        "UPDATE users SET name = 'alice-2' WHERE name = 'Alice'",
+    )
+    .await;
+    let s = SqliteStore::open(&path, Synchronous::Normal).await.unwrap();
+    let err = s.add_user("ALICE-2", "h", &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
+}
+
+async fn sql(path: &std::path::Path, text: &str) {
+    use sqlx::{Connection, Executor};
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    c.execute(text).await.unwrap();
+    c.close().await.unwrap();
+}
+
+const OLD_SCHEMA_WITH_CLASH: &str = "DROP INDEX users_name_nocase; \
+     DELETE FROM _sqlx_migrations WHERE description = 'user name nocase'; \
+     INSERT INTO users (name, password_hash, created_at) VALUES ('alice', 'h', 't'), ('Alice', 'h', 't');";
 
 /// Two processes' worth of pools on one database: migrations run once, both see the same
 /// rows.

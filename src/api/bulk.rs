@@ -38,7 +38,7 @@ pub fn status_of(e: &BulkError) -> (StatusCode, &'static str) {
         BulkError::Csv(_) => (StatusCode::BAD_REQUEST, "csv"),
         BulkError::Rows(_) => (StatusCode::BAD_REQUEST, "rows"),
         BulkError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        BulkError::NotInGroup(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        BulkError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
         BulkError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         BulkError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -88,7 +88,8 @@ impl From<EnrollError> for EstError {
         match e {
             EnrollError::Unauthorized(m) => EstError::Unauthorized(m),
             EnrollError::Policy(p) if !p.is_forbidden() => EstError::BadRequest(p.to_string()),
-            e @ (EnrollError::NotInGroup { .. }
+            e @ (EnrollError::TemplateDenied { .. }
+            | EnrollError::RenewalTemplate { .. }
             | EnrollError::Policy(_)
             | EnrollError::ReenrollMismatch(_)
             | EnrollError::Revoked(_)

@@ -141,7 +141,9 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             let status = if p.is_forbidden() { 403 } else { 400 };
             SingleError::new(field, status, p.to_string())
         }
-        e @ EnrollError::NotInGroup { .. } => SingleError::new(Field::General, 403, e.to_string()),
+        e @ EnrollError::TemplateDenied { .. } => {
+            SingleError::new(Field::Template, 403, e.to_string())
+        }
         e @ EnrollError::Rejected { .. } => SingleError::new(Field::General, 403, e.to_string()),
         EnrollError::BadRequest(m) => SingleError::new(
             if csr_request {
@@ -152,6 +154,9 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             400,
             m,
         ),
+        e @ EnrollError::RenewalTemplate { .. } => {
+            SingleError::new(Field::General, 403, e.to_string())
+        }
         EnrollError::Unauthorized(m)
         | EnrollError::ReenrollMismatch(m)
         | EnrollError::Revoked(m) => SingleError::new(Field::General, 403, m),

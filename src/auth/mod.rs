@@ -9,9 +9,11 @@ use base64::Engine;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
     Basic,
-    /// A TLS client certificate issued by this CA, by serial (hex).
+    /// A TLS client certificate issued by this CA, by serial (hex), under a template: it
+    /// renews that certificate, and gives no other right.
     ClientCert {
         serial: String,
+        template: String,
     },
     /// A portal session cookie.
     Session,
@@ -34,8 +36,10 @@ impl Principal {
 /// Largest password accepted anywhere (argon2 cost is per byte of input only slightly, but
 /// an unbounded input is never reasonable).
 pub const MAX_PASSWORD: usize = 1024;
-/// Largest user name.
+/// Largest user name accepted in a Basic header (names estd creates are shorter:
+/// [`MAX_USER_NAME`]).
 pub const MAX_USER: usize = 256;
+pub use crate::model::{MAX_USER_NAME, check_user_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]

@@ -8,7 +8,7 @@ use crate::auth::{self, AuthMethod, Principal};
 use crate::ca::{CaError, IssuanceRequest, Issuer};
 use crate::est::{self, Csr, SanEntry};
 use crate::model::RequestMeta;
-use crate::policy::{Approval, EvalContext, PolicyError, Requester, Template};
+use crate::policy::{Approval, EvalContext, PolicyError, Requester, ReservedNames, Template};
 use crate::store::{
     AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, UserRecord, timestamp,
 };
@@ -19,8 +19,14 @@ use crate::store::{
 pub enum EnrollError {
     #[error("{0}")]
     Unauthorized(String),
-    #[error("user {user} is not a member of the group {group} that may enroll")]
-    NotInGroup { user: String, group: String },
+    /// The template's `allowed_groups` / `allowed_users` do not include the requester.
+    #[error("User {user} may not use the certificate template {template}")]
+    TemplateDenied { user: String, template: String },
+    /// A renewal asked under another template than the certificate was issued from.
+    #[error(
+        "The certificate being renewed was issued from the certificate template {issued}; it is renewed only under that template, not {asked}"
+    )]
+    RenewalTemplate { issued: String, asked: String },
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// Re-enrollment whose Subject or SubjectAltName differs from the certificate renewed.
@@ -101,6 +107,21 @@ pub struct EnrollRequest<'a> {
     pub vars: Option<&'a crate::policy::SanVars>,
 }
 
+/// A request that waits for approval, as `enroll` checked it.
+struct Submitted<'a> {
+    meta: &'a RequestMeta,
+    op: &'static str,
+    principal: &'a Principal,
+    /// Who the policy saw (a renewal: its certificate's CN, no admin rights).
+    requester: &'a Requester<'a>,
+    template: &'a Template,
+    csr: &'a Csr,
+    /// The subject the policy built.
+    subject: &'a x509_cert::name::Name,
+    server_keygen: bool,
+    description: &'a str,
+}
+
 /// Everything `issue` needs.
 struct IssueCtx<'a> {
     meta: &'a RequestMeta,
@@ -108,9 +129,13 @@ struct IssueCtx<'a> {
     requester: &'a str,
     template: &'a Template,
     csr: &'a Csr,
+    /// The subject the policy built from the request's.
+    subject: &'a x509_cert::name::Name,
     san: &'a [SanEntry],
     /// An approved manual request being issued.
     pending_id: Option<i64>,
+    /// A renewal: the serial of the certificate renewed (in the audit row).
+    renews: Option<&'a str>,
     server_keygen: bool,
     description: &'a str,
     /// A bulk row: recorded with the row, the generated key sealed into it.
@@ -131,6 +156,9 @@ pub struct EnrollService {
     /// Where issued certificates point relying parties for revocation.
     revocation_urls: crate::revocation::Urls,
     revoked_keys: Arc<RevokedKeys>,
+    /// This server's own names (its TLS certificate's, its CA's subjects): never issued.
+    /// Replaced when the TLS certificate is reloaded.
+    reserved: std::sync::RwLock<Arc<ReservedNames>>,
 }
 
 /// How long a user record read for Basic authentication is reused.
@@ -148,7 +176,9 @@ impl EnrollService {
         est_group: String,
         admin_groups: Vec<String>,
     ) -> Self {
+        let reserved = Arc::new(ReservedNames::from_certificates(None, issuer.chain()));
         Self {
+            reserved: std::sync::RwLock::new(reserved),
             issuer,
             store,
             est_group,
@@ -159,6 +189,27 @@ impl EnrollService {
             revocation_urls: crate::revocation::Urls::default(),
             revoked_keys: Arc::new(RevokedKeys::default()),
         }
+    }
+
+    /// Never issues the names of this TLS server certificate (DER), nor the CA's subjects:
+    /// at start and whenever the certificate is reloaded.
+    pub fn set_server_certificate(&self, tls_leaf: &[u8]) {
+        let names = ReservedNames::from_certificates(Some(tls_leaf), self.issuer.chain());
+        tracing::info!(
+            dns = %names.dns.join(", "),
+            ips = %names.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            "this server's own names are never issued"
+        );
+        if let Ok(mut r) = self.reserved.write() {
+            *r = Arc::new(names);
+        }
+    }
+
+    fn reserved(&self) -> Arc<ReservedNames> {
+        self.reserved
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Names the CRL and OCSP URLs in the certificates of templates that want them.
@@ -194,6 +245,28 @@ impl EnrollService {
     /// The group whose members may enroll and use the portal.
     pub fn est_group(&self) -> &str {
         &self.est_group
+    }
+
+    /// May this principal use the template (its `allowed_groups`, est.group by default, and
+    /// `allowed_users`)? Every path checks it: EST, the JSON API, the portal, bulk jobs, test
+    /// certificates.
+    pub fn check_access(
+        &self,
+        principal: &Principal,
+        template: &Template,
+    ) -> Result<(), EnrollError> {
+        if template.may_use(&principal.name, &principal.groups, &self.est_group) {
+            return Ok(());
+        }
+        tracing::warn!(
+            principal = %principal.name,
+            template = %template.name,
+            "refused: the template's access rules do not include this user"
+        );
+        Err(EnrollError::TemplateDenied {
+            user: principal.name.clone(),
+            template: template.name.clone(),
+        })
     }
 
     /// Is this principal in an admin group (may request certificates for others)?
@@ -300,10 +373,16 @@ impl EnrollService {
                     record.requester
                 ))
             })?;
+        // The certificate is the identity: it renews itself under its template and gives no
+        // other right. Its owner's account must still exist (deleting it stops the renewals),
+        // but the owner's groups (an admin's, say) do not come along.
         Ok(Principal {
             name: user.name,
-            groups: user.groups,
-            method: AuthMethod::ClientCert { serial },
+            groups: Vec::new(),
+            method: AuthMethod::ClientCert {
+                serial,
+                template: record.template,
+            },
         })
     }
 
@@ -322,15 +401,50 @@ impl EnrollService {
             job_item,
             vars,
         } = req;
-        if !principal.in_group(&self.est_group) {
-            return Err(EnrollError::NotInGroup {
-                user: principal.name.clone(),
-                group: self.est_group.clone(),
-            });
-        }
-        let requester = Requester {
-            name: &principal.name,
-            is_admin: self.is_admin(principal),
+        // A renewal (the TLS client certificate being renewed is the identity) stays under
+        // the template its certificate was issued from, with that certificate's CN as the
+        // requester's name and no admin rights; anything else needs the template's access.
+        let renewal = match (&renewing, &principal.method) {
+            (
+                Some(old),
+                AuthMethod::ClientCert {
+                    template: issued, ..
+                },
+            ) => {
+                if *issued != template.name {
+                    return Err(EnrollError::RenewalTemplate {
+                        issued: issued.clone(),
+                        asked: template.name.clone(),
+                    });
+                }
+                let (subject, _) = est::cert_identity(old.cert_der).map_err(|e| {
+                    EnrollError::BadRequest(format!("unreadable client certificate: {e}"))
+                })?;
+                let cn = <x509_cert::name::Name as der::Decode>::from_der(&subject)
+                    .ok()
+                    .and_then(|n| est::common_name(&n))
+                    .unwrap_or_default();
+                Some(cn)
+            }
+            (Some(_), _) => {
+                return Err(EnrollError::Unauthorized(
+                    "re-enrollment is authenticated by the certificate being renewed".into(),
+                ));
+            }
+            (None, _) => {
+                self.check_access(principal, template)?;
+                None
+            }
+        };
+        let requester = match &renewal {
+            Some(cn) => Requester {
+                name: cn,
+                is_admin: false,
+            },
+            None => Requester {
+                name: &principal.name,
+                is_admin: self.is_admin(principal),
+            },
         };
         if let Some(serial) = self
             .revoked_keys
@@ -340,6 +454,25 @@ impl EnrollService {
                 "the key of this request belongs to the revoked certificate {serial}; make a new key"
             )));
         }
+        // A renewal whose subject is not the certificate's is told so first (the policy would
+        // refuse it too, with a less telling reason: its CN's names, say).
+        if let Some(old) = &renewing {
+            let (subject, _) = est::cert_identity(old.cert_der).map_err(|e| {
+                EnrollError::BadRequest(format!("unreadable client certificate: {e}"))
+            })?;
+            let same = if template.subject_rules.drop_unlisted {
+                renewal.as_deref() == csr.common_name().as_deref()
+            } else {
+                subject == csr.subject_der
+            };
+            if !same {
+                return Err(EnrollError::ReenrollMismatch(
+                    "the CSR Subject differs from the Subject of the certificate being renewed"
+                        .into(),
+                ));
+            }
+        }
+        let reserved = self.reserved();
         let approved = template.evaluate(
             csr,
             &requester,
@@ -347,21 +480,35 @@ impl EnrollService {
                 exporter,
                 vars,
                 server_keygen,
+                reserved: Some(&reserved),
+                renewal: renewal.is_some(),
             },
         )?;
-        if let Some(old) = renewing {
-            check_same_identity(&csr.subject_der, &approved.san, old.cert_der)?;
+        if let Some(old) = &renewing {
+            let subject = der::Encode::to_der(&approved.subject).map_err(|e| {
+                EnrollError::BadRequest(format!("the subject cannot be encoded: {e}"))
+            })?;
+            check_same_identity(&subject, &approved.san, old.cert_der)?;
         }
+        let renews = match (&renewal, &principal.method) {
+            (Some(_), AuthMethod::ClientCert { serial, .. }) => Some(serial.as_str()),
+            _ => None,
+        };
         if approved.approval == Approval::Manual {
             return self
                 .manual(
-                    meta,
-                    op,
-                    principal,
-                    template,
-                    csr,
-                    server_keygen,
-                    description,
+                    Submitted {
+                        meta,
+                        op,
+                        principal,
+                        requester: &requester,
+                        template,
+                        csr,
+                        subject: &approved.subject,
+                        server_keygen,
+                        description,
+                    },
+                    renews,
                 )
                 .await;
         }
@@ -372,8 +519,10 @@ impl EnrollService {
                 requester: &principal.name,
                 template,
                 csr,
+                subject: &approved.subject,
                 san: &approved.san,
                 pending_id: None,
+                renews,
                 server_keygen,
                 description,
                 job_item,
@@ -384,17 +533,22 @@ impl EnrollService {
 
     /// RFC 7030 §4.2.3: the request waits for a person; the client repeats it (same key)
     /// until it is approved (then it gets the certificate) or rejected.
-    #[allow(clippy::too_many_arguments)] // the request's parts, as `enroll` destructured them
     async fn manual(
         &self,
-        meta: &RequestMeta,
-        op: &'static str,
-        principal: &Principal,
-        template: &Template,
-        csr: &Csr,
-        server_keygen: bool,
-        description: &str,
+        sub: Submitted<'_>,
+        renews: Option<&str>,
     ) -> Result<Outcome, EnrollError> {
+        let Submitted {
+            meta,
+            op,
+            principal,
+            requester,
+            template,
+            csr,
+            subject,
+            server_keygen,
+            description,
+        } = sub;
         let fp = key_fingerprint(csr);
         let pending = |id| Outcome::Pending {
             id,
@@ -421,15 +575,14 @@ impl EnrollService {
                     })?;
                     let mut t = template.clone();
                     t.channel_binding = false;
-                    let requester = Requester {
-                        name: &principal.name,
-                        is_admin: self.is_admin(principal),
-                    };
+                    let reserved = self.reserved();
                     let approved = t.evaluate(
                         &stored,
-                        &requester,
+                        requester,
                         &EvalContext {
                             server_keygen,
+                            reserved: Some(&reserved),
+                            renewal: renews.is_some(),
                             ..EvalContext::default()
                         },
                     )?;
@@ -440,8 +593,10 @@ impl EnrollService {
                             requester: &principal.name,
                             template,
                             csr: &stored,
+                            subject: &approved.subject,
                             san: &approved.san,
                             pending_id: Some(p.id),
+                            renews,
                             server_keygen,
                             description,
                             job_item: None,
@@ -472,7 +627,7 @@ impl EnrollService {
             template: template.name.clone(),
             requester: principal.name.clone(),
             key_fingerprint: fp,
-            subject: csr.subject_text(),
+            subject: subject.to_string(),
             san: san_text(
                 csr.san
                     .as_ref()
@@ -503,8 +658,10 @@ impl EnrollService {
             requester,
             template,
             csr,
+            subject: approved_subject,
             san,
             pending_id,
+            renews,
             server_keygen,
             description,
             job_item,
@@ -540,7 +697,7 @@ impl EnrollService {
             })?)
         };
         let request = IssuanceRequest {
-            subject: csr.subject.clone(),
+            subject: approved_subject.clone(),
             key_type,
             public_key,
             san: san_der.map(|der| (false, der)),
@@ -555,7 +712,7 @@ impl EnrollService {
             ocsp_url: self.revocation_urls.ocsp.clone().filter(|_| template.ocsp),
             ocsp_no_check: false,
         };
-        let subject = csr.subject_text();
+        let subject = approved_subject.to_string();
         let san_text = san_text(san);
 
         let mut last = None;
@@ -592,7 +749,11 @@ impl EnrollService {
                 peer: meta.peer.clone(),
                 outcome: "ok".into(),
                 status: 200,
-                reason: pending_id.map(|id| format!("approved request {id}")),
+                reason: match (pending_id, renews) {
+                    (Some(id), _) => Some(format!("approved request {id}")),
+                    (None, Some(serial)) => Some(format!("renews {serial}")),
+                    (None, None) => None,
+                },
                 serial: Some(cert.serial.clone()),
             };
             let stored = match (pending_id, job_item) {

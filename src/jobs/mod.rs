@@ -37,8 +37,9 @@ pub enum BulkError {
     Rows(Vec<(usize, String)>),
     #[error("{0}")]
     Invalid(String),
-    #[error("user {0} is not a member of the group that may request certificates")]
-    NotInGroup(String),
+    /// Who may not use the template (its access rules).
+    #[error("{0}")]
+    Denied(String),
     #[error("no such bulk request")]
     NotFound,
     #[error("{0}")]
@@ -144,9 +145,6 @@ impl JobService {
 
     /// Validates everything, then stores a queued job. Nothing is issued before it returns.
     pub async fn submit(&self, principal: &Principal, sub: Submission) -> Result<i64, BulkError> {
-        if !principal.in_group(self.enroll.est_group()) {
-            return Err(BulkError::NotInGroup(principal.name.clone()));
-        }
         if let Some(open) = self.store.open_job_of(&principal.name).await? {
             return Err(BulkError::Busy(open.id));
         }
@@ -161,6 +159,9 @@ impl JobService {
                     sub.template.chars().take(64).collect::<String>()
                 ))
             })?;
+        self.enroll
+            .check_access(principal, &template)
+            .map_err(|e| BulkError::Denied(e.to_string()))?;
         if template.approval == Approval::Manual {
             return Err(BulkError::Invalid(format!(
                 "The certificate template {} waits for manual approval and cannot be used for bulk requests",

@@ -6,12 +6,16 @@
 //! refuses it with the portal FAQ's message.
 
 pub mod mac;
+pub mod names;
 pub mod rules;
 pub mod san;
+pub mod subject;
 
 pub use mac::Mac;
+pub use names::{NameRules, ReservedNames};
 pub use rules::{PolicyError, Requester, RequiredRdn};
 pub use san::{MacEncoding, PatternEntry, SanStyle, SanVars, UPN_OID, build_pattern};
+pub use subject::SubjectRules;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +84,22 @@ struct RawTemplate {
     crl_distribution_point: bool,
     #[serde(default = "yes")]
     ocsp: bool,
+    #[serde(default)]
+    allowed_groups: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_users: Vec<String>,
+    #[serde(default)]
+    allowed_rdns: Vec<String>,
+    #[serde(default)]
+    drop_unlisted_rdns: bool,
+    #[serde(default)]
+    dns_names: Vec<String>,
+    #[serde(default)]
+    ip_addresses: Vec<String>,
+    #[serde(default)]
+    uri_patterns: Vec<String>,
+    #[serde(default)]
+    allow_wildcards: bool,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -158,6 +178,11 @@ pub struct EvalContext<'a> {
     pub vars: Option<&'a SanVars>,
     /// The server generates the key: the CSR's own key type is not checked.
     pub server_keygen: bool,
+    /// This server's own names, never issued.
+    pub reserved: Option<&'a ReservedNames>,
+    /// A renewal: its subject and SAN are compared with the certificate renewed (by the
+    /// enrollment service), so the CN is not compared with a user name.
+    pub renewal: bool,
 }
 
 impl std::fmt::Display for AllowedKey {
@@ -213,11 +238,22 @@ pub struct Template {
     /// Certificates name the OCSP responder (Authority Information Access), when estd runs
     /// one.
     pub ocsp: bool,
+    /// Who may use the template: members of these groups; `None`: of `est.group`.
+    pub allowed_groups: Option<Vec<String>>,
+    /// And these users (by name, regardless of case), whatever their groups.
+    pub allowed_users: Vec<String>,
+    /// Which subject attributes the requester may choose; the rest are refused or dropped.
+    pub subject_rules: SubjectRules,
+    /// Which DNS names, IP addresses and URIs the certificates may carry.
+    pub names: NameRules,
 }
 
-/// A request the template accepts: the SAN the certificate gets, and whether it waits.
+/// A request the template accepts: the subject and SAN the certificate gets, and whether
+/// it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approved {
+    /// Built from the request's by the template's subject rules (not copied whole).
+    pub subject: x509_cert::name::Name,
     pub san: Vec<SanEntry>,
     pub approval: Approval,
 }
@@ -231,6 +267,31 @@ const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.
 const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
 
 impl Template {
+    /// May this user (with these groups) use the template? Members of `allowed_groups`
+    /// (`default_group`, est.group, when the template names none) and the `allowed_users`.
+    pub fn may_use(&self, user: &str, groups: &[String], default_group: &str) -> bool {
+        self.allowed_users
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(user))
+            || match &self.allowed_groups {
+                Some(allowed) => allowed.iter().any(|g| groups.contains(g)),
+                None => groups.iter().any(|g| g == default_group),
+            }
+    }
+
+    /// Who may use the template, for `estd template show` and the README.
+    pub fn access_text(&self, default_group: &str) -> String {
+        let groups = match &self.allowed_groups {
+            Some(g) => g.join(", "),
+            None => format!("{default_group} (est.group)"),
+        };
+        if self.allowed_users.is_empty() {
+            format!("groups: {groups}")
+        } else {
+            format!("groups: {groups}; users: {}", self.allowed_users.join(", "))
+        }
+    }
+
     /// Checks the CSR's key type against the template.
     pub fn check_key(&self, key: KeyType) -> Result<(), PolicyError> {
         if self.key_types.iter().any(|k| k.allows(key)) {
@@ -262,14 +323,19 @@ impl Template {
             exporter,
             vars,
             server_keygen,
+            reserved,
+            renewal,
         } = *ctx;
         rules::check_csr_control_chars(csr)?;
         let cn = csr.common_name();
         if let Some(cn) = &cn {
             rules::check_cn_chars(cn)?;
         }
-        rules::check_cn_owner(cn.as_deref(), requester, self.cn_must_match_user)?;
+        if !renewal {
+            rules::check_cn_owner(cn.as_deref(), requester, self.cn_must_match_user)?;
+        }
         rules::check_rdns(&csr.subject, &self.required_rdns)?;
+        let subject = subject::build(&csr.subject, &self.required_rdns, &self.subject_rules)?;
         if !server_keygen {
             self.check_key(csr.key_type)?;
         }
@@ -277,11 +343,22 @@ impl Template {
         if self.channel_binding {
             rules::check_binding(&self.name, csr.challenge_password.as_deref(), exporter)?;
         }
-        let requested = csr
+        let all_requested = csr
             .san
             .as_ref()
             .map(|s| s.entries.as_slice())
             .unwrap_or_default();
+        // Under the dns style, IP addresses and URIs come along where the template has rules
+        // for them (checked with the rest below).
+        let (extra, requested): (Vec<SanEntry>, Vec<SanEntry>) =
+            all_requested.iter().cloned().partition(|e| {
+                self.san_style == SanStyle::Dns
+                    && match e {
+                        SanEntry::Ip(_) => !self.names.ips.is_empty(),
+                        SanEntry::Uri(_) => !self.names.uris.is_empty(),
+                        _ => false,
+                    }
+            });
         let from_csr;
         let vars = match vars {
             Some(v) => v,
@@ -290,16 +367,30 @@ impl Template {
                 &from_csr
             }
         };
-        let san = san::resolve(
+        let mut san = san::resolve(
             &self.san_style,
             &self.name,
-            requested,
+            &requested,
             vars,
             &self.mac_encoding,
             &self.fill_missing,
-            self.san_optional,
+            self.san_optional || (requested.is_empty() && !extra.is_empty()),
         )?;
+        san.extend(extra);
+        rules::check_san_lengths(&san)?;
+        // a MAC address is written by estd from a checked value: the rules are for names
+        self.names.check(&self.name, &san, cn.as_deref(), |_| {
+            self.san_style == SanStyle::Mac
+        })?;
+        if let Some(reserved) = reserved {
+            let der = der::Encode::to_der(&subject).map_err(|e| PolicyError::InvalidValue {
+                field: "subject".into(),
+                reason: e.to_string(),
+            })?;
+            reserved.check(&der, &subject.to_string(), cn.as_deref(), &san)?;
+        }
         Ok(Approved {
+            subject,
             san,
             approval: self.approval,
         })
@@ -560,6 +651,35 @@ impl Template {
                     .map_err(|e| bad(format!("csr_attrs: {s:?} is not an OID: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if raw.allowed_groups.as_ref().is_some_and(Vec::is_empty) && raw.allowed_users.is_empty() {
+            return Err(bad(
+                "allowed_groups: empty and no allowed_users: nobody could use the template (remove the file to retire it)".into(),
+            ));
+        }
+        for g in raw.allowed_groups.iter().flatten() {
+            if g.trim().is_empty() || rules::has_control(g) {
+                return Err(bad(format!("allowed_groups: {g:?} is not a group name")));
+            }
+        }
+        for u in &raw.allowed_users {
+            crate::model::check_user_name(u).map_err(|e| bad(format!("allowed_users: {e}")))?;
+        }
+        let mut allowed_rdns = Vec::new();
+        for short in &raw.allowed_rdns {
+            let t = subject::by_short(short).filter(|t| t.short != "CN").ok_or_else(|| {
+                bad(format!(
+                    "allowed_rdns: unknown RDN {short:?} (expected one of {}; CN is always allowed)",
+                    subject::ATTRIBUTE_TYPES
+                        .iter()
+                        .filter(|t| t.short != "CN")
+                        .map(|t| t.short)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            allowed_rdns.push(ObjectIdentifier::new_unwrap(t.oid));
+        }
+        let names = name_rules(&raw, &san_style, &extended_key_usage).map_err(bad)?;
         Ok(Template {
             name: raw.name,
             description: raw.description,
@@ -582,8 +702,87 @@ impl Template {
             pkcs12_legacy: raw.pkcs12_legacy,
             crl_distribution_point: raw.crl_distribution_point,
             ocsp: raw.ocsp,
+            allowed_groups: raw.allowed_groups,
+            allowed_users: raw.allowed_users,
+            subject_rules: SubjectRules {
+                allowed: allowed_rdns,
+                drop_unlisted: raw.drop_unlisted_rdns,
+            },
+            names,
         })
     }
+}
+
+/// The template's name rules: `dns_names`, `ip_addresses`, `uri_patterns` as written, plus
+/// the `other` pattern's DNS and URI entries whose only variable is `%cn%` (the pattern is
+/// its own rule). A style or pattern that takes names from the request needs rules saying
+/// which; `server_auth` needs rules at all: TLS server certificates only for names the
+/// template allows.
+fn name_rules(
+    raw: &RawTemplate,
+    style: &SanStyle,
+    eku: &[ExtendedKeyUsagePurpose],
+) -> Result<NameRules, String> {
+    let mut rules = NameRules {
+        dns: raw
+            .dns_names
+            .iter()
+            .map(|r| names::DnsRule::parse(r).map_err(|e| format!("dns_names: {e}")))
+            .collect::<Result<_, _>>()?,
+        ips: raw
+            .ip_addresses
+            .iter()
+            .map(|r| names::IpRange::parse(r).map_err(|e| format!("ip_addresses: {e}")))
+            .collect::<Result<_, _>>()?,
+        uris: raw
+            .uri_patterns
+            .iter()
+            .map(|r| names::UriRule::parse(r).map_err(|e| format!("uri_patterns: {e}")))
+            .collect::<Result<_, _>>()?,
+        allow_wildcards: raw.allow_wildcards,
+    };
+    let (explicit_dns, explicit_uris) = (!rules.dns.is_empty(), !rules.uris.is_empty());
+    if let SanStyle::Other(pattern) = style {
+        for p in pattern {
+            let only_cn = san::VARIABLES
+                .iter()
+                .all(|v| *v == "%cn%" || !p.text.contains(v));
+            match p.kind {
+                san::PatternKind::Dns if only_cn => rules
+                    .dns
+                    .push(names::DnsRule::parse(&p.text).map_err(|e| format!("san_pattern: {e}"))?),
+                san::PatternKind::Uri if only_cn => rules
+                    .uris
+                    .push(names::UriRule::parse(&p.text).map_err(|e| format!("san_pattern: {e}"))?),
+                san::PatternKind::Dns if !explicit_dns => {
+                    return Err(format!(
+                        "san_pattern: \"dns:{}\" takes names from the request: say which DNS names may be issued with dns_names",
+                        p.text
+                    ));
+                }
+                san::PatternKind::Uri if !explicit_uris => {
+                    return Err(format!(
+                        "san_pattern: \"uri:{}\" takes names from the request: say which URIs may be issued with uri_patterns",
+                        p.text
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if *style == SanStyle::Dns && rules.dns.is_empty() && rules.ips.is_empty() {
+        return Err("dns_names: san_style \"dns\" takes DNS names from the request: say which may be issued, e.g. dns_names = [\"%cn%.devices.example.com\"] or [\"*.devices.example.com\"] (or ip_addresses)".into());
+    }
+    if eku.contains(&ExtendedKeyUsagePurpose::ServerAuth)
+        && rules.dns.is_empty()
+        && rules.ips.is_empty()
+    {
+        return Err("extended_key_usage: server_auth needs name rules (dns_names or ip_addresses): TLS server certificates only for names the template allows".into());
+    }
+    if rules.allow_wildcards && rules.dns.is_empty() {
+        return Err("allow_wildcards: only with dns_names".into());
+    }
+    Ok(rules)
 }
 
 fn key_usage(s: &str) -> Option<KeyUsagePurpose> {
@@ -824,7 +1023,7 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
     #[test]
     fn control_characters_are_refused_in_every_subject_attribute_and_san_value() {
         let t = parse(&format!(
-            "{}san_style = \"dns\"\nsan_optional = true\ncn_must_match_user = false\n",
+            "{}san_style = \"dns\"\nsan_optional = true\ncn_must_match_user = false\ndns_names = [\"joe.example\"]\nallowed_rdns = [\"O\", \"OU\"]\n",
             GOOD.replace("csr_attrs = [\"1.2.840.113549.1.9.7\"]", "")
         ))
         .unwrap();

@@ -36,6 +36,37 @@ pub enum PolicyError {
     /// A subject attribute (`CN`, `O`, …) or SAN value with a control character.
     #[error("The given {field} is invalid. Cannot contain control characters")]
     ControlChars { field: String },
+    /// A subject attribute or SAN value over its upper bound (X.520, RFC 5280).
+    #[error("The given {field} is invalid. Cannot be longer than {max} characters")]
+    TooLong { field: String, max: usize },
+    /// A value of the wrong shape (`C` not two letters, an empty value).
+    #[error("The given {field} is invalid. {reason}")]
+    InvalidValue { field: String, reason: String },
+    /// A subject attribute the template neither fixes nor lets the requester choose.
+    #[error(
+        "Invalid request - The given CSR has an {rdn} RDN that the provided Certificate Template does not allow"
+    )]
+    RdnNotAllowed { rdn: String },
+    #[error("Invalid request - The given CSR has more than one {rdn} RDN")]
+    RdnRepeated { rdn: String },
+    #[error("Invalid request - The given CSR has a multi-valued RDN ({rdn})")]
+    MultiValuedRdn { rdn: String },
+    /// A DNS name, IP address or URI the template's name rules do not allow.
+    #[error(
+        "The certificate template {template} does not issue the name {entry} (allowed: {allowed})"
+    )]
+    NameNotAllowed {
+        template: String,
+        entry: String,
+        allowed: String,
+    },
+    #[error("The certificate template {template} does not issue wildcard names ({entry})")]
+    WildcardNotAllowed { template: String, entry: String },
+    #[error("The wildcard name {entry} covers the public suffix {suffix} and is never issued")]
+    WildcardTooBroad { entry: String, suffix: String },
+    /// A name of this server (its TLS certificate's names, its CA's subject).
+    #[error("The name {entry} belongs to this server and is never issued")]
+    ServerName { entry: String },
     #[error(
         "Invalid request - The given CSR has an {rdn} RDN that does not match what is defined in the provided Certificate Template"
     )]
@@ -71,7 +102,13 @@ impl PolicyError {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            Self::KeyType { .. } | Self::CnMismatch | Self::BindingMismatch
+            Self::KeyType { .. }
+                | Self::CnMismatch
+                | Self::BindingMismatch
+                | Self::NameNotAllowed { .. }
+                | Self::WildcardNotAllowed { .. }
+                | Self::WildcardTooBroad { .. }
+                | Self::ServerName { .. }
         )
     }
 }
@@ -110,30 +147,6 @@ pub fn check_no_control(what: &str, value: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The short name of a subject attribute for messages: `CN`, `O`, `emailAddress`, …, or its
-/// dotted OID.
-pub fn attribute_short_name(oid: &ObjectIdentifier) -> String {
-    let name = match oid.to_string().as_str() {
-        "2.5.4.3" => "CN",
-        "2.5.4.4" => "SN",
-        "2.5.4.5" => "serialNumber",
-        "2.5.4.6" => "C",
-        "2.5.4.7" => "L",
-        "2.5.4.8" => "ST",
-        "2.5.4.9" => "street",
-        "2.5.4.10" => "O",
-        "2.5.4.11" => "OU",
-        "2.5.4.12" => "title",
-        "2.5.4.42" => "GN",
-        "2.5.4.46" => "dnQualifier",
-        "0.9.2342.19200300.100.1.1" => "UID",
-        "0.9.2342.19200300.100.1.25" => "DC",
-        "1.2.840.113549.1.9.1" => "emailAddress",
-        other => return other.to_string(),
-    };
-    name.to_string()
-}
-
 /// No subject attribute and no SAN value of a CSR may hold a control character; the error
 /// names the first attribute that does (`The given CN is invalid. Cannot contain control
 /// characters`), or the Subject alternative name.
@@ -141,7 +154,7 @@ pub fn check_csr_control_chars(csr: &Csr) -> Result<(), PolicyError> {
     for atv in csr.subject.iter() {
         if has_control(&crate::est::directory_string(&atv.value)) {
             return Err(PolicyError::ControlChars {
-                field: attribute_short_name(&atv.oid),
+                field: super::subject::name_of(&atv.oid),
             });
         }
     }
@@ -161,6 +174,28 @@ pub fn check_csr_control_chars(csr: &Csr) -> Result<(), PolicyError> {
 
 /// How messages name the SubjectAltName.
 pub const SAN_FIELD: &str = "Subject alternative name";
+
+/// Upper bounds of SAN values, in characters: a DNS name 253 (RFC 1035), an email address
+/// 254 (RFC 5321's path), a URI 1024, an otherName (UPN) 256.
+pub fn check_san_lengths(san: &[crate::est::SanEntry]) -> Result<(), PolicyError> {
+    use crate::est::SanEntry;
+    for e in san {
+        let (len, max) = match e {
+            SanEntry::Dns(v) => (v.len(), 253),
+            SanEntry::Email(v) => (v.chars().count(), 254),
+            SanEntry::Uri(v) => (v.chars().count(), 1024),
+            SanEntry::OtherName(_, v) => (v.chars().count(), 256),
+            SanEntry::Ip(_) | SanEntry::Other(_) => continue,
+        };
+        if len > max {
+            return Err(PolicyError::TooLong {
+                field: SAN_FIELD.into(),
+                max,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The CN must be the requester's user name (case-insensitively, as Active Directory
 /// compares names), unless the requester is an admin or the template does not ask for it.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::api::single::{self, SingleRequest};
 use crate::api::{AppState, AuditNote, RequestId, session};
-use crate::auth;
+use crate::auth::{self, Principal};
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::SanStyle;
 use pages::{CertForm, Errors, RequestFilter, TestForm, Viewer};
@@ -461,11 +461,14 @@ async fn password_submit(
 /// the form suits best (`preferred`) first.
 fn template_choices(
     state: &AppState,
+    who: &Principal,
     preferred: impl Fn(&SanStyle) -> bool,
 ) -> Vec<(String, String)> {
     let mut list: Vec<(bool, String, String)> = state
         .templates
         .iter()
+        // only the templates this user may use
+        .filter(|t| t.may_use(&who.name, &who.groups, state.enroll.est_group()))
         .map(|t| {
             (
                 !preferred(&t.san_style),
@@ -479,8 +482,8 @@ fn template_choices(
 }
 
 /// Certificate forms: MAC-address templates first (the portal's devices).
-fn device_choices(state: &AppState) -> Vec<(String, String)> {
-    template_choices(state, |s| *s == SanStyle::Mac)
+fn device_choices(state: &AppState, who: &Principal) -> Vec<(String, String)> {
+    template_choices(state, who, |s| *s == SanStyle::Mac)
 }
 
 async fn single_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -496,7 +499,7 @@ async fn show_form(state: &AppState, headers: &HeaderMap, with_csr: bool) -> Res
         Ok(s) => s,
         Err(r) => return r,
     };
-    let choices = device_choices(state);
+    let choices = device_choices(state, &s.principal);
     let values = CertForm {
         common_name: s.principal.name.clone(),
         template: choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
@@ -562,7 +565,7 @@ async fn submit(
     };
     let mut note = form_note(op, &s, &form.template);
     let viewer = viewer(&state, &s);
-    let choices = device_choices(&state);
+    let choices = device_choices(&state, &s.principal);
     let values = CertForm {
         common_name: form.common_name.clone(),
         san: form.san.clone(),
@@ -620,7 +623,7 @@ async fn test_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         Ok(s) => s,
         Err(r) => return r,
     };
-    let choices = test_choices(&state);
+    let choices = test_choices(&state, &s.principal);
     let values = TestForm {
         template: choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
         user_name: s.principal.name.clone(),
@@ -634,8 +637,8 @@ async fn test_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
 }
 
 /// Templates for the test form: those whose SAN a connector's fields can fill come first.
-fn test_choices(state: &AppState) -> Vec<(String, String)> {
-    template_choices(state, |s| {
+fn test_choices(state: &AppState, who: &Principal) -> Vec<(String, String)> {
+    template_choices(state, who, |s| {
         matches!(s, SanStyle::Upn | SanStyle::UpnEmail | SanStyle::Other(_))
     })
 }
@@ -664,7 +667,7 @@ async fn test_submit(
     };
     let mut note = form_note(crate::api::testcert::OPERATION, &s, &form.template);
     let viewer = viewer(&state, &s);
-    let choices = test_choices(&state);
+    let choices = test_choices(&state, &s.principal);
     let values = TestForm {
         template: form.template.clone(),
         cert_name: form.cert_name.clone(),
@@ -982,7 +985,7 @@ async fn bulk_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         Ok(None) => {}
         Err(e) => return internal(e),
     }
-    let choices = device_choices(&state);
+    let choices = device_choices(&state, &s.principal);
     let values = bulk_values(
         choices.first().map(|(n, _)| n.clone()).unwrap_or_default(),
         String::new(),
@@ -1006,7 +1009,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
         ..AuditNote::default()
     };
     let viewer = viewer(&state, &s);
-    let choices = device_choices(&state);
+    let choices = device_choices(&state, &s.principal);
     let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
         Ok(x) => x,
         Err(resp) => {

@@ -28,6 +28,38 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Before the migration that makes user names unique regardless of case: the names in the
+/// store that differ only in case, as an error that names them and says what to do (the
+/// migration itself would fail with a bare constraint error). `names`: every user name, or
+/// `None` when there is no users table yet.
+pub(crate) fn check_name_case(names: Option<Vec<String>>) -> Result<(), StoreError> {
+    let mut by_folded: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for n in names.unwrap_or_default() {
+        by_folded.entry(n.to_lowercase()).or_default().push(n);
+    }
+    let clashes: Vec<String> = by_folded
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .map(|v| {
+            v.iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect();
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Db(format!(
+        "the store holds user names that differ only in case: {}. estd now treats user names \
+         regardless of case (one name, as the CN rule compares them); rename or remove all but \
+         one of each before starting this version, e.g. UPDATE users SET name = 'alice-2' \
+         WHERE name = 'Alice'",
+        clashes.join("; ")
+    )))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub name: String,

@@ -26,6 +26,12 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await?;
+        // (no users table yet: a new database)
+        let names = sqlx::query_scalar::<_, String>("SELECT name FROM users")
+            .fetch_all(&pool)
+            .await
+            .ok();
+        super::check_name_case(names)?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await

@@ -68,6 +68,12 @@ impl SqliteStore {
         {
             use sqlx::Connection;
             let mut first = sqlx::SqliteConnection::connect_with(&opts).await?;
+            // (no users table yet: a new database)
+            let names = sqlx::query_scalar::<_, String>("SELECT name FROM users")
+                .fetch_all(&mut first)
+                .await
+                .ok();
+            super::check_name_case(names)?;
             sqlx::migrate!("./migrations/sqlite")
                 .run(&mut first)
                 .await

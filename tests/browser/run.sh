@@ -25,7 +25,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$PORT" ] || { echo "estd did not start"; cat "$WORK/stderr"; echo "0 passed, 1 failed"; exit 1; }
-echo 'Joe-password-1' | "$ESTD_BIN" user add joe --group est-users --password-stdin >/dev/null
+echo 'Joe-password-1' | "$ESTD_BIN" user add joe --group est-users --group mdm-connectors --password-stdin >/dev/null
 echo 'Outsider-pw-1' | "$ESTD_BIN" user add outsider --group contractors --password-stdin >/dev/null
 
 ESTD_URL="https://localhost:$PORT" ESTD_CA="$WORK/certs/root-ca.pem" OUT_DIR="$ROOT/target/browser" \

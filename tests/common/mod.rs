@@ -23,9 +23,10 @@ key_types = ["ec-p256", "rsa-2048"]
 validity_days = 365
 san_style = "dns"
 san_optional = true
+dns_names = ["%cn%.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
 "#;
 
-/// Any key type, optional DNS SANs: asks nothing in /csrattrs (204).
+/// Any key type, optional DNS SANs: asks nothing in /csrattrs (an empty SEQUENCE).
 pub const DEVICES_TEMPLATE: &str = r#"
 name = "devices"
 key_types = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]
@@ -33,6 +34,7 @@ validity_days = 30
 extended_key_usage = ["client_auth", "server_auth"]
 san_style = "dns"
 san_optional = true
+dns_names = ["%cn%.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
 "#;
 
 pub struct TestServer {
@@ -370,6 +372,29 @@ pub fn spawn_estd(
 ) -> (std::process::Child, u16) {
     let (child, ports) = spawn_estd_ports(data, env, stderr);
     (child, ports.est)
+}
+
+/// `estd user add NAME --group G… --password-stdin` on the data directory `data` (beside a
+/// running `spawn_estd` or not).
+pub fn estd_user_add(data: &std::path::Path, name: &str, groups: &[&str], password: &str) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_estd"));
+    cmd.args(["user", "add", name, "--password-stdin"])
+        .env("ESTD_DATA_DIR", data)
+        .env_remove("ESTD_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    for g in groups {
+        cmd.args(["--group", g]);
+    }
+    let mut child = cmd.spawn().expect("estd user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "estd user add {name}");
 }
 
 /// Where a spawned estd listens.

@@ -574,6 +574,7 @@ fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
             };
             println!("name: {}", t.name);
             println!("description: {}", t.description);
+            println!("who may use it: {}", t.access_text(&config.est_group));
             println!(
                 "key types: {}",
                 join(t.key_types.iter().map(ToString::to_string).collect())
@@ -595,6 +596,33 @@ fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
                 "SAN style: {:?}{}",
                 t.san_style,
                 if t.san_optional { " (optional)" } else { "" }
+            );
+            println!("DNS names: {}", t.names.describe_dns());
+            println!("IP addresses: {}", t.names.describe_ips());
+            println!("URIs: {}", t.names.describe_uris());
+            println!("wildcards: {}", t.names.allow_wildcards);
+            println!(
+                "subject: CN{}{}, other attributes {}",
+                join(
+                    t.required_rdns
+                        .iter()
+                        .map(|r| format!(", {} (fixed)", r.short))
+                        .collect()
+                )
+                .trim_start_matches('-'),
+                join(
+                    t.subject_rules
+                        .allowed
+                        .iter()
+                        .map(|o| format!(", {}", estd::policy::subject::name_of(o)))
+                        .collect()
+                )
+                .trim_start_matches('-'),
+                if t.subject_rules.drop_unlisted {
+                    "dropped"
+                } else {
+                    "refused"
+                }
             );
             println!("MAC encoding: {:?}", t.mac_encoding);
             println!("CN must equal the user name: {}", t.cn_must_match_user);

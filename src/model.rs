@@ -124,6 +124,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_names_are_plain_ascii() {
+        for ok in [
+            "alice",
+            "Bob.Smith",
+            "mdm-connector_2",
+            "joe@corp.example.com",
+            "7",
+        ] {
+            assert!(check_user_name(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            long.as_str(),
+            "\u{430}dmin",
+            "ev\u{1b}il",
+            "a b",
+            "a\nb",
+            ".dot",
+            "-dash",
+            "a;b",
+            "a*b",
+            "a:b",
+            "caf\u{e9}",
+        ] {
+            assert!(check_user_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn timestamps_read_back() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_795_000_000_123_456);
         assert_eq!(parse_timestamp(&timestamp(t)), Some(t));

@@ -121,8 +121,22 @@ fn from_policy(e: &PolicyError) -> Field {
         PolicyError::CnMismatch | PolicyError::CnInvalid | PolicyError::RdnMismatch { .. } => {
             Field::CommonName
         }
-        PolicyError::ControlChars { field } if field == rules::SAN_FIELD => Field::San,
-        PolicyError::ControlChars { .. } => Field::CommonName,
+        PolicyError::ControlChars { field } | PolicyError::TooLong { field, .. }
+            if field == rules::SAN_FIELD =>
+        {
+            Field::San
+        }
+        PolicyError::ControlChars { .. }
+        | PolicyError::TooLong { .. }
+        | PolicyError::InvalidValue { .. }
+        | PolicyError::RdnNotAllowed { .. }
+        | PolicyError::RdnRepeated { .. }
+        | PolicyError::MultiValuedRdn { .. } => Field::CommonName,
+        PolicyError::ServerName { entry } if entry.starts_with("CN=") => Field::CommonName,
+        PolicyError::NameNotAllowed { .. }
+        | PolicyError::WildcardNotAllowed { .. }
+        | PolicyError::WildcardTooBroad { .. }
+        | PolicyError::ServerName { .. } => Field::San,
         PolicyError::InvalidMac
         | PolicyError::SanMissing { .. }
         | PolicyError::SanNotAllowed { .. }

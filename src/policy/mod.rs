@@ -946,11 +946,83 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
                 GOOD.replace("validity_days = 365", ""),
                 "missing field `validity_days`",
             ),
+            // who may get which certificate: rules that are missing or too broad
+            (
+                format!("{GOOD}extended_key_usage = [\"server_auth\"]\n"),
+                "extended_key_usage: server_auth needs name rules (dns_names or ip_addresses)",
+            ),
+            (
+                format!("{GOOD}san_style = \"dns\"\n"),
+                "dns_names: san_style \"dns\" takes DNS names from the request",
+            ),
+            (
+                format!("{GOOD}san_style = \"other\"\nsan_pattern = [\"dns:%cn%.%domain%\"]\n"),
+                "san_pattern: \"dns:%cn%.%domain%\" takes names from the request",
+            ),
+            (
+                format!("{GOOD}san_style = \"dns\"\ndns_names = [\"*\"]\n"),
+                "dns_names: \"*\": a bare * would allow every name",
+            ),
+            (
+                format!("{GOOD}san_style = \"dns\"\ndns_names = [\"*.co.uk\"]\n"),
+                "covers the public suffix \"co.uk\"",
+            ),
+            (
+                format!("{GOOD}san_style = \"dns\"\ndns_names = [\"a*.example.com\"]\n"),
+                "'*' only as the whole first label",
+            ),
+            (
+                format!("{GOOD}san_style = \"dns\"\nip_addresses = [\"0.0.0.0/0\"]\n"),
+                "would allow every address",
+            ),
+            (
+                format!("{GOOD}uri_patterns = [\"*\"]\n"),
+                "uri_patterns: \"*\" does not start with a scheme",
+            ),
+            (
+                format!("{GOOD}allow_wildcards = true\n"),
+                "allow_wildcards: only with dns_names",
+            ),
+            (
+                format!("{GOOD}allowed_rdns = [\"XX\"]\n"),
+                "allowed_rdns: unknown RDN \"XX\"",
+            ),
+            (
+                format!("{GOOD}allowed_groups = []\n"),
+                "nobody could use the template",
+            ),
+            (
+                format!("{GOOD}allowed_users = [\"b{}d\"]\n", "\u{430}"),
+                "allowed_users: user name",
+            ),
         ] {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.starts_with("t.toml: "), "{err}");
             assert!(err.contains(needle), "{err} should contain {needle}");
         }
+    }
+
+    #[test]
+    fn access_and_name_rules_compile() {
+        let t = parse(&format!(
+            "{GOOD}allowed_groups = [\"mdm-connectors\"]\nallowed_users = [\"Joe\"]\n\
+             san_style = \"other\"\nsan_pattern = [\"uri:urn:mdm:%cn%\", \"dns:%cn%.example.com\"]\n"
+        ))
+        .unwrap();
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(t.may_use("alice", &g(&["mdm-connectors"]), "est-users"));
+        assert!(!t.may_use("alice", &g(&["est-users"]), "est-users"));
+        assert!(
+            t.may_use("joe", &[], "est-users"),
+            "allowed_users, regardless of case"
+        );
+        // a pattern whose only variable is %cn% is its own rule
+        assert_eq!(t.names.describe_dns(), "%cn%.example.com");
+        assert_eq!(t.names.describe_uris(), "urn:mdm:%cn%");
+        let d = parse(GOOD).unwrap();
+        assert!(d.may_use("alice", &g(&["est-users"]), "est-users"));
+        assert!(!d.may_use("alice", &g(&["contractors"]), "est-users"));
+        assert_eq!(d.access_text("est-users"), "groups: est-users (est.group)");
     }
 
     fn csr(subject: &str, sans: Vec<rcgen::SanType>) -> Csr {

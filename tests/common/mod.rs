@@ -92,6 +92,41 @@ pub fn test_config_with(dir: &std::path::Path, extra: &str, more: &[&str]) -> Co
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("default.toml"), DEFAULT_TEMPLATE).unwrap();
     std::fs::write(templates.join("devices.toml"), DEVICES_TEMPLATE).unwrap();
+    config_for(dir, extra, more)
+}
+
+/// The shipped templates (conf/templates/), as an operator starts with them, and further
+/// ones (TOML texts).
+pub fn shipped_config(dir: &std::path::Path, extra: &str, more: &[&str]) -> Config {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates");
+    for f in std::fs::read_dir(shipped).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&f, templates.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    config_for(dir, extra, more)
+}
+
+/// A server with the shipped templates (and `more`).
+pub async fn start_shipped(more: &[&str]) -> TestServer {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config(dir.path(), "", more);
+    let running = app::start(&config).await.expect("start");
+    let admin_password = running.admin_password.clone().expect("admin created");
+    TestServer {
+        dir,
+        config,
+        running: Some(running),
+        admin_password,
+    }
+}
+
+fn config_for(dir: &std::path::Path, extra: &str, more: &[&str]) -> Config {
+    let templates = dir.join("templates");
     for (i, t) in more.iter().enumerate() {
         std::fs::write(templates.join(format!("extra-{i}.toml")), t).unwrap();
     }

@@ -37,7 +37,9 @@ client cacerts --out boot.pem >out.txt 2>err.txt; code=$?
 [ "$code" = 3 ] && grep -q "NOT TRUSTED" err.txt && grep -q "SHA-256" err.txt && [ ! -e boot.pem ] \
   && pass "bootstrap without a fingerprint: shows the CA fingerprints, trusts nothing (exit 3)" || fail "bootstrap untrusted" "exit $code: $(cat err.txt)"
 ROOT_FP=$(openssl x509 -in "$ROOTCA" -noout -fingerprint -sha256 | cut -d= -f2)
-client --trust-fingerprint "00:${ROOT_FP:3}" cacerts --out boot.pem >out.txt 2>err.txt; code=$?
+# another first byte (00, unless the root's fingerprint starts with 00: then 11)
+WRONG_FIRST=00; [ "${ROOT_FP:0:2}" = 00 ] && WRONG_FIRST=11
+client --trust-fingerprint "$WRONG_FIRST:${ROOT_FP:3}" cacerts --out boot.pem >out.txt 2>err.txt; code=$?
 [ "$code" = 3 ] && [ ! -e boot.pem ] && pass "bootstrap with a wrong fingerprint: refused (exit 3)" || fail "bootstrap wrong fingerprint" "exit $code"
 client --trust-fingerprint "$ROOT_FP" cacerts --out boot.pem >out.txt 2>err.txt; code=$?
 if [ "$code" = 0 ] && grep -q "Trusted" err.txt && [ "$(grep -c 'BEGIN CERTIFICATE' boot.pem)" = 2 ] \

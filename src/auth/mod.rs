@@ -10,7 +10,7 @@ use base64::Engine;
 pub enum AuthMethod {
     Basic,
     /// A TLS client certificate issued by this CA, by serial (hex), under a template: it
-    /// renews that certificate, and gives no other right.
+    /// renews that certificate (the principal is its owner, without admin rights).
     ClientCert {
         serial: String,
         template: String,

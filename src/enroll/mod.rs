@@ -374,11 +374,12 @@ impl EnrollService {
                 ))
             })?;
         // The certificate is the identity: it renews itself under its template and gives no
-        // other right. Its owner's account must still exist (deleting it stops the renewals),
-        // but the owner's groups (an admin's, say) do not come along.
+        // other right. Its owner's account must still exist and may still use the template
+        // (removing either stops the renewals), but the owner's admin rights do not come
+        // along (`enroll` treats a renewal as no admin).
         Ok(Principal {
             name: user.name,
-            groups: Vec::new(),
+            groups: user.groups,
             method: AuthMethod::ClientCert {
                 serial,
                 template: record.template,
@@ -403,7 +404,8 @@ impl EnrollService {
         } = req;
         // A renewal (the TLS client certificate being renewed is the identity) stays under
         // the template its certificate was issued from, with that certificate's CN as the
-        // requester's name and no admin rights; anything else needs the template's access.
+        // requester's name and no admin rights; its owner must still have the template's
+        // access, as any other request.
         let renewal = match (&renewing, &principal.method) {
             (
                 Some(old),
@@ -417,6 +419,7 @@ impl EnrollService {
                         asked: template.name.clone(),
                     });
                 }
+                self.check_access(principal, template)?;
                 let (subject, _) = est::cert_identity(old.cert_der).map_err(|e| {
                     EnrollError::BadRequest(format!("unreadable client certificate: {e}"))
                 })?;

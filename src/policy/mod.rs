@@ -383,11 +383,18 @@ impl Template {
             self.san_style == SanStyle::Mac
         })?;
         if let Some(reserved) = reserved {
-            let der = der::Encode::to_der(&subject).map_err(|e| PolicyError::InvalidValue {
-                field: "subject".into(),
-                reason: e.to_string(),
-            })?;
-            reserved.check(&der, &subject.to_string(), cn.as_deref(), &san)?;
+            // (the request's own encoding when the subject was kept whole, the usual case)
+            let built;
+            let der = if subject == csr.subject {
+                &csr.subject_der
+            } else {
+                built = der::Encode::to_der(&subject).map_err(|e| PolicyError::InvalidValue {
+                    field: "subject".into(),
+                    reason: e.to_string(),
+                })?;
+                &built
+            };
+            reserved.check(der, &subject, cn.as_deref(), &san)?;
         }
         Ok(Approved {
             subject,

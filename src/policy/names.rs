@@ -368,13 +368,13 @@ impl ReservedNames {
     pub fn check(
         &self,
         subject_der: &[u8],
-        subject_text: &str,
+        subject: &x509_cert::name::Name,
         cn: Option<&str>,
         san: &[SanEntry],
     ) -> Result<(), PolicyError> {
         let refuse = |what: String| PolicyError::ServerName { entry: what };
         if self.subjects.iter().any(|s| s == subject_der) {
-            return Err(refuse(subject_text.to_string()));
+            return Err(refuse(subject.to_string()));
         }
         if let Some(cn) = cn {
             let as_dns = normalize_dns(cn);
@@ -585,7 +585,8 @@ mod tests {
             subjects: vec![vec![0x30, 0x00]],
         };
         let dns = |s: &str| SanEntry::Dns(s.into());
-        let check = |cn: Option<&str>, san: &[SanEntry]| r.check(&[0x30, 0x03], "CN=x", cn, san);
+        let name = x509_cert::name::Name::default();
+        let check = |cn: Option<&str>, san: &[SanEntry]| r.check(&[0x30, 0x03], &name, cn, san);
         assert!(check(None, &[dns("LOCALHOST.")]).is_err());
         assert!(check(None, &[dns("*.example.com")]).is_err());
         assert!(check(None, &[dns("*.other.example.com")]).is_ok());
@@ -593,6 +594,6 @@ mod tests {
         assert!(check(Some("Est.Example.com"), &[]).is_err());
         assert!(check(Some("127.0.0.1"), &[]).is_err());
         assert!(check(Some("alice"), &[dns("a.example.com")]).is_ok());
-        assert!(r.check(&[0x30, 0x00], "CN=CA", None, &[]).is_err());
+        assert!(r.check(&[0x30, 0x00], &name, None, &[]).is_err());
     }
 }

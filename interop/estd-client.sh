@@ -23,6 +23,7 @@ san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "uri:urn:mdm:%cn%"]
 fill_missing = "Test"
 allowed_groups = ["mdm-connectors"]
+upn_names = ["*"]
 TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"

@@ -96,6 +96,9 @@ pub async fn bootstrap_admin(
     if store.user_count().await? > 0 {
         return Ok(None);
     }
+    // (checked only when it is created: an existing administrator keeps working)
+    crate::model::check_user_name(&config.admin_user)
+        .map_err(|e| StartError::Other(format!("bootstrap.admin_user: {e}")))?;
     let password = auth::random_password(20).map_err(|e| StartError::Other(e.to_string()))?;
     let hash = {
         let p = password.clone();

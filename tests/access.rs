@@ -39,6 +39,15 @@ allowed_rdns = ["O"]
 allowed_groups = ["mdm-connectors"]
 "#;
 
+/// People's UPNs: their own name at the company's domain.
+const PEOPLE: &str = r#"
+name = "people"
+key_types = ["ec-p256"]
+validity_days = 30
+san_style = "upn"
+upn_names = ["%cn%@corp.example.com"]
+"#;
+
 /// Unlisted attributes are left out instead of refused.
 const LENIENT: &str = r#"
 name = "lenient"
@@ -48,7 +57,7 @@ drop_unlisted_rdns = true
 "#;
 
 async fn setup() -> TestServer {
-    let s = start_shipped(&[LAB, ORGS, LENIENT]).await;
+    let s = start_shipped(&[LAB, ORGS, LENIENT, PEOPLE]).await;
     for ((name, pw), groups) in [
         (ALICE, vec!["est-users"]),
         (CONNECTOR, vec!["mdm-connectors", "est-users"]),
@@ -233,6 +242,37 @@ async fn no_server_certificate_for_names_the_template_does_not_allow() {
         .await;
         assert_eq!((got, first.as_str()), (status, want));
     }
+    // a host name in a TLS server certificate's CN falls under the rules too (old clients
+    // still match it when there is no SAN)
+    let (status, first, _) = est(
+        &s,
+        lab,
+        admin,
+        &subject_csr(&kp, &[(DnType::CommonName, "www.bank.example")], vec![]),
+    )
+    .await;
+    assert_eq!(
+        (status, first.as_str()),
+        (
+            403,
+            "The certificate template lab does not issue the name CN=www.bank.example (allowed: localhost, *.lab.example.com)"
+        )
+    );
+    // a CN in a BMPString is read as the letters it holds
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        rcgen::DnValue::BmpString("localhost".try_into().unwrap()),
+    );
+    let bmp = params.serialize_request(&kp).unwrap().der().to_vec();
+    let (status, first, _) = est(&s, lab, admin, &bmp).await;
+    assert_eq!(
+        (status, first.as_str()),
+        (
+            403,
+            "The name CN=localhost belongs to this server and is never issued"
+        )
+    );
     let (status, first, _) = est(
         &s,
         lab,
@@ -460,6 +500,52 @@ async fn the_mdm_template_is_only_for_its_connectors() {
     assert!(page("/portal/test", cookie).await.contains("value=\"mdm\""));
     let (status, v) = api("/api/v1/test-certificate", CONNECTOR, test_cert).await;
     assert_eq!((status, v["result"].as_str()), (200, Some("PASS")), "{v}");
+    s.stop().await;
+}
+
+/// A UPN is a log-in name (Active Directory maps certificates to accounts by it): under a
+/// template open to everyone, only the requester's own.
+#[tokio::test]
+async fn a_upn_only_where_the_template_allows_it() {
+    let mut s = setup().await;
+    let kp = key(Key::P256);
+    let upn = |v: &str| {
+        SanType::OtherName((
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            rcgen::OtherNameValue::Utf8String(v.into()),
+        ))
+    };
+    let path = "/.well-known/est/people/simpleenroll";
+    let (status, first, _) = est(
+        &s,
+        path,
+        Some(ALICE),
+        &subject_csr(
+            &kp,
+            &[(DnType::CommonName, "alice")],
+            vec![upn("administrator@corp.example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, first.as_str()),
+        (
+            403,
+            "The certificate template people does not issue the name otherName:1.3.6.1.4.1.311.20.2.3;administrator@corp.example.com (allowed: %cn%@corp.example.com)"
+        )
+    );
+    let (status, first, _) = est(
+        &s,
+        path,
+        Some(ALICE),
+        &subject_csr(
+            &kp,
+            &[(DnType::CommonName, "alice")],
+            vec![upn("alice@corp.example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
     s.stop().await;
 }
 

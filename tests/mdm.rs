@@ -13,8 +13,8 @@ use estd::est::SanEntry;
 const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
 
 const NONE_T: &str = "name = \"t-none\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"none\"\ncn_must_match_user = false\n";
-const UPN_T: &str = "name = \"t-upn\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn\"\ncn_must_match_user = false\ndomain = \"corp.example\"\nfill_missing = \"Test\"\n";
-const UPN_EMAIL_T: &str = "name = \"t-upn-email\"\nkey_types = [\"rsa-2048\", \"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"upn+email\"\ncn_must_match_user = false\n";
+const UPN_T: &str = "name = \"t-upn\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn\"\nupn_names = [\"*\"]\ncn_must_match_user = false\ndomain = \"corp.example\"\nfill_missing = \"Test\"\n";
+const UPN_EMAIL_T: &str = "name = \"t-upn-email\"\nkey_types = [\"rsa-2048\", \"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"upn+email\"\nupn_names = [\"*\"]\nemail_names = [\"*\"]\ncn_must_match_user = false\n";
 const OTHER_T: &str = r#"
 name = "t-other"
 key_types = ["ec-p256"]
@@ -22,6 +22,8 @@ validity_days = 30
 cn_must_match_user = false
 san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "email:%email%", "dns:%cn%.devices.example"]
+upn_names = ["*"]
+email_names = ["*"]
 fill_missing = "Test"
 "#;
 const OTHER_BLANK_T: &str = r#"
@@ -31,6 +33,8 @@ validity_days = 30
 cn_must_match_user = false
 san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "email:%email%", "uri:urn:example:%cn%"]
+upn_names = ["*"]
+email_names = ["*"]
 fill_missing = ""
 "#;
 const OWNED_T: &str =

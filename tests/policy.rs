@@ -23,11 +23,10 @@ O = "Example"
 "#;
 const EAP_DNS: &str = "name = \"eapdns\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"mac\"\nmac_encoding = \"dns\"\n";
 const EAP_OTHER: &str = "name = \"eapother\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"mac\"\nmac_encoding = \"othername\"\nmac_othername_oid = \"1.3.6.1.4.1.9.1.1\"\n";
-const MDM: &str = "name = \"mdm\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn+email\"\ncn_must_match_user = false\n";
-const UPN_T: &str = "name = \"upn\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn\"\ncn_must_match_user = false\n";
-const EMAIL_T: &str =
-    "name = \"email\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"email\"\n";
-const DNS_T: &str = "name = \"dnsreq\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\ndns_names = [\"%cn%.example\"]\n";
+const MDM: &str = "name = \"mdm\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn+email\"\nupn_names = [\"*\"]\nemail_names = [\"*\"]\ncn_must_match_user = false\n";
+const UPN_T: &str = "name = \"upn\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn\"\nupn_names = [\"*\"]\ncn_must_match_user = false\n";
+const EMAIL_T: &str = "name = \"email\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"email\"\nemail_names = [\"*\"]\n";
+const DNS_T: &str = "name = \"dnsreq\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\ndns_names = [\"alice.example\", \"joe.example\"]\n";
 const NONE_T: &str =
     "name = \"nosan\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"none\"\n";
 const OTHER_T: &str = r#"
@@ -37,6 +36,8 @@ validity_days = 30
 cn_must_match_user = false
 san_style = "other"
 san_pattern = ["upn:%uname%@%domain%", "email:%email%", "dns:%cn%.devices.example"]
+upn_names = ["*"]
+email_names = ["*"]
 domain = "corp.example"
 fill_missing = "Test"
 "#;

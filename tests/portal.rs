@@ -11,7 +11,7 @@ use reqwest::header;
 const EAP: &str = "name = \"eap\"\ndescription = \"EAP-TLS\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"ec-p256\"\nvalidity_days = 30\nsan_style = \"mac\"\n";
 const POS: &str = "name = \"pos\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"mac\"\n[required_rdns]\nOU = \"POS terminals\"\nO = \"Example\"\n";
 
-const MDM: &str = "name = \"mdm\"\ndescription = \"MDM connector\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn+email\"\ncn_must_match_user = false\n";
+const MDM: &str = "name = \"mdm\"\ndescription = \"MDM connector\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"upn+email\"\nupn_names = [\"*\"]\nemail_names = [\"*\"]\ncn_must_match_user = false\n";
 
 /// A client that keeps no cookies by itself: the tests handle them, to see their attributes.
 struct Browser {

@@ -10,7 +10,7 @@ use estd::est::multipart::{boundary_of, parse_multipart};
 
 fn template(name: &str, key: &str) -> String {
     format!(
-        "name = \"{name}\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"{key}\"\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"%cn%.example\", \"dev.example\"]\n"
+        "name = \"{name}\"\nkey_types = [\"ec-p256\"]\nserver_keygen_key = \"{key}\"\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"admin.example\", \"joe.example\", \"dev.example\"]\n"
     )
 }
 

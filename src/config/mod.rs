@@ -586,8 +586,9 @@ impl TryFrom<RawConfig> for Config {
                 ),
             ));
         }
-        crate::model::check_user_name(&raw.bootstrap.admin_user)
-            .map_err(|e| bad("bootstrap.admin_user", e))?;
+        if raw.bootstrap.admin_user.trim().is_empty() {
+            return Err(bad("bootstrap.admin_user", "must not be empty"));
+        }
         let optional_addr = |key: &str, v: &str| -> Result<Option<SocketAddr>, ConfigError> {
             if v.trim().is_empty() {
                 return Ok(None);

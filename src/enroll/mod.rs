@@ -116,8 +116,9 @@ struct Submitted<'a> {
     requester: &'a Requester<'a>,
     template: &'a Template,
     csr: &'a Csr,
-    /// The subject the policy built.
+    /// The subject and SAN the policy built.
     subject: &'a x509_cert::name::Name,
+    san: &'a [SanEntry],
     server_keygen: bool,
     description: &'a str,
 }
@@ -205,7 +206,8 @@ impl EnrollService {
         }
     }
 
-    fn reserved(&self) -> Arc<ReservedNames> {
+    /// This server's own names, as the policy needs them (`EvalContext::reserved`).
+    pub fn reserved(&self) -> Arc<ReservedNames> {
         self.reserved
             .read()
             .map(|r| r.clone())
@@ -464,7 +466,8 @@ impl EnrollService {
                 EnrollError::BadRequest(format!("unreadable client certificate: {e}"))
             })?;
             let same = if template.subject_rules.drop_unlisted {
-                renewal.as_deref() == csr.common_name().as_deref()
+                // (a certificate without a CN renews from a CSR without one)
+                renewal.as_deref().unwrap_or("") == csr.common_name().unwrap_or_default()
             } else {
                 subject == csr.subject_der
             };
@@ -476,7 +479,7 @@ impl EnrollService {
             }
         }
         let reserved = self.reserved();
-        let approved = template.evaluate(
+        let evaluated = template.evaluate(
             csr,
             &requester,
             &EvalContext {
@@ -486,7 +489,36 @@ impl EnrollService {
                 reserved: Some(&reserved),
                 renewal: renewal.is_some(),
             },
-        )?;
+        );
+        let approved = match (evaluated, &renewing) {
+            (Ok(a), _) => a,
+            // a renewal asking for other names is told that first (the name rules would
+            // refuse them too, with a less telling reason)
+            (Err(e), Some(old)) => {
+                let mut asked = csr
+                    .san
+                    .as_ref()
+                    .map(|s| s.entries.clone())
+                    .unwrap_or_default();
+                asked.sort();
+                if est::cert_identity(old.cert_der).is_ok_and(|(_, had)| had != asked)
+                    && matches!(
+                        e,
+                        PolicyError::NameNotAllowed { .. }
+                            | PolicyError::WildcardNotAllowed { .. }
+                            | PolicyError::WildcardTooBroad { .. }
+                            | PolicyError::ServerName { .. }
+                            | PolicyError::SanNotAllowed { .. }
+                    )
+                {
+                    return Err(EnrollError::ReenrollMismatch(
+                        "the CSR SubjectAltName differs from the SubjectAltName of the certificate being renewed".into(),
+                    ));
+                }
+                return Err(e.into());
+            }
+            (Err(e), None) => return Err(e.into()),
+        };
         if let Some(old) = &renewing {
             let subject = der::Encode::to_der(&approved.subject).map_err(|e| {
                 EnrollError::BadRequest(format!("the subject cannot be encoded: {e}"))
@@ -508,6 +540,7 @@ impl EnrollService {
                         template,
                         csr,
                         subject: &approved.subject,
+                        san: &approved.san,
                         server_keygen,
                         description,
                     },
@@ -549,6 +582,7 @@ impl EnrollService {
             template,
             csr,
             subject,
+            san: approved_san,
             server_keygen,
             description,
         } = sub;
@@ -631,12 +665,8 @@ impl EnrollService {
             requester: principal.name.clone(),
             key_fingerprint: fp,
             subject: subject.to_string(),
-            san: san_text(
-                csr.san
-                    .as_ref()
-                    .map(|s| s.entries.as_slice())
-                    .unwrap_or_default(),
-            ),
+            // what the certificate will carry, as the approver should see it
+            san: san_text(approved_san),
             operation: op.to_string(),
             csr: csr.der.clone(),
             state: PendingState::Pending,

@@ -222,11 +222,12 @@ pub fn common_name(name: &Name) -> Option<String> {
     name_value(name, ObjectIdentifier::new_unwrap("2.5.4.3"))
 }
 
-/// The first value of an attribute type in a name, as text.
+/// The first value of an attribute type in a name, as text (decoded by its string type: a
+/// BMPString CN is read as the letters it holds, for every rule that looks at it).
 pub fn name_value(name: &Name, oid: ObjectIdentifier) -> Option<String> {
     name.iter()
         .find(|atv| atv.oid == oid)
-        .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned())
+        .map(|atv| directory_string(&atv.value))
 }
 
 /// A directory string's characters, by its tag: UTF-8, Printable, IA5, Visible and Numeric

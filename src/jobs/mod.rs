@@ -179,6 +179,7 @@ impl JobService {
             is_admin: self.enroll.is_admin(principal),
         };
         let mut errors = Vec::new();
+        let reserved = self.enroll.reserved();
         for row in &rows {
             let checked = template.san_from_field(&row.san).and_then(|san| {
                 let csr = enroll::attribute_csr(&row.cn, &san, &template)
@@ -188,6 +189,7 @@ impl JobService {
                     &requester,
                     &EvalContext {
                         server_keygen: true,
+                        reserved: Some(&reserved),
                         ..EvalContext::default()
                     },
                 )

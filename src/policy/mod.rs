@@ -99,6 +99,10 @@ struct RawTemplate {
     #[serde(default)]
     uri_patterns: Vec<String>,
     #[serde(default)]
+    upn_names: Vec<String>,
+    #[serde(default)]
+    email_names: Vec<String>,
+    #[serde(default)]
     allow_wildcards: bool,
 }
 
@@ -382,25 +386,56 @@ impl Template {
         self.names.check(&self.name, &san, cn.as_deref(), |_| {
             self.san_style == SanStyle::Mac
         })?;
+        self.check_subject_names(&subject, cn.as_deref())?;
         if let Some(reserved) = reserved {
-            // (the request's own encoding when the subject was kept whole, the usual case)
-            let built;
-            let der = if subject == csr.subject {
-                &csr.subject_der
-            } else {
-                built = der::Encode::to_der(&subject).map_err(|e| PolicyError::InvalidValue {
-                    field: "subject".into(),
-                    reason: e.to_string(),
-                })?;
-                &built
-            };
-            reserved.check(der, &subject, cn.as_deref(), &san)?;
+            reserved.check(&subject, cn.as_deref(), &san)?;
         }
         Ok(Approved {
             subject,
             san,
             approval: self.approval,
         })
+    }
+
+    /// Names in the subject fall under the name rules too: a TLS server certificate's CN that
+    /// looks like a host name (a dot, or an IP address), which old clients still match when
+    /// there is no SAN; and an emailAddress attribute.
+    fn check_subject_names(
+        &self,
+        subject: &x509_cert::name::Name,
+        cn: Option<&str>,
+    ) -> Result<(), PolicyError> {
+        let refuse = |entry: String, allowed: String| PolicyError::NameNotAllowed {
+            template: self.name.clone(),
+            entry,
+            allowed,
+        };
+        if self
+            .extended_key_usage
+            .contains(&ExtendedKeyUsagePurpose::ServerAuth)
+            && let Some(c) = cn
+        {
+            let allowed = match c.parse::<std::net::IpAddr>() {
+                Ok(ip) => self.names.allows_ip(ip),
+                Err(_) if c.contains('.') => {
+                    let name = names::normalize_dns(c);
+                    !name.contains('*') && self.names.allows_dns(&name, cn)
+                }
+                Err(_) => true,
+            };
+            if !allowed {
+                return Err(refuse(format!("CN={c}"), self.names.describe_dns()));
+            }
+        }
+        if let Some(email) = crate::est::name_value(subject, EMAIL_ADDRESS)
+            && !self.names.allows_email(&email, cn)
+        {
+            return Err(refuse(
+                format!("emailAddress={email}"),
+                self.names.describe_emails(),
+            ));
+        }
+        Ok(())
     }
 
     /// The SAN entry a typed-in value (the portal's "Subject alternative name" field) stands
@@ -730,48 +765,61 @@ fn name_rules(
     style: &SanStyle,
     eku: &[ExtendedKeyUsagePurpose],
 ) -> Result<NameRules, String> {
+    fn each<T>(
+        key: &str,
+        list: &[String],
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        list.iter()
+            .map(|r| parse(r).map_err(|e| format!("{key}: {e}")))
+            .collect()
+    }
     let mut rules = NameRules {
-        dns: raw
-            .dns_names
-            .iter()
-            .map(|r| names::DnsRule::parse(r).map_err(|e| format!("dns_names: {e}")))
-            .collect::<Result<_, _>>()?,
-        ips: raw
-            .ip_addresses
-            .iter()
-            .map(|r| names::IpRange::parse(r).map_err(|e| format!("ip_addresses: {e}")))
-            .collect::<Result<_, _>>()?,
-        uris: raw
-            .uri_patterns
-            .iter()
-            .map(|r| names::UriRule::parse(r).map_err(|e| format!("uri_patterns: {e}")))
-            .collect::<Result<_, _>>()?,
+        dns: each("dns_names", &raw.dns_names, names::DnsRule::parse)?,
+        ips: each("ip_addresses", &raw.ip_addresses, names::IpRange::parse)?,
+        uris: each("uri_patterns", &raw.uri_patterns, names::UriRule::parse)?,
+        upns: each("upn_names", &raw.upn_names, names::MailRule::parse)?,
+        emails: each("email_names", &raw.email_names, names::MailRule::parse)?,
         allow_wildcards: raw.allow_wildcards,
     };
-    let (explicit_dns, explicit_uris) = (!rules.dns.is_empty(), !rules.uris.is_empty());
+    let explicit = (
+        !rules.dns.is_empty(),
+        !rules.uris.is_empty(),
+        !rules.upns.is_empty(),
+        !rules.emails.is_empty(),
+    );
     if let SanStyle::Other(pattern) = style {
         for p in pattern {
             let only_cn = san::VARIABLES
                 .iter()
                 .all(|v| *v == "%cn%" || !p.text.contains(v));
+            let bad = |e: String| format!("san_pattern: {e}");
+            let needs = |kind: &str, key: &str| {
+                format!(
+                    "san_pattern: \"{kind}:{}\" takes names from the request: say which may be issued with {key}",
+                    p.text
+                )
+            };
             match p.kind {
-                san::PatternKind::Dns if only_cn => rules
-                    .dns
-                    .push(names::DnsRule::parse(&p.text).map_err(|e| format!("san_pattern: {e}"))?),
+                san::PatternKind::Dns if only_cn => {
+                    rules.dns.push(names::DnsRule::parse(&p.text).map_err(bad)?)
+                }
                 san::PatternKind::Uri if only_cn => rules
                     .uris
-                    .push(names::UriRule::parse(&p.text).map_err(|e| format!("san_pattern: {e}"))?),
-                san::PatternKind::Dns if !explicit_dns => {
-                    return Err(format!(
-                        "san_pattern: \"dns:{}\" takes names from the request: say which DNS names may be issued with dns_names",
-                        p.text
-                    ));
+                    .push(names::UriRule::parse(&p.text).map_err(bad)?),
+                san::PatternKind::Upn if only_cn => rules
+                    .upns
+                    .push(names::MailRule::parse(&p.text).map_err(bad)?),
+                san::PatternKind::Email if only_cn => rules
+                    .emails
+                    .push(names::MailRule::parse(&p.text).map_err(bad)?),
+                san::PatternKind::Dns if !explicit.0 => return Err(needs("dns", "dns_names")),
+                san::PatternKind::Uri if !explicit.1 => {
+                    return Err(needs("uri", "uri_patterns"));
                 }
-                san::PatternKind::Uri if !explicit_uris => {
-                    return Err(format!(
-                        "san_pattern: \"uri:{}\" takes names from the request: say which URIs may be issued with uri_patterns",
-                        p.text
-                    ));
+                san::PatternKind::Upn if !explicit.2 => return Err(needs("upn", "upn_names")),
+                san::PatternKind::Email if !explicit.3 => {
+                    return Err(needs("email", "email_names"));
                 }
                 _ => {}
             }
@@ -779,6 +827,15 @@ fn name_rules(
     }
     if *style == SanStyle::Dns && rules.dns.is_empty() && rules.ips.is_empty() {
         return Err("dns_names: san_style \"dns\" takes DNS names from the request: say which may be issued, e.g. dns_names = [\"%cn%.devices.example.com\"] or [\"*.devices.example.com\"] (or ip_addresses)".into());
+    }
+    if matches!(style, SanStyle::Upn | SanStyle::UpnEmail) && rules.upns.is_empty() {
+        return Err("upn_names: this san_style takes UPNs from the request: say which may be issued, e.g. upn_names = [\"%cn%@corp.example.com\"], [\"*@corp.example.com\"], or [\"*\"] for a template only trusted connectors may use".into());
+    }
+    if matches!(style, SanStyle::Email | SanStyle::UpnEmail) && rules.emails.is_empty() {
+        return Err("email_names: this san_style takes email addresses from the request: say which may be issued, e.g. email_names = [\"%cn%@example.com\"], [\"*@example.com\"], or [\"*\"] for a template only trusted connectors may use".into());
+    }
+    if eku.is_empty() {
+        return Err("extended_key_usage: name at least one (a certificate without one may be used for anything, TLS servers included)".into());
     }
     if eku.contains(&ExtendedKeyUsagePurpose::ServerAuth)
         && rules.dns.is_empty()
@@ -788,6 +845,12 @@ fn name_rules(
     }
     if rules.allow_wildcards && rules.dns.is_empty() {
         return Err("allow_wildcards: only with dns_names".into());
+    }
+    if raw.allowed_rdns.iter().any(|r| r == "emailAddress") && rules.emails.is_empty() {
+        return Err(
+            "allowed_rdns: emailAddress needs email_names saying which addresses may be issued"
+                .into(),
+        );
     }
     Ok(rules)
 }
@@ -1119,6 +1182,10 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
             "a\u{7f}",
             "a\u{85}b",
             "a\u{9f}",
+            "adm\u{202e}nim",
+            "a\u{200b}dmin",
+            "a\u{2028}b",
+            "\u{feff}a",
         ] {
             let e = err(csr(&format!("CN={cn}"), vec![]));
             assert_eq!(e, control("CN"), "{cn:?}");
@@ -1192,7 +1259,7 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
                 "",
                 "channel_binding = true\n",
                 "san_style = \"mac\"\n",
-                "san_style = \"upn\"\ncsr_attrs = [\"1.2.3.4\"]\n",
+                "san_style = \"upn\"\nupn_names = [\"*\"]\ncsr_attrs = [\"1.2.3.4\"]\n",
             ] {
                 let t = parse(&format!(
                     "name = \"t\"\nkey_types = [{key_types}]\nvalidity_days = 1\n{extra}"
@@ -1236,10 +1303,10 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
         .unwrap();
         assert!(
             open.csr_attrs().is_empty(),
-            "a template that asks nothing → 204"
+            "a template that asks nothing: an empty SEQUENCE"
         );
         let rsa = parse(
-            "name = \"r\"\nkey_types = [\"rsa-3072\"]\nvalidity_days = 1\nsan_style = \"upn\"\n",
+            "name = \"r\"\nkey_types = [\"rsa-3072\"]\nvalidity_days = 1\nsan_style = \"upn\"\nupn_names = [\"*\"]\n",
         )
         .unwrap();
         assert_eq!(

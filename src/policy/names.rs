@@ -42,6 +42,8 @@ pub struct NameRules {
     pub dns: Vec<DnsRule>,
     pub ips: Vec<IpRange>,
     pub uris: Vec<UriRule>,
+    pub upns: Vec<MailRule>,
+    pub emails: Vec<MailRule>,
     /// A DNS name may be a wildcard (`*.branch.example.com`), within the rules.
     pub allow_wildcards: bool,
 }
@@ -53,8 +55,9 @@ pub struct ReservedNames {
     /// Lower case, without a trailing dot.
     pub dns: Vec<String>,
     pub ips: Vec<IpAddr>,
-    /// DER of each CA certificate's subject.
-    pub subjects: Vec<Vec<u8>>,
+    /// Each CA certificate's subject, as compared: its attributes' types and values (lower
+    /// case), whatever string types encode them.
+    pub subjects: Vec<Vec<(String, String)>>,
 }
 
 /// A DNS name as compared: lower case, without a trailing dot.
@@ -95,11 +98,7 @@ impl DnsRule {
                     "{rule:?}: after \"*.\" comes a domain, such as \"*.devices.example.com\""
                 ));
             }
-            if !base.contains("%cn%") && is_public_suffix(base) {
-                return Err(format!(
-                    "{rule:?} covers the public suffix {base:?}: name a domain of your own"
-                ));
-            }
+            check_fixed_domain(rule, base)?;
             return Ok(Self::Below(base.to_string()));
         }
         if r.contains('*') {
@@ -111,6 +110,9 @@ impl DnsRule {
             return Err(format!(
                 "{rule:?} is not a DNS name or a pattern such as \"%cn%.devices.example.com\""
             ));
+        }
+        if r.contains("%cn%") {
+            check_fixed_domain(rule, &r)?;
         }
         Ok(Self::Exact(r))
     }
@@ -132,6 +134,28 @@ impl DnsRule {
             Self::Exact(p) => fill(p).is_some_and(|p| p == name),
         }
     }
+}
+
+/// A rule that names must fall under (`*.x`, or a `%cn%` pattern) ends in a domain of the
+/// operator's own: at least two labels after the last `%cn%`, not a public suffix. So the
+/// requester's CN never chooses the domain (`%cn%` alone would let a CN of `bank.com` be
+/// issued), and `*.co.uk` never passes.
+fn check_fixed_domain(rule: &str, pattern: &str) -> Result<(), String> {
+    let fixed = match pattern.rfind("%cn%") {
+        Some(at) => pattern[at + 4..].strip_prefix('.').unwrap_or(""),
+        None => pattern,
+    };
+    if fixed.is_empty() || fixed.contains("%cn%") || !fixed.contains('.') {
+        return Err(format!(
+            "{rule:?} lets the request choose the domain: end it with a domain of yours, as in \"%cn%.devices.example.com\""
+        ));
+    }
+    if is_public_suffix(fixed) {
+        return Err(format!(
+            "{rule:?} covers the public suffix {fixed:?}: name a domain of your own"
+        ));
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for DnsRule {
@@ -203,6 +227,11 @@ impl UriRule {
                 "{rule:?} does not start with a scheme, as in \"urn:dev:serial:%cn%\" or \"spiffe://example.org/*\""
             ));
         }
+        if prefix && !(text.ends_with('/') || text.ends_with(':')) {
+            return Err(format!(
+                "{rule:?}: a prefix ends with '/' or ':' (\"https://example.org*\" would allow https://example.org.evil.net)"
+            ));
+        }
         Ok(if prefix {
             Self::Prefix(text.to_string())
         } else {
@@ -213,14 +242,89 @@ impl UriRule {
     fn allows(&self, uri: &str, cn: Option<&str>) -> bool {
         let fill = |p: &str| -> Option<String> {
             if p.contains("%cn%") {
-                cn.map(|c| p.replace("%cn%", c))
+                // a CN goes into a URI only as one plain segment
+                cn.filter(|c| safe_uri_path(c) && !c.contains('/'))
+                    .map(|c| p.replace("%cn%", c))
             } else {
                 Some(p.to_string())
             }
         };
         match self {
             Self::Exact(p) => fill(p).is_some_and(|p| p == uri),
-            Self::Prefix(p) => fill(p).is_some_and(|p| uri.starts_with(&p)),
+            // below the prefix: plain path segments only (no "..", no escapes, no "@", "?")
+            Self::Prefix(p) => fill(p).is_some_and(|p| {
+                uri.strip_prefix(p.as_str())
+                    .is_some_and(|rest| !rest.is_empty() && safe_uri_path(rest))
+            }),
+        }
+    }
+}
+
+/// Unreserved characters and `/` only (RFC 3986), and no `.` or `..` segment.
+fn safe_uri_path(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b':'))
+        && s.split('/').all(|seg| seg != "." && seg != "..")
+}
+
+/// One `upn_names` or `email_names` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailRule {
+    /// `%cn%@corp.example.com`, `svc@example.com`: exactly this (regardless of case).
+    Exact(String),
+    /// `*@corp.example.com`: any name at this domain.
+    AnyAt(String),
+    /// `*`: any at all (a template for trusted connectors, which name their users).
+    Any,
+}
+
+impl MailRule {
+    pub fn parse(rule: &str) -> Result<Self, String> {
+        let r = rule.trim().to_ascii_lowercase();
+        if r == "*" {
+            return Ok(Self::Any);
+        }
+        let Some((local, domain)) = r.split_once('@') else {
+            return Err(format!(
+                "{rule:?} is not user@domain, \"%cn%@corp.example.com\", \"*@corp.example.com\" or \"*\""
+            ));
+        };
+        let domain_ok = |d: &str| valid_pattern_labels(d, false) && d.contains('.');
+        if !domain_ok(domain) || local.is_empty() || local.contains('@') {
+            return Err(format!(
+                "{rule:?} is not user@domain, \"%cn%@corp.example.com\", \"*@corp.example.com\" or \"*\""
+            ));
+        }
+        if local == "*" {
+            return Ok(Self::AnyAt(domain.to_string()));
+        }
+        if local.contains('*') || local.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("{rule:?}: '*' only as the whole user part"));
+        }
+        Ok(Self::Exact(r))
+    }
+
+    fn allows(&self, value: &str, cn: Option<&str>) -> bool {
+        let v = value.to_ascii_lowercase();
+        match self {
+            Self::Any => true,
+            Self::AnyAt(domain) => v
+                .rsplit_once('@')
+                .is_some_and(|(local, d)| !local.is_empty() && d == domain),
+            Self::Exact(p) if p.contains("%cn%") => {
+                cn.is_some_and(|c| p.replace("%cn%", &c.to_ascii_lowercase()) == v)
+            }
+            Self::Exact(p) => *p == v,
+        }
+    }
+}
+
+impl std::fmt::Display for MailRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(p) => f.write_str(p),
+            Self::AnyAt(d) => write!(f, "*@{d}"),
+            Self::Any => f.write_str("*"),
         }
     }
 }
@@ -244,6 +348,26 @@ impl NameRules {
     }
     pub fn describe_uris(&self) -> String {
         describe(&self.uris)
+    }
+    pub fn describe_upns(&self) -> String {
+        describe(&self.upns)
+    }
+    pub fn describe_emails(&self) -> String {
+        describe(&self.emails)
+    }
+
+    /// Is this DNS name (lower case) allowed by a rule (wildcards aside)?
+    pub fn allows_dns(&self, name: &str, cn: Option<&str>) -> bool {
+        self.dns.iter().any(|r| r.allows(name, cn))
+    }
+
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        self.ips.iter().any(|r| r.contains(ip))
+    }
+
+    /// Is this email address allowed by an `email_names` rule?
+    pub fn allows_email(&self, value: &str, cn: Option<&str>) -> bool {
+        self.emails.iter().any(|r| r.allows(value, cn))
     }
 
     /// Every DNS name, IP address and URI of the certificate must be allowed by a rule, save
@@ -281,7 +405,7 @@ impl NameRules {
                     }
                 }
                 SanEntry::Ip(ip) => {
-                    if !self.ips.iter().any(|r| r.contains(*ip)) {
+                    if !self.allows_ip(*ip) {
                         return Err(refuse(e, self.describe_ips()));
                     }
                 }
@@ -290,7 +414,17 @@ impl NameRules {
                         return Err(refuse(e, self.describe_uris()));
                     }
                 }
-                SanEntry::Email(_) | SanEntry::OtherName(..) | SanEntry::Other(_) => {}
+                SanEntry::Email(v) => {
+                    if !self.allows_email(v, cn) {
+                        return Err(refuse(e, self.describe_emails()));
+                    }
+                }
+                SanEntry::OtherName(oid, v) if oid == super::san::UPN_OID => {
+                    if !self.upns.iter().any(|r| r.allows(v, cn)) {
+                        return Err(refuse(e, self.describe_upns()));
+                    }
+                }
+                SanEntry::OtherName(..) | SanEntry::Other(_) => {}
             }
         }
         Ok(())
@@ -338,7 +472,7 @@ impl ReservedNames {
             for e in sans {
                 match e {
                     SanEntry::Dns(d) => out.dns.push(normalize_dns(&d)),
-                    SanEntry::Ip(ip) => out.ips.push(ip),
+                    SanEntry::Ip(ip) => out.ips.push(ip.to_canonical()),
                     _ => {}
                 }
             }
@@ -346,14 +480,16 @@ impl ReservedNames {
                 && let Some(cn) = crate::est::common_name(&name)
             {
                 match cn.parse::<IpAddr>() {
-                    Ok(ip) => out.ips.push(ip),
+                    Ok(ip) => out.ips.push(ip.to_canonical()),
                     Err(_) => out.dns.push(normalize_dns(&cn)),
                 }
             }
         }
         for ca in ca_chain {
-            if let Ok((subject, _)) = crate::est::cert_identity(ca) {
-                out.subjects.push(subject);
+            if let Ok((subject, _)) = crate::est::cert_identity(ca)
+                && let Ok(name) = <x509_cert::name::Name as der::Decode>::from_der(&subject)
+            {
+                out.subjects.push(comparable(&name));
             }
         }
         out.dns.sort();
@@ -367,18 +503,21 @@ impl ReservedNames {
     /// covers one).
     pub fn check(
         &self,
-        subject_der: &[u8],
         subject: &x509_cert::name::Name,
         cn: Option<&str>,
         san: &[SanEntry],
     ) -> Result<(), PolicyError> {
         let refuse = |what: String| PolicyError::ServerName { entry: what };
-        if self.subjects.iter().any(|s| s == subject_der) {
+        if !self.subjects.is_empty() && self.subjects.contains(&comparable(subject)) {
             return Err(refuse(subject.to_string()));
         }
         if let Some(cn) = cn {
             let as_dns = normalize_dns(cn);
-            if self.dns.contains(&as_dns) || cn.parse().is_ok_and(|ip| self.ips.contains(&ip)) {
+            if self.covers(&as_dns)
+                || cn
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| self.ips.contains(&ip.to_canonical()))
+            {
                 return Err(refuse(format!("CN={cn}")));
             }
         }
@@ -387,7 +526,9 @@ impl ReservedNames {
                 SanEntry::Dns(d) if self.covers(&normalize_dns(d)) => {
                     return Err(refuse(e.to_string()));
                 }
-                SanEntry::Ip(ip) if self.ips.contains(ip) => return Err(refuse(e.to_string())),
+                SanEntry::Ip(ip) if self.ips.contains(&ip.to_canonical()) => {
+                    return Err(refuse(e.to_string()));
+                }
                 _ => {}
             }
         }
@@ -408,6 +549,18 @@ impl ReservedNames {
             None => false,
         }
     }
+}
+
+/// A name as compared with the CA's: each attribute's OID and its text in lower case.
+fn comparable(name: &x509_cert::name::Name) -> Vec<(String, String)> {
+    name.iter()
+        .map(|atv| {
+            (
+                atv.oid.to_string(),
+                crate::est::directory_string(&atv.value).to_lowercase(),
+            )
+        })
+        .collect()
 }
 
 /// The Public Suffix List (ASCII rules), parsed once.
@@ -579,21 +732,102 @@ mod tests {
 
     #[test]
     fn the_servers_names_are_reserved() {
+        use std::str::FromStr;
+        let ca = x509_cert::name::Name::from_str("CN=estd CA,O=estd").unwrap();
         let r = ReservedNames {
             dns: vec!["localhost".into(), "est.example.com".into()],
             ips: vec!["127.0.0.1".parse().unwrap()],
-            subjects: vec![vec![0x30, 0x00]],
+            subjects: vec![comparable(&ca)],
         };
         let dns = |s: &str| SanEntry::Dns(s.into());
-        let name = x509_cert::name::Name::default();
-        let check = |cn: Option<&str>, san: &[SanEntry]| r.check(&[0x30, 0x03], &name, cn, san);
+        let alice = x509_cert::name::Name::from_str("CN=alice").unwrap();
+        let check = |cn: Option<&str>, san: &[SanEntry]| r.check(&alice, cn, san);
         assert!(check(None, &[dns("LOCALHOST.")]).is_err());
         assert!(check(None, &[dns("*.example.com")]).is_err());
         assert!(check(None, &[dns("*.other.example.com")]).is_ok());
         assert!(check(None, &[SanEntry::Ip("127.0.0.1".parse().unwrap())]).is_err());
+        // the same address written as IPv4-mapped IPv6
+        assert!(check(None, &[SanEntry::Ip("::ffff:127.0.0.1".parse().unwrap())]).is_err());
         assert!(check(Some("Est.Example.com"), &[]).is_err());
+        assert!(check(Some("*.example.com"), &[]).is_err());
         assert!(check(Some("127.0.0.1"), &[]).is_err());
         assert!(check(Some("alice"), &[dns("a.example.com")]).is_ok());
-        assert!(r.check(&[0x30, 0x00], &name, None, &[]).is_err());
+        // the CA's subject, whatever the case or string type
+        assert!(r.check(&ca, None, &[]).is_err());
+        let upper = x509_cert::name::Name::from_str("CN=ESTD CA,O=ESTD").unwrap();
+        assert!(r.check(&upper, None, &[]).is_err());
+        let mut printable = Vec::new();
+        for rdn in ca.iter_rdn() {
+            for atv in rdn.iter() {
+                let text = crate::est::directory_string(&atv.value);
+                printable.push(x509_cert::attr::AttributeTypeAndValue {
+                    oid: atv.oid,
+                    value: der::Any::new(der::Tag::PrintableString, text.into_bytes()).unwrap(),
+                });
+            }
+        }
+        let rdns: Vec<x509_cert::name::RelativeDistinguishedName> = printable
+            .into_iter()
+            .map(|a| x509_cert::name::RelativeDistinguishedName::try_from(vec![a]).unwrap())
+            .collect();
+        let as_printable =
+            <x509_cert::name::Name as der::Decode>::from_der(&der::Encode::to_der(&rdns).unwrap())
+                .unwrap();
+        assert!(r.check(&as_printable, None, &[]).is_err());
+    }
+
+    #[test]
+    fn rules_must_end_in_a_domain_of_ones_own() {
+        for bad in [
+            "%cn%",
+            "*.%cn%",
+            "%cn%.com",
+            "*.%cn%.co.uk",
+            "%cn%.%cn%.example.com.%cn%",
+        ] {
+            assert!(DnsRule::parse(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "%cn%.example.com",
+            "*.%cn%.example.com",
+            "printer.example.com",
+            "localhost",
+        ] {
+            assert!(DnsRule::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn uri_prefixes_take_plain_segments_only() {
+        let p = UriRule::parse("spiffe://example.org/devices/*").unwrap();
+        for bad in [
+            "spiffe://example.org/devices/../admin",
+            "spiffe://example.org/devices/%2e%2e/admin",
+            "spiffe://example.org/devices/a/./b",
+            "spiffe://example.org/devices/a@evil",
+            "spiffe://example.org/devices/",
+        ] {
+            assert!(!p.allows(bad, None), "{bad}");
+        }
+        assert!(p.allows("spiffe://example.org/devices/pos-7/eth0", None));
+        assert!(UriRule::parse("https://example.org*").is_err());
+        let e = UriRule::parse("spiffe://example.org/devices/%cn%").unwrap();
+        assert!(e.allows("spiffe://example.org/devices/pos-7", Some("pos-7")));
+        assert!(!e.allows("spiffe://example.org/devices/../admin", Some("../admin")));
+    }
+
+    #[test]
+    fn upn_and_email_rules() {
+        let exact = MailRule::parse("%cn%@Corp.Example.com").unwrap();
+        assert!(exact.allows("Joe@corp.example.com", Some("joe")));
+        assert!(!exact.allows("administrator@corp.example.com", Some("joe")));
+        let at = MailRule::parse("*@corp.example.com").unwrap();
+        assert!(at.allows("anyone@CORP.example.com", None));
+        assert!(!at.allows("anyone@evil.example.com", None));
+        assert!(!at.allows("@corp.example.com", None));
+        assert!(MailRule::parse("*").unwrap().allows("x@y.z", None));
+        for bad in ["nodomain", "a*b@example.com", "*@com", "@example.com"] {
+            assert!(MailRule::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! a message naming it, or dropped where the template says `drop_unlisted_rdns = true`.
 
 use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode};
+use der::{Decode, Encode, Tag, Tagged};
 use x509_cert::name::{Name, RelativeDistinguishedName};
 
 use super::rules::{PolicyError, RequiredRdn};
@@ -161,10 +161,33 @@ pub fn build(
             }
             return Err(PolicyError::RdnNotAllowed { rdn: short });
         }
+        // text only: the string types X.520 and PKCS#9 use (IA5String for emailAddress and DC)
+        let tag = atv.value.tag();
+        let text = matches!(
+            tag,
+            Tag::Utf8String
+                | Tag::PrintableString
+                | Tag::TeletexString
+                | Tag::BmpString
+                | Tag::Ia5String
+                | Tag::VisibleString
+        );
+        if !text {
+            return Err(PolicyError::InvalidValue {
+                field: short,
+                reason: "Must be text".into(),
+            });
+        }
         let value = crate::est::directory_string(&atv.value);
         if let Some(t) = by_oid(&atv.oid) {
             let len = value.chars().count();
             if t.short == "C" {
+                if tag != Tag::PrintableString {
+                    return Err(PolicyError::InvalidValue {
+                        field: short,
+                        reason: "Must be a PrintableString".into(),
+                    });
+                }
                 if len != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
                     return Err(PolicyError::InvalidValue {
                         field: short,

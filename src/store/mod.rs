@@ -30,9 +30,19 @@ impl From<sqlx::Error> for StoreError {
 
 /// Before the migration that makes user names unique regardless of case: the names in the
 /// store that differ only in case, as an error that names them and says what to do (the
-/// migration itself would fail with a bare constraint error). `names`: every user name, or
-/// `None` when there is no users table yet.
-pub(crate) fn check_name_case(names: Option<Vec<String>>) -> Result<(), StoreError> {
+/// migration itself would fail with a bare constraint error). `names`: the answer to
+/// `SELECT name FROM users`; a new database has no users table yet, which is fine.
+pub(crate) fn check_name_case(names: Result<Vec<String>, sqlx::Error>) -> Result<(), StoreError> {
+    let names = match names {
+        Ok(n) => Some(n),
+        // SQLite: "no such table: users"; PostgreSQL: 42P01 relation "users" does not exist
+        Err(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("42P01") || db.message().contains("no such table") =>
+        {
+            None
+        }
+        Err(e) => return Err(StoreError::Db(format!("reading user names: {e}"))),
+    };
     let mut by_folded: std::collections::BTreeMap<String, Vec<String>> =
         std::collections::BTreeMap::new();
     for n in names.unwrap_or_default() {

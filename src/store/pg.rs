@@ -29,8 +29,7 @@ impl PgStore {
         // (no users table yet: a new database)
         let names = sqlx::query_scalar::<_, String>("SELECT name FROM users")
             .fetch_all(&pool)
-            .await
-            .ok();
+            .await;
         super::check_name_case(names)?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)

@@ -71,8 +71,7 @@ impl SqliteStore {
             // (no users table yet: a new database)
             let names = sqlx::query_scalar::<_, String>("SELECT name FROM users")
                 .fetch_all(&mut first)
-                .await
-                .ok();
+                .await;
             super::check_name_case(names)?;
             sqlx::migrate!("./migrations/sqlite")
                 .run(&mut first)

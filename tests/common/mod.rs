@@ -23,7 +23,7 @@ key_types = ["ec-p256", "rsa-2048"]
 validity_days = 365
 san_style = "dns"
 san_optional = true
-dns_names = ["%cn%.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
+dns_names = ["admin.example", "joe.example", "alice.example", "bob.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
 "#;
 
 /// Any key type, optional DNS SANs: asks nothing in /csrattrs (an empty SEQUENCE).
@@ -34,7 +34,7 @@ validity_days = 30
 extended_key_usage = ["client_auth", "server_auth"]
 san_style = "dns"
 san_optional = true
-dns_names = ["%cn%.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
+dns_names = ["admin.example", "joe.example", "alice.example", "bob.example", "dev.example", "a.example", "b.example", "alt.example", "x.example", "*.devices.example"]
 "#;
 
 pub struct TestServer {

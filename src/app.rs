@@ -219,7 +219,9 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
             auth::CredentialCache::new(config.auth_cache)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         )
-        .with_revocation_urls(urls.clone()),
+        .with_revocation_urls(urls.clone())
+        .with_work_bounds(config.max_concurrent_checks, config.max_waiting)
+        .with_throttle(config.throttle),
     );
     enroll.set_server_certificate(&own_server_cert);
     let revocation = match &revocation_listener {
@@ -260,7 +262,6 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         bundle,
         session_idle: config.session_idle,
         jobs,
-        login_throttle: crate::auth::Throttle::new(5, 20, std::time::Duration::from_secs(900)),
         revocation,
     });
     Ok(Built {
@@ -275,6 +276,9 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
             max_connections: config.max_connections,
             shutdown_grace: config.shutdown_grace,
             max_header_bytes: config.max_header_bytes,
+            first_request_timeout: config.first_request_timeout,
+            idle_timeout: config.idle_timeout,
+            max_per_address: config.max_connections_per_address,
         },
         admin_password,
     })

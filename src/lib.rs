@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod enroll;
 pub mod est;
+pub mod gate;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

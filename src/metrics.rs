@@ -28,6 +28,15 @@ pub struct Metrics {
     revoked: AtomicU64,
     auth_failures: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    /// Work refused at its bound (503), by kind of work.
+    busy: Mutex<BTreeMap<&'static str, u64>>,
+    /// Password checks refused or delayed by the throttle.
+    throttled: AtomicU64,
+    /// Connections closed at accept (the total or per-address cap) or for idling.
+    connections_refused: AtomicU64,
+    connections_idle_closed: AtomicU64,
+    /// Audit rows not written for unauthenticated failures over the per-address rate.
+    audit_suppressed: AtomicU64,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -80,6 +89,28 @@ impl Metrics {
 
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn busy(&self, work: &'static str) {
+        if let Ok(mut m) = self.busy.lock() {
+            *m.entry(work).or_insert(0) += 1;
+        }
+    }
+
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_idle_closed(&self) {
+        self.connections_idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn audit_suppressed(&self) {
+        self.audit_suppressed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text; `jobs` are the bulk jobs by state (from the store).
@@ -145,6 +176,39 @@ impl Metrics {
             "estd_tls_handshake_failures_total",
             "TLS handshakes that failed or timed out.",
             self.tls_handshake_failures.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP estd_busy_total Work refused at its bound with 503 (argon2, key generation, packaging).\n# TYPE estd_busy_total counter"
+        );
+        if let Ok(m) = self.busy.lock() {
+            for (work, n) in m.iter() {
+                let _ = writeln!(out, "estd_busy_total{{work=\"{work}\"}} {n}");
+            }
+        }
+        counter(
+            &mut out,
+            "estd_throttled_total",
+            "Password checks refused or delayed after repeated failures.",
+            self.throttled.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "estd_connections_refused_total",
+            "Connections closed at accept: over the total or the per-address cap.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "estd_connections_idle_closed_total",
+            "Connections closed for sending no request in time.",
+            self.connections_idle_closed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "estd_audit_suppressed_total",
+            "Audit rows not written for unauthenticated failures over the per-address rate (still counted and logged).",
+            self.audit_suppressed.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -92,6 +92,36 @@ pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// A value from a client, as it may be written to a log line or a terminal: control and
+/// format characters (ESC, CR, LF, bidi overrides, …) shown as `\u{1b}` escapes, so that a
+/// user name or label cannot forge lines or move the cursor. Unchanged when clean.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{2028}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Longest user name estd creates: a user's name is the CN of their certificates, and X.520
 /// bounds a CN at 64 characters.
 pub const MAX_USER_NAME: usize = 64;

@@ -225,8 +225,8 @@ async fn ten_thousand_mutated_requests_and_no_5xx() {
         statuses.get(&400).copied().unwrap_or(0) > 1000,
         "{statuses:?}"
     );
-    // still healthy (Basic from this address is throttled by now: the mangled credentials
-    // counted as failed log-ins, which is the throttle doing its job)
+    // still healthy (the mangled credentials counted as failed log-ins: this address was
+    // slowed, which is the throttle doing its job)
     assert!(statuses.contains_key(&429), "{statuses:?}");
     let r = c
         .get(s.url("/.well-known/est/cacerts"))
@@ -241,7 +241,7 @@ async fn ten_thousand_mutated_requests_and_no_5xx() {
         b64_csr,
     )
     .await;
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().contains_key("retry-after"));
+    // slowed, never locked out: the right (remembered) password still enrolls
+    assert_eq!(r.status(), 200);
     s.stop().await;
 }

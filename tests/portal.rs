@@ -181,7 +181,7 @@ async fn log_in_sets_a_strict_session_cookie_with_a_new_id() {
 }
 
 #[tokio::test]
-async fn bad_log_ins_non_members_and_throttling() {
+async fn bad_log_ins_non_members_and_slowing() {
     let mut s = setup().await;
     let mut b = Browser::new(&s);
     let r = b.login("outsider", "Joe-password-1").await;
@@ -202,8 +202,12 @@ async fn bad_log_ins_non_members_and_throttling() {
             "The user name or password is incorrect."
         );
     }
+    // slowed, not locked out: one check now, and the right password logs in …
     let r = b.login("joe", "Joe-password-1").await;
-    assert_eq!(r.status(), 429, "throttled even with the right password");
+    assert_eq!(r.status(), 303, "the right password is not refused");
+    // … but the next guess must wait
+    let r = b.login("joe", "wrong").await;
+    assert_eq!(r.status(), 429, "the next guess waits");
     assert!(
         r.headers()[header::RETRY_AFTER]
             .to_str()

@@ -39,6 +39,7 @@ pub fn status_of(e: &BulkError) -> (StatusCode, &'static str) {
         BulkError::Rows(_) => (StatusCode::BAD_REQUEST, "rows"),
         BulkError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
         BulkError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        BulkError::Busy503(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         BulkError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         BulkError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -61,10 +62,17 @@ fn bulk_error(e: &BulkError) -> Response {
         BulkError::Internal(_) => "internal error".to_string(),
         other => other.to_string(),
     };
-    json_response(
+    let mut resp = json_response(
         status,
         &serde_json::json!({"error": code, "message": message, "errors": rows}),
-    )
+    );
+    if let BulkError::Busy503(secs) = e {
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(*secs),
+        );
+    }
+    resp
 }
 
 /// The status as JSON (also what the portal's progress bar polls).

@@ -35,6 +35,9 @@ pub enum EstError {
     /// Too many failed authentications lately, for this user or from this address.
     #[error("Too many failed log-ins; try again in {retry_after} seconds")]
     TooManyRequests { retry_after: u64 },
+    /// At the bound for work of this kind (password checks, key generation): come back.
+    #[error("The server is busy; try again in {retry_after} seconds")]
+    Unavailable { retry_after: u64 },
     /// Our own fault. `public` goes to the client; `detail` only to the log and audit.
     #[error("{public} ({detail})")]
     Internal { public: String, detail: String },
@@ -52,6 +55,7 @@ impl EstError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +104,8 @@ impl From<EnrollError> for EstError {
                 detail,
             },
             EnrollError::Cancelled => EstError::BadRequest("the request was cancelled".into()),
+            EnrollError::Throttled { retry_after } => EstError::TooManyRequests { retry_after },
+            EnrollError::Busy { retry_after } => EstError::Unavailable { retry_after },
             EnrollError::Store(e) => EstError::Internal {
                 public: "internal error: the certificate store is unavailable".into(),
                 detail: e.to_string(),
@@ -129,7 +135,7 @@ impl IntoResponse for EstError {
             Self::MethodNotAllowed { allow, .. } => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

@@ -101,36 +101,19 @@ async fn dispatch(
     }
 }
 
-/// HTTP Basic, throttled: after repeated failures for this user name or from this address,
-/// 429 with `Retry-After` (even for the right password) until the window passes; other
-/// users and addresses are not affected.
+/// HTTP Basic, throttled by the enrollment service (429 for a (user, address) pair with
+/// repeated failures or a slowed address's early check; 503 at the bound on password
+/// checks).
 async fn basic_auth(
     state: &AppState,
     user: &str,
     password: &str,
     peer: &str,
 ) -> Result<Principal, EstError> {
-    if let Some(wait) = state.login_throttle.check(user, peer) {
-        tracing::warn!(
-            user = %user.chars().take(64).collect::<String>(),
-            %peer,
-            retry_after = wait,
-            "EST Basic authentication throttled after repeated failures"
-        );
-        return Err(EstError::TooManyRequests { retry_after: wait });
-    }
-    match state.enroll.authenticate_basic(user, password).await {
-        Ok(p) => {
-            state.login_throttle.succeeded(user);
-            Ok(p)
-        }
-        Err(e) => {
-            if matches!(e, crate::enroll::EnrollError::Unauthorized(_)) {
-                state.login_throttle.failed(user, peer);
-            }
-            Err(e.into())
-        }
-    }
+    Ok(state
+        .enroll
+        .authenticate_basic(user, password, peer)
+        .await?)
 }
 
 async fn enroll(

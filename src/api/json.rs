@@ -61,6 +61,17 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
             HeaderValue::from_static("Basic realm=\"estd\""),
         );
     }
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        // our own messages say "try again in N seconds"
+        let secs = message
+            .split("try again in ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(1);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     resp
 }
 
@@ -112,22 +123,21 @@ pub(crate) async fn authenticate(
                 "use HTTP Basic or the portal's session",
             ));
         };
-        if let Some(wait) = state.login_throttle.check(&user, peer) {
-            return Err(err(
+        return match state
+            .enroll
+            .authenticate_basic(&user, &password, peer)
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(e @ crate::enroll::EnrollError::Throttled { .. }) => Err(err(
                 StatusCode::TOO_MANY_REQUESTS,
                 "throttled",
-                format!("Too many failed log-ins; try again in {wait} seconds"),
-            ));
-        }
-        return match state.enroll.authenticate_basic(&user, &password).await {
-            Ok(p) => {
-                state.login_throttle.succeeded(&user);
-                Ok(p)
+                e.to_string(),
+            )),
+            Err(e @ crate::enroll::EnrollError::Busy { .. }) => {
+                Err(err(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))
             }
-            Err(e) => {
-                state.login_throttle.failed(&user, peer);
-                Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))
-            }
+            Err(e) => Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
         };
     }
     match session::load(state, headers).await {

@@ -45,7 +45,6 @@ pub struct AppState {
     /// Portal sessions end after this long without a request.
     pub session_idle: std::time::Duration,
     /// Failed portal log-ins and Basic authentications.
-    pub login_throttle: crate::auth::Throttle,
     /// Bulk requests and their workers.
     pub jobs: Arc<crate::jobs::JobService>,
     /// Revocation, the CRL and OCSP (when `revocation.listen` is set).

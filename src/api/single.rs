@@ -181,6 +181,8 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
         EnrollError::Cancelled => {
             SingleError::new(Field::General, 409, "The request was cancelled")
         }
+        e @ EnrollError::Throttled { .. } => SingleError::new(Field::General, 429, e.to_string()),
+        e @ EnrollError::Busy { .. } => SingleError::new(Field::General, 503, e.to_string()),
         EnrollError::Store(e) => SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(
@@ -341,32 +343,29 @@ pub async fn issue_single(
     let bundle = state.bundle.clone();
     let password = zeroize::Zeroizing::new(req.password.clone());
     let legacy_pkcs12 = template.pkcs12_legacy;
-    // PBKDF2 takes about a millisecond per file: off the async executor.
-    let zip = tokio::task::spawn_blocking(move || {
-        let opts = PackOptions {
-            format,
-            password: &password,
-            legacy_pkcs12,
-        };
-        pack::zip_bundle(&[entity], &bundle, &opts)
-    })
-    .await
-    .map_err(|e| SingleError {
-        detail: Some(e.to_string()),
-        ..SingleError::new(
-            Field::General,
-            500,
-            "internal error packaging the certificate",
-        )
-    })?
-    .map_err(|e| SingleError {
-        detail: Some(e.to_string()),
-        ..SingleError::new(
-            Field::General,
-            500,
-            "internal error packaging the certificate",
-        )
-    })?;
+    // PBKDF2 takes about a millisecond per file: off the async executor, within the bound on
+    // heavy work.
+    let zip = state
+        .enroll
+        .work()
+        .run(move || {
+            let opts = PackOptions {
+                format,
+                password: &password,
+                legacy_pkcs12,
+            };
+            pack::zip_bundle(&[entity], &bundle, &opts)
+        })
+        .await
+        .map_err(|b| SingleError::new(Field::General, 503, b.to_string()))?
+        .map_err(|e| SingleError {
+            detail: Some(e.to_string()),
+            ..SingleError::new(
+                Field::General,
+                500,
+                "internal error packaging the certificate",
+            )
+        })?;
     Ok(SingleZip {
         file_name: format!(
             "{}.zip",

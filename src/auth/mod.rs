@@ -1,6 +1,12 @@
 //! Authentication: password hashing (argon2), the HTTP Basic header, and the `Principal`
 //! every request resolves to.
 
+pub mod password;
+pub mod throttle;
+
+pub use password::PasswordChecker;
+pub use throttle::{Throttle, ThrottleSettings};
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -202,108 +208,8 @@ pub fn random_password(len: usize) -> Result<String, AuthError> {
     Ok(out)
 }
 
-/// Throttles repeated failed log-ins, per user name and per peer address, so that one
-/// attacker cannot lock out everyone (in memory, per instance).
-pub struct Throttle {
-    per_user: u32,
-    per_peer: u32,
-    window: std::time::Duration,
-    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
-}
-
-impl Throttle {
-    pub fn new(per_user: u32, per_peer: u32, window: std::time::Duration) -> Self {
-        Self {
-            per_user,
-            per_peer,
-            window,
-            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-
-    /// The user's key and the peer's: its IP address without the port (every new
-    /// connection has a new port; an attacker's address does not change with it).
-    fn keys(user: &str, peer: &str) -> [String; 2] {
-        let address = peer
-            .parse::<std::net::SocketAddr>()
-            .map_or_else(|_| peer.to_string(), |a| a.ip().to_string());
-        [
-            format!("user:{}", user.to_lowercase()),
-            format!("peer:{address}"),
-        ]
-    }
-
-    /// `Some(seconds to wait)` when this user or this address has failed too often lately.
-    pub fn check(&self, user: &str, peer: &str) -> Option<u64> {
-        let now = std::time::Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = None;
-        for (key, limit) in Self::keys(user, peer)
-            .into_iter()
-            .zip([self.per_user, self.per_peer])
-        {
-            if let Some(times) = map.get_mut(&key) {
-                times.retain(|t| now.duration_since(*t) < self.window);
-                if times.len() >= limit as usize
-                    && let Some(oldest) = times.first()
-                {
-                    let left = self
-                        .window
-                        .saturating_sub(now.duration_since(*oldest))
-                        .as_secs()
-                        .max(1);
-                    wait = Some(wait.map_or(left, |w: u64| w.max(left)));
-                }
-            }
-        }
-        wait
-    }
-
-    pub fn failed(&self, user: &str, peer: &str) {
-        let now = std::time::Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, v| {
-                v.last()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
-        }
-        for key in Self::keys(user, peer) {
-            map.entry(key).or_default().push(now);
-        }
-    }
-
-    pub fn succeeded(&self, user: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("user:{}", user.to_lowercase()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn throttle_counts_an_address_whatever_its_port() {
-        let t = super::Throttle::new(3, 4, std::time::Duration::from_secs(60));
-        for (i, user) in ["a", "b", "c", "d"].iter().enumerate() {
-            assert!(t.check(user, &format!("10.0.0.1:{}", 1000 + i)).is_none());
-            t.failed(user, &format!("10.0.0.1:{}", 1000 + i));
-        }
-        assert!(
-            t.check("e", "10.0.0.1:2000").is_some(),
-            "4 failures from one address, on 4 connections"
-        );
-        assert!(t.check("e", "10.0.0.2:2000").is_none(), "another address");
-        for _ in 0..3 {
-            t.failed("f", "10.0.0.3:1");
-        }
-        assert!(
-            t.check("f", "10.0.0.9:1").is_some(),
-            "the user, from anywhere"
-        );
-        t.succeeded("f");
-        assert!(t.check("f", "10.0.0.9:1").is_none());
-    }
-
     #[test]
     fn remembered_credentials() {
         let c = CredentialCache::new(std::time::Duration::from_millis(200)).unwrap();
@@ -366,29 +272,6 @@ mod tests {
             parse_basic(enc(&format!("u:{long}")).as_bytes()),
             Err(AuthError::Malformed)
         );
-    }
-
-    #[test]
-    fn throttle_per_user_and_per_peer() {
-        let t = Throttle::new(3, 5, std::time::Duration::from_secs(60));
-        for _ in 0..3 {
-            assert_eq!(t.check("alice", "1.1.1.1"), None);
-            t.failed("alice", "1.1.1.1");
-        }
-        assert!(
-            t.check("alice", "2.2.2.2").is_some(),
-            "the user is throttled everywhere"
-        );
-        assert_eq!(t.check("bob", "3.3.3.3"), None, "others are not locked out");
-        t.failed("bob", "1.1.1.1");
-        t.failed("carol", "1.1.1.1");
-        assert!(
-            t.check("dave", "1.1.1.1").is_some(),
-            "the address is throttled"
-        );
-        assert_eq!(t.check("dave", "4.4.4.4"), None);
-        t.succeeded("alice");
-        assert_eq!(t.check("alice", "2.2.2.2"), None);
     }
 
     #[test]

@@ -55,6 +55,50 @@ pub struct RawConfig {
     pub jobs: RawJobs,
     pub revocation: RawRevocation,
     pub metrics: RawMetrics,
+    pub auth: RawAuth,
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAuth {
+    pub max_concurrent_checks: u64,
+    pub max_waiting: u64,
+    pub failures_per_user_and_address: u32,
+    pub failures_per_address: u32,
+    pub throttle_window_secs: u64,
+    pub slowed_check_interval_ms: u64,
+    pub slowed_user_check_interval_secs: u64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            max_concurrent_checks: 0,
+            max_waiting: 64,
+            failures_per_user_and_address: 5,
+            failures_per_address: 20,
+            throttle_window_secs: 900,
+            slowed_check_interval_ms: 1000,
+            slowed_user_check_interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAudit {
+    pub retention_days: u64,
+    pub unauthenticated_per_minute: u32,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            retention_days: 400,
+            unauthenticated_per_minute: 60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,12 +151,14 @@ impl Default for RawJobs {
 #[serde(default, deny_unknown_fields)]
 pub struct RawPortal {
     pub idle_timeout_secs: u64,
+    pub max_session_secs: u64,
 }
 
 impl Default for RawPortal {
     fn default() -> Self {
         Self {
             idle_timeout_secs: 900,
+            max_session_secs: 43_200,
         }
     }
 }
@@ -165,6 +211,9 @@ pub struct RawLimits {
     pub max_connections: u64,
     pub shutdown_grace_secs: u64,
     pub max_header_bytes: u64,
+    pub first_request_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections_per_address: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +247,8 @@ impl Default for RawConfig {
             jobs: RawJobs::default(),
             revocation: RawRevocation::default(),
             metrics: RawMetrics::default(),
+            auth: RawAuth::default(),
+            audit: RawAudit::default(),
         }
     }
 }
@@ -252,6 +303,9 @@ impl Default for RawLimits {
             max_connections: 10_000,
             shutdown_grace_secs: 30,
             max_header_bytes: 16_384,
+            first_request_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -377,6 +431,23 @@ pub struct Config {
     pub ocsp_validity: Duration,
     /// The plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` (none: off).
     pub metrics_listen: Option<SocketAddr>,
+    /// A new connection must send its first request within this time.
+    pub first_request_timeout: Duration,
+    /// A connection with no request in flight is closed after this long (HTTP/1.1
+    /// keep-alive and HTTP/2 alike).
+    pub idle_timeout: Duration,
+    /// Open connections from one client address, at most.
+    pub max_connections_per_address: usize,
+    /// argon2 checks (and other heavy work: key generation, packaging) at once, and waiting.
+    pub max_concurrent_checks: usize,
+    pub max_waiting: usize,
+    pub throttle: crate::auth::ThrottleSettings,
+    /// A portal session ends this long after log-in, however active.
+    pub session_max: Duration,
+    /// Audit rows older than this are deleted (none: kept for ever).
+    pub audit_retention: Option<Duration>,
+    /// Audit rows for unauthenticated failures, per client address and minute, at most.
+    pub audit_unauthenticated_per_minute: u32,
 }
 
 impl Config {
@@ -697,6 +768,84 @@ impl TryFrom<RawConfig> for Config {
             )?,
             eap_server_chain: (!raw.pack.eap_server_chain.is_empty())
                 .then(|| PathBuf::from(&raw.pack.eap_server_chain)),
+            first_request_timeout: secs(
+                "limits.first_request_timeout_secs",
+                raw.limits.first_request_timeout_secs,
+                300,
+            )?,
+            idle_timeout: secs(
+                "limits.idle_timeout_secs",
+                raw.limits.idle_timeout_secs,
+                3600,
+            )?,
+            max_connections_per_address: usize::try_from(raw.limits.max_connections_per_address)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| bad("limits.max_connections_per_address", "must be 1 or more"))?,
+            max_concurrent_checks: match raw.auth.max_concurrent_checks {
+                0 => crate::enroll::default_parallelism(),
+                n @ 1..=1024 => n as usize,
+                n => {
+                    return Err(bad(
+                        "auth.max_concurrent_checks",
+                        format!("{n} is out of range (0 for the number of cores, or 1 to 1024)"),
+                    ));
+                }
+            },
+            max_waiting: usize::try_from(raw.auth.max_waiting)
+                .ok()
+                .filter(|n| *n <= 100_000)
+                .ok_or_else(|| bad("auth.max_waiting", "is out of range (0 to 100000)"))?,
+            throttle: crate::auth::ThrottleSettings {
+                per_pair: match raw.auth.failures_per_user_and_address {
+                    0 => {
+                        return Err(bad(
+                            "auth.failures_per_user_and_address",
+                            "must be 1 or more",
+                        ));
+                    }
+                    n => n,
+                },
+                per_address: match raw.auth.failures_per_address {
+                    0 => return Err(bad("auth.failures_per_address", "must be 1 or more")),
+                    n => n,
+                },
+                window: secs(
+                    "auth.throttle_window_secs",
+                    raw.auth.throttle_window_secs,
+                    86_400,
+                )?,
+                slowed_interval: match raw.auth.slowed_check_interval_ms {
+                    n @ 1..=60_000 => Duration::from_millis(n),
+                    n => {
+                        return Err(bad(
+                            "auth.slowed_check_interval_ms",
+                            format!("{n} is out of range (1 to 60000)"),
+                        ));
+                    }
+                },
+                slowed_user_interval: secs(
+                    "auth.slowed_user_check_interval_secs",
+                    raw.auth.slowed_user_check_interval_secs,
+                    3600,
+                )?,
+            },
+            session_max: secs(
+                "portal.max_session_secs",
+                raw.portal.max_session_secs,
+                31 * 86_400,
+            )?,
+            audit_retention: match raw.audit.retention_days {
+                0 => None,
+                d @ 1..=36_500 => Some(Duration::from_secs(d * 86_400)),
+                d => {
+                    return Err(bad(
+                        "audit.retention_days",
+                        format!("{d} is out of range (0 to keep for ever, or 1 to 36500)"),
+                    ));
+                }
+            },
+            audit_unauthenticated_per_minute: raw.audit.unauthenticated_per_minute,
             data_dir,
         })
     }

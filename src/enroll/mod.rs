@@ -47,6 +47,13 @@ pub enum EnrollError {
     /// The bulk job was cancelled while the row was being signed: nothing was recorded.
     #[error("the job was cancelled")]
     Cancelled,
+    /// Too many failed log-ins for this user from this address, or a slowed address's
+    /// password check came too soon (429).
+    #[error("Too many failed log-ins; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    /// At the bound for password checks or key generation (503).
+    #[error("The server is busy; try again in {retry_after} seconds")]
+    Busy { retry_after: u64 },
 }
 
 /// The portal FAQ's text for a CA that failed to sign, with the request's CN.
@@ -160,7 +167,30 @@ pub struct EnrollService {
     /// This server's own names (its TLS certificate's, its CA's subjects): never issued.
     /// Replaced when the TLS certificate is reloaded.
     reserved: std::sync::RwLock<Arc<ReservedNames>>,
+    /// argon2 verifications: bounded, sharing memory, one per identical request at a time.
+    passwords: auth::PasswordChecker,
+    /// Failed log-ins: per (user, address) refused, per address slowed.
+    throttle: auth::Throttle,
+    /// Other CPU- or memory-heavy work a client starts (key generation, packaging).
+    work: Arc<crate::gate::Gate>,
 }
+
+impl From<crate::gate::Busy> for EnrollError {
+    fn from(b: crate::gate::Busy) -> Self {
+        EnrollError::Busy {
+            retry_after: b.retry_after,
+        }
+    }
+}
+
+/// How many CPU-heavy tasks (argon2, key generation, packaging) run at once by default: the
+/// number of cores.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Heavy tasks waiting for a slot, at most (then 503).
+pub const DEFAULT_QUEUE: usize = 64;
 
 /// How long a user record read for Basic authentication is reused.
 const USER_FRESH: Duration = Duration::from_secs(1);
@@ -178,8 +208,16 @@ impl EnrollService {
         admin_groups: Vec<String>,
     ) -> Self {
         let reserved = Arc::new(ReservedNames::from_certificates(None, issuer.chain()));
+        let cores = default_parallelism();
         Self {
             reserved: std::sync::RwLock::new(reserved),
+            passwords: auth::PasswordChecker::new(cores, DEFAULT_QUEUE),
+            throttle: auth::Throttle::new(auth::ThrottleSettings::default()),
+            work: Arc::new(crate::gate::Gate::new(
+                "keys and packaging",
+                cores,
+                DEFAULT_QUEUE,
+            )),
             issuer,
             store,
             est_group,
@@ -212,6 +250,35 @@ impl EnrollService {
             .read()
             .map(|r| r.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Bounds password checks and other heavy work: `max` at once, `queue` waiting.
+    pub fn with_work_bounds(mut self, max: usize, queue: usize) -> Self {
+        self.passwords = auth::PasswordChecker::new(max, queue);
+        self.work = Arc::new(crate::gate::Gate::new("keys and packaging", max, queue));
+        self
+    }
+
+    /// The failed-log-in throttle's settings.
+    pub fn with_throttle(mut self, s: auth::ThrottleSettings) -> Self {
+        self.throttle = auth::Throttle::new(s);
+        self
+    }
+
+    /// The bound on heavy work (key generation, packaging) the HTTP layers run through.
+    pub fn work(&self) -> &Arc<crate::gate::Gate> {
+        &self.work
+    }
+
+    /// Hashes a new password within the bound on password work.
+    pub async fn hash_password(&self, password: &str) -> Result<String, EnrollError> {
+        self.passwords
+            .hash(password)
+            .await?
+            .map_err(|e| EnrollError::Ca {
+                cn: String::new(),
+                detail: format!("password hashing: {e}"),
+            })
     }
 
     /// Names the CRL and OCSP URLs in the certificates of templates that want them.
@@ -278,10 +345,14 @@ impl EnrollService {
 
     /// Checks a user name and password against the store (argon2 off the async executor).
     /// Unknown users cost as much time as wrong passwords.
+    /// Throttled (see `auth::throttle`): an address, or a user at an address, with repeated
+    /// failures gets one password check per interval; credentials the cache remembers are
+    /// no password check. `peer` is the client's address.
     pub async fn authenticate_basic(
         &self,
         user: &str,
         password: &str,
+        peer: &str,
     ) -> Result<Principal, EnrollError> {
         let record = self.user_for_basic(user).await?;
         if let (Some(r), Some(cache)) = (&record, &self.credentials)
@@ -293,14 +364,20 @@ impl EnrollService {
                 method: AuthMethod::Basic,
             });
         }
+        if let Some(wait) = self.throttle.take_check(user, peer) {
+            tracing::warn!(
+                user = %crate::model::printable(user),
+                %peer,
+                retry_after = wait,
+                "slowed: repeated failed log-ins from this address (or for this user from it)"
+            );
+            return Err(EnrollError::Throttled { retry_after: wait });
+        }
         let hash = record.as_ref().map_or_else(
             || auth::dummy_hash().to_string(),
             |r| r.password_hash.clone(),
         );
-        let owned = zeroize::Zeroizing::new(password.to_string());
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&owned, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self.passwords.verify(user, password, &hash).await?;
         if ok && let (Some(r), Some(cache)) = (&record, &self.credentials) {
             cache.remember(user, password, &r.password_hash);
         }
@@ -310,10 +387,13 @@ impl EnrollService {
                 groups: r.groups,
                 method: AuthMethod::Basic,
             }),
-            _ => Err(EnrollError::Unauthorized(format!(
-                "the user name or password is wrong (user {:?})",
-                user.chars().take(64).collect::<String>()
-            ))),
+            _ => {
+                self.throttle.failed(user, peer);
+                Err(EnrollError::Unauthorized(format!(
+                    "the user name or password is wrong (user {:?})",
+                    user.chars().take(64).collect::<String>()
+                )))
+            }
         }
     }
 
@@ -702,12 +782,10 @@ impl EnrollService {
         let cn = csr.common_name().unwrap_or_default();
         let generated = if server_keygen {
             let key_type = template.server_keygen_key.key_type();
-            let key = tokio::task::spawn_blocking(move || crate::ca::generate_key(key_type))
-                .await
-                .map_err(|e| EnrollError::Ca {
-                    cn: cn.clone(),
-                    detail: format!("key generation task: {e}"),
-                })?
+            let key = self
+                .work
+                .run(move || crate::ca::generate_key(key_type))
+                .await?
                 .map_err(|e| EnrollError::Ca {
                     cn: cn.clone(),
                     detail: e.to_string(),

@@ -40,6 +40,9 @@ pub enum BulkError {
     /// Who may not use the template (its access rules).
     #[error("{0}")]
     Denied(String),
+    /// At the bound on heavy work (packaging): try again.
+    #[error("The server is busy; try again in {0} seconds")]
+    Busy503(u64),
     #[error("no such bulk request")]
     NotFound,
     #[error("{0}")]
@@ -475,20 +478,23 @@ impl JobService {
         let password =
             String::from_utf8(password.to_vec()).map_err(|e| BulkError::Internal(e.to_string()))?;
         let password = zeroize::Zeroizing::new(password);
-        let zip = tokio::task::spawn_blocking(move || {
-            pack::zip_bundle(
-                &entities,
-                &bundle,
-                &PackOptions {
-                    format,
-                    password: &password,
-                    legacy_pkcs12: legacy,
-                },
-            )
-        })
-        .await
-        .map_err(|e| BulkError::Internal(e.to_string()))?
-        .map_err(|e| BulkError::Internal(e.to_string()))?;
+        let zip = self
+            .enroll
+            .work()
+            .run(move || {
+                pack::zip_bundle(
+                    &entities,
+                    &bundle,
+                    &PackOptions {
+                        format,
+                        password: &password,
+                        legacy_pkcs12: legacy,
+                    },
+                )
+            })
+            .await
+            .map_err(|b| BulkError::Busy503(b.retry_after))?
+            .map_err(|e| BulkError::Internal(e.to_string()))?;
         Ok((format!("bulk-{id}.zip"), zip))
     }
 

@@ -231,38 +231,35 @@ async fn login_submit(
         );
     }
     let peer = peer_of(&conn);
-    if let Some(wait) = state.login_throttle.check(&user, &peer) {
-        note.reason = Some(format!("throttled for {wait} s after repeated failures"));
-        tracing::warn!(user = %user, %peer, wait, "portal log-in throttled");
-        let mut resp = login_form(
-            StatusCode::TOO_MANY_REQUESTS,
-            &user,
-            &Vec::new(),
-            Some(&format!(
-                "Too many failed log-ins. Try again in {wait} seconds."
-            )),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return with_note(resp, note);
-    }
-    let principal = match state.enroll.authenticate_basic(&user, &form.password).await {
+    let principal = match state
+        .enroll
+        .authenticate_basic(&user, &form.password, &peer)
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
-            state.login_throttle.failed(&user, &peer);
             note.reason = Some(e.to_string());
-            return with_note(
-                login_form(
-                    StatusCode::UNAUTHORIZED,
-                    &user,
-                    &Vec::new(),
-                    Some(BAD_LOGIN),
+            let (status, banner, retry) = match &e {
+                crate::enroll::EnrollError::Throttled { retry_after } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed log-ins. Try again in {retry_after} seconds."),
+                    Some(*retry_after),
                 ),
-                note,
-            );
+                crate::enroll::EnrollError::Busy { retry_after } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("The server is busy. Try again in {retry_after} seconds."),
+                    Some(*retry_after),
+                ),
+                _ => (StatusCode::UNAUTHORIZED, BAD_LOGIN.to_string(), None),
+            };
+            let mut resp = login_form(status, &user, &Vec::new(), Some(&banner));
+            if let Some(secs) = retry {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return with_note(resp, note);
         }
     };
-    state.login_throttle.succeeded(&user);
     if !principal.in_group(state.enroll.est_group()) {
         note.reason = Some(format!(
             "{} is not in the group {}",
@@ -361,6 +358,7 @@ struct PasswordForm {
 async fn password_submit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
     Form(form): Form<PasswordForm>,
 ) -> Response {
     let s = match require_session(&state, &headers).await {
@@ -384,13 +382,18 @@ async fn password_submit(
         );
     }
     let mut errors: Errors = Vec::new();
-    if state
+    // the current password is checked like a log-in: throttled
+    match state
         .enroll
-        .authenticate_basic(&s.principal.name, &form.current)
+        .authenticate_basic(&s.principal.name, &form.current, &peer_of(&conn))
         .await
-        .is_err()
     {
-        errors.push(("current", "The current password is wrong.".into()));
+        Ok(_) => {}
+        Err(
+            e @ (crate::enroll::EnrollError::Throttled { .. }
+            | crate::enroll::EnrollError::Busy { .. }),
+        ) => errors.push(("current", e.to_string())),
+        Err(_) => errors.push(("current", "The current password is wrong.".into())),
     }
     if form.new.chars().count() < 8 {
         errors.push((
@@ -425,10 +428,8 @@ async fn password_submit(
             note,
         );
     }
-    let new = form.new.clone();
-    let hash = match tokio::task::spawn_blocking(move || auth::hash_password(&new)).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return internal(e),
+    let hash = match state.enroll.hash_password(&form.new).await {
+        Ok(h) => h,
         Err(e) => return internal(e),
     };
     match state.store.set_password(&s.principal.name, &hash).await {

@@ -10,7 +10,6 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
@@ -42,6 +41,13 @@ pub struct ServerLimits {
     pub shutdown_grace: Duration,
     /// The request line and headers together, at most (HTTP/1.1; the header list, HTTP/2).
     pub max_header_bytes: usize,
+    /// From accept to the first request (the TLS handshake included).
+    pub first_request_timeout: Duration,
+    /// With no request in flight, a connection (HTTP/1.1 keep-alive or HTTP/2) is closed
+    /// after this long.
+    pub idle_timeout: Duration,
+    /// Open connections from one client address, at most.
+    pub max_per_address: usize,
 }
 
 /// The server certificate, replaceable while running (`reload` on SIGHUP): new handshakes
@@ -164,8 +170,9 @@ async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     header_case::learn().await;
-    let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
@@ -177,7 +184,10 @@ async fn serve_with(
         .keep_alive(true);
     http.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // a peer that stops answering pings is gone; the idle timeout below ends the rest
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let http = Arc::new(http);
     tokio::pin!(shutdown);
 
@@ -194,40 +204,51 @@ async fn serve_with(
             },
             () = &mut shutdown => break,
         };
+        let accepted_at = tokio::time::Instant::now();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open connections");
+            refused(peer, "too many open connections", limits.max_connections);
+            continue;
+        };
+        let Some(address_slot) = per_address.enter(peer.ip(), limits.max_per_address) else {
+            refused(
+                peer,
+                "too many open connections from this address",
+                limits.max_per_address,
+            );
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let http = http.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = limits.handshake_timeout;
+        let stop = stop_rx.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             let Some(acceptor) = acceptor else {
                 let info = ConnInfo {
                     peer,
                     client_chain: None,
                     exporter: None,
                 };
-                serve_connection(&http, tcp, info, router, watcher).await;
+                serve_connection(&http, tcp, info, router, stop, &limits, accepted_at).await;
                 return;
             };
-            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    crate::metrics::metrics().tls_handshake_failed();
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    crate::metrics::metrics().tls_handshake_failed();
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let stream =
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        crate::metrics::metrics().tls_handshake_failed();
+                        tracing::info!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        crate::metrics::metrics().tls_handshake_failed();
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let client_chain = stream
                 .get_ref()
                 .1
@@ -245,13 +266,16 @@ async fn serve_with(
                 client_chain,
                 exporter,
             };
-            serve_connection(&http, stream, info, router, watcher).await;
+            serve_connection(&http, stream, info, router, stop, &limits, accepted_at).await;
         });
     }
     drop(listener);
     tracing::info!("shutting down: no longer accepting, finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    // every connection task holds one slot: all of them back means all connections closed
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = slots.acquire_many(all) => tracing::info!("all connections closed"),
         () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing");
         }
@@ -259,29 +283,186 @@ async fn serve_with(
     Ok(())
 }
 
-/// One connection (TLS or plain), each request carrying the connection's facts.
+/// A refused connection: counted, and logged at most once a second (a flood of them must
+/// not become a flood of log lines).
+fn refused(peer: std::net::SocketAddr, why: &'static str, max: usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_LOG: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    crate::metrics::metrics().connection_refused();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let suppressed = SINCE.fetch_add(1, Ordering::Relaxed);
+    if LAST_LOG.swap(now, Ordering::Relaxed) != now {
+        SINCE.store(0, Ordering::Relaxed);
+        tracing::warn!(%peer, max, refused_in_the_last_second = suppressed + 1, "connection refused: {why}");
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open connection of an address; released when dropped.
+struct AddressSlot {
+    map: Arc<PerAddress>,
+    ip: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            map: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.map.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection is doing: requests in flight, requests seen, the last moment one
+/// started or ended.
+#[derive(Debug)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    seen: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        if let Ok(mut l) = self.last.lock() {
+            *l = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// Ends the in-flight count of a request when its response is ready (or it is dropped).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+/// One connection (TLS or plain), each request carrying the connection's facts. Closed when
+/// no request arrives within `first_request_timeout` of accept, or none is in flight for
+/// `idle_timeout`; on shutdown, closed gracefully.
 async fn serve_connection<S>(
     http: &auto::Builder<TokioExecutor>,
     stream: S,
     info: ConnInfo,
     router: Router,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    limits: &ServerLimits,
+    accepted_at: tokio::time::Instant,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    use std::sync::atomic::Ordering;
     let peer = info.peer;
+    let activity = Arc::new(Activity {
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        seen: std::sync::atomic::AtomicUsize::new(0),
+        last: std::sync::Mutex::new(accepted_at),
+    });
+    let tracker = activity.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
         let version = req.version();
+        tracker.in_flight.fetch_add(1, Ordering::AcqRel);
+        tracker.seen.fetch_add(1, Ordering::AcqRel);
+        tracker.touch();
+        let guard = InFlight(tracker.clone());
         let answer = router.clone().oneshot(req.map(axum::body::Body::new));
         async move {
             let mut resp = answer.await?;
+            drop(guard);
             header_case::apply(version, &mut resp);
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
     let conn = http.serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    tokio::pin!(conn);
+    // closing: shut down gracefully (server stopping: the outer grace period bounds it);
+    // idle_closed: closed for idling, dropped if it has not finished 5 s later
+    let mut closing = false;
+    let mut idle_closed = false;
+    loop {
+        let deadline = if idle_closed {
+            tokio::time::Instant::now() + Duration::from_secs(5)
+        } else if closing {
+            tokio::time::Instant::now() + Duration::from_secs(3600)
+        } else if activity.in_flight.load(Ordering::Acquire) > 0 {
+            // a request is being answered: look again later
+            tokio::time::Instant::now() + limits.idle_timeout
+        } else if activity.seen.load(Ordering::Acquire) == 0 {
+            accepted_at + limits.first_request_timeout
+        } else {
+            *activity.last.lock().unwrap_or_else(|p| p.into_inner()) + limits.idle_timeout
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_ok() || *stop.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if idle_closed {
+                    tracing::debug!(%peer, "connection dropped: it did not close after idling");
+                    return;
+                }
+                if closing {
+                    continue;
+                }
+                let idle = activity.in_flight.load(Ordering::Acquire) == 0;
+                let last = *activity.last.lock().unwrap_or_else(|p| p.into_inner());
+                let first = activity.seen.load(Ordering::Acquire) == 0;
+                let limit = if first { limits.first_request_timeout } else { limits.idle_timeout };
+                if idle && last.elapsed() >= limit {
+                    crate::metrics::metrics().connection_idle_closed();
+                    tracing::debug!(
+                        %peer,
+                        secs = limit.as_secs(),
+                        "connection closed: {}",
+                        if first { "no request in time" } else { "idle" }
+                    );
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    idle_closed = true;
+                }
+            }
+        }
     }
 }

@@ -252,6 +252,9 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     ));
     jobs.start().await?;
     spawn_session_sweeper(store.clone(), config.session_idle);
+    if let Some(retention) = config.audit_retention {
+        spawn_audit_purger(store.clone(), retention);
+    }
     let state = Arc::new(AppState {
         enroll,
         templates,
@@ -261,6 +264,8 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         max_body: config.max_body,
         bundle,
         session_idle: config.session_idle,
+        session_max: config.session_max,
+        audit_limiter: crate::api::AuditLimiter::new(config.audit_unauthenticated_per_minute),
         jobs,
         revocation,
     });
@@ -288,6 +293,28 @@ async fn bind(key: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| StartError::Other(format!("{key}: cannot bind {addr}: {e}")))
+}
+
+/// At start and every hour, deletes audit rows older than `audit.retention_days` (every
+/// instance does it; a row is deleted once).
+fn spawn_audit_purger(store: Arc<dyn Store>, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            let before = crate::model::timestamp(
+                std::time::SystemTime::now()
+                    .checked_sub(retention)
+                    .unwrap_or(std::time::UNIX_EPOCH),
+            );
+            match store.purge_audit(&before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(rows = n, %before, "audit rows past their retention deleted")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot purge old audit rows"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
 }
 
 /// Every few minutes, deletes portal sessions idle for longer than the timeout (they are

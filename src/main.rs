@@ -153,12 +153,20 @@ enum UserCommand {
     },
     /// List users and their groups
     List,
-    /// Set a user's password; without --password-stdin a random one is generated and printed
+    /// Set a user's password; without --password-stdin a random one is generated and printed.
+    /// Ends the user's portal and API sessions.
     Passwd {
         name: String,
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Disable a user: no log-in, enrollment or renewal of their certificates; ends their
+    /// sessions (on every instance: they live in the store). `enable` undoes it.
+    Disable { name: String },
+    /// Enable a disabled user again
+    Enable { name: String },
+    /// Delete a user (their certificates and audit rows stay); ends their sessions
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -522,7 +530,13 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
         }
         UserCommand::List => {
             for u in store.list_users().await.map_err(|e| e.to_string())? {
-                println!("{}\t{}\t{}", u.name, u.groups.join(","), u.created_at);
+                println!(
+                    "{}\t{}\t{}{}",
+                    estd::model::printable(&u.name),
+                    estd::model::printable(&u.groups.join(",")),
+                    u.created_at,
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
             }
             Ok(())
         }
@@ -538,13 +552,52 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
             {
                 return Err(format!("no user named {name:?}"));
             }
-            println!("password of {name:?} changed");
+            let ended = store
+                .delete_user_sessions(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("password of {name:?} changed; {ended} session(s) ended");
             if generated {
                 println!("password: {password}");
             }
             Ok(())
         }
+        UserCommand::Disable { name } => set_disabled(store.as_ref(), &name, true).await,
+        UserCommand::Enable { name } => set_disabled(store.as_ref(), &name, false).await,
+        UserCommand::Delete { name } => {
+            if !store.delete_user(&name).await.map_err(|e| e.to_string())? {
+                return Err(format!("no user named {name:?}"));
+            }
+            println!(
+                "{name:?} deleted; their sessions ended, their certificates and audit rows kept"
+            );
+            Ok(())
+        }
     }
+}
+
+/// `estd user disable|enable NAME`; either way the user's sessions end.
+async fn set_disabled(
+    store: &dyn estd::store::Store,
+    name: &str,
+    disable: bool,
+) -> Result<(), String> {
+    if !store
+        .set_user_disabled(name, disable)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("no user named {name:?}"));
+    }
+    let ended = store
+        .delete_user_sessions(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{name:?} {}; {ended} session(s) ended",
+        if disable { "disabled" } else { "enabled" }
+    );
+    Ok(())
 }
 
 fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
@@ -727,20 +780,22 @@ async fn requests(
     if events.is_empty() {
         println!("no requests{}", if failed { " failed" } else { "" });
     }
+    // every field a client could have chosen is escaped: no forged lines, no terminal codes
+    let p = estd::model::printable;
     for e in events {
         println!(
             "{}  {}  {:<16} {:<10} {:<12} {:<22} {}  {}",
             e.at,
             e.request_id,
-            e.operation,
-            e.label.as_deref().unwrap_or("-"),
-            e.principal.as_deref().unwrap_or("-"),
-            e.peer,
+            p(&e.operation),
+            p(e.label.as_deref().unwrap_or("-")),
+            p(e.principal.as_deref().unwrap_or("-")),
+            p(&e.peer),
             e.status,
-            e.reason
+            p(e.reason
                 .as_deref()
                 .or(e.serial.as_deref().map(|_| "issued"))
-                .unwrap_or("")
+                .unwrap_or(""))
         );
     }
     Ok(())

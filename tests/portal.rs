@@ -145,8 +145,10 @@ async fn log_in_sets_a_strict_session_cookie_with_a_new_id() {
     let mut s = setup().await;
     let mut b = Browser::new(&s);
     // a planted session id is not adopted
-    b.cookies
-        .push(("estd_session".into(), "planted-by-an-attacker".into()));
+    b.cookies.push((
+        "__Host-estd_session".into(),
+        "planted-by-an-attacker".into(),
+    ));
     let r = b.login("joe", "Joe-password-1").await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[header::LOCATION], "/portal/single");
@@ -158,12 +160,12 @@ async fn log_in_sets_a_strict_session_cookie_with_a_new_id() {
         .collect();
     let session = set
         .iter()
-        .find(|c| c.starts_with("estd_session="))
+        .find(|c| c.starts_with("__Host-estd_session="))
         .expect("a session cookie");
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(session.contains(attr), "{attr} in {session}");
     }
-    let id = b.cookie("estd_session").unwrap();
+    let id = b.cookie("__Host-estd_session").unwrap();
     assert_ne!(id, "planted-by-an-attacker");
     let (status, html) = b.get("/portal/single").await;
     assert_eq!(status, 200);
@@ -174,7 +176,7 @@ async fn log_in_sets_a_strict_session_cookie_with_a_new_id() {
     );
     // a second log-in gets another id
     b.login("joe", "Joe-password-1").await;
-    assert_ne!(b.cookie("estd_session").unwrap(), id);
+    assert_ne!(b.cookie("__Host-estd_session").unwrap(), id);
     // the store keeps only hashes of ids
     assert!(s.state().store.get_session(&id).await.unwrap().is_none());
     s.stop().await;
@@ -193,7 +195,7 @@ async fn bad_log_ins_non_members_and_slowing() {
         html.contains(&format!("Request ID: <code>{rid}</code></p></main>")),
         "diagnostics: the page names the request id"
     );
-    assert!(b.cookie("estd_session").is_none());
+    assert!(b.cookie("__Host-estd_session").is_none());
     for _ in 0..5 {
         let r = b.login("joe", "wrong").await;
         assert_eq!(r.status(), 401);
@@ -481,7 +483,7 @@ async fn idle_sessions_end() {
     // an abandoned session (never presented again) is swept from the store
     let mut abandoned = Browser::new(&s);
     abandoned.login("admin", &s.admin_password).await;
-    let hash = estd::api::session::hash(&abandoned.cookie("estd_session").unwrap());
+    let hash = estd::api::session::hash(&abandoned.cookie("__Host-estd_session").unwrap());
     assert!(s.state().store.get_session(&hash).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert!(
@@ -667,9 +669,32 @@ async fn json_api_single_certificates() {
     p.distinguished_name.push(rcgen::DnType::CommonName, "joe");
     p.subject_alt_names = vec![rcgen::SanType::DnsName("001122334455".try_into().unwrap())];
     let csr = serde_json::json!({"template": "eap", "csr_pem": p.serialize_request(&kp).unwrap().pem().unwrap(), "format": "pkcs12", "password": "Secret_#42"});
+    // a write with the cookie alone (what another page could make a browser send): 403
     let r = http
         .post(s.url("/api/v1/certificates/csr"))
         .header(header::COOKIE, b.cookie_header())
+        .json(&csr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "csrf", "{v}");
+    let r = http
+        .post(s.url("/api/v1/certificates/csr"))
+        .header(header::COOKIE, b.cookie_header())
+        .header("x-csrf-token", "forged")
+        .json(&csr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // with the session's token (every portal page carries it)
+    let (_, page) = b.get("/portal/single").await;
+    let r = http
+        .post(s.url("/api/v1/certificates/csr"))
+        .header(header::COOKIE, b.cookie_header())
+        .header("x-csrf-token", csrf_in(&page))
         .json(&csr)
         .send()
         .await

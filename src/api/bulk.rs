@@ -99,19 +99,19 @@ pub fn status_json(s: &JobStatus) -> serde_json::Value {
 }
 
 /// The request's headers and peer, taken before any await (a request body is not Sync).
-fn facts(req: &Request) -> (axum::http::HeaderMap, String) {
+fn facts(req: &Request) -> (axum::http::HeaderMap, String, axum::http::Method) {
     let peer = req
         .extensions()
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
-    (req.headers().clone(), peer)
+    (req.headers().clone(), peer, req.method().clone())
 }
 
 async fn who(
     state: &AppState,
-    (headers, peer): (axum::http::HeaderMap, String),
+    (headers, peer, method): (axum::http::HeaderMap, String, axum::http::Method),
 ) -> Result<Principal, Response> {
-    authenticate(state, &headers, &peer)
+    authenticate(state, &headers, &peer, &method)
         .await
         .map_err(|(status, code, message, _)| json_error(status, &code, &message))
 }

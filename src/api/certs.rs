@@ -95,7 +95,7 @@ async fn who(state: &AppState, req: Request) -> Result<crate::auth::Principal, R
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
     let (parts, _) = req.into_parts();
-    super::json::authenticate(state, &parts.headers, &peer)
+    super::json::authenticate(state, &parts.headers, &peer, &parts.method)
         .await
         .map_err(|(status, code, message, _)| json_error(status, &code, &message))
 }

@@ -37,11 +37,36 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
             Some(o) => o.as_str().to_string(),
             None => "unknown".to_string(),
         },
-        label: label.clone(),
+        // stored bounded (a label is at most 64 characters; more is not a label)
+        label: label.as_deref().map(|l| super::truncate(l, 64).to_string()),
         principal: crate::auth::claimed_user(req.headers()),
         ..AuditNote::default()
     };
-    let mut resp = match dispatch(&state, label, &op, req, &mut note).await {
+    // identifiers are refused at the door when they hold control characters
+    let bad_label = label
+        .as_deref()
+        .is_some_and(crate::policy::rules::has_control);
+    let bad_user = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| auth::parse_basic(v.as_bytes()).ok().flatten())
+        .is_some_and(|(u, _)| crate::policy::rules::has_control(&u));
+    let checked = if bad_label {
+        Err(EstError::BadRequest(
+            "The CA label is invalid. Cannot contain control characters".into(),
+        ))
+    } else if bad_user {
+        Err(EstError::BadRequest(
+            "The user name is invalid. Cannot contain control characters".into(),
+        ))
+    } else {
+        Ok(())
+    };
+    let result = match checked {
+        Ok(()) => dispatch(&state, label, &op, req, &mut note).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = match result {
         Ok(resp) => resp,
         Err(err) => {
             note.reason = Some(err.to_string());

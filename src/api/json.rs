@@ -103,6 +103,9 @@ pub(super) fn finish(result: Result<Response, ApiError>, mut note: AuditNote) ->
 
 pub(crate) type ApiError = (StatusCode, String, String, Option<String>);
 
+/// The header a cookie-authenticated write carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 pub(super) fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
     (status, code.to_string(), message.into(), None)
 }
@@ -112,6 +115,7 @@ pub(crate) async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     peer: &str,
+    method: &axum::http::Method,
 ) -> Result<Principal, ApiError> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let Some((user, password)) = auth::parse_basic(v.as_bytes())
@@ -123,6 +127,13 @@ pub(crate) async fn authenticate(
                 "use HTTP Basic or the portal's session",
             ));
         };
+        if crate::policy::rules::has_control(&user) {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The user name is invalid. Cannot contain control characters",
+            ));
+        }
         return match state
             .enroll
             .authenticate_basic(&user, &password, peer)
@@ -141,6 +152,22 @@ pub(crate) async fn authenticate(
         };
     }
     match session::load(state, headers).await {
+        // A write with the portal's cookie must carry the session's CSRF token: the cookie
+        // alone is sent by a browser to any page that posts here (SameSite=Strict stops other
+        // sites, not a sibling sub-domain).
+        Ok(Some(s))
+            if !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD)
+                && !session::csrf_ok(
+                    &s.csrf,
+                    headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()),
+                ) =>
+        {
+            Err(err(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "A request authenticated by the portal's session must carry its CSRF token in the X-CSRF-Token header",
+            ))
+        }
         Ok(Some(s)) => Ok(s.principal),
         Ok(None) => Err(err(
             StatusCode::UNAUTHORIZED,
@@ -183,7 +210,7 @@ pub(super) async fn prelude(
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
     note.principal = auth::claimed_user(&parts.headers);
-    let principal = authenticate(state, &parts.headers, &peer).await?;
+    let principal = authenticate(state, &parts.headers, &peer, &parts.method).await?;
     note.principal = Some(principal.name.clone());
     let body = super::est::read_body(body, &parts.headers, state.max_body)
         .await

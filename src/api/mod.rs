@@ -44,6 +44,10 @@ pub struct AppState {
     pub bundle: Arc<crate::pack::BundleAssets>,
     /// Portal sessions end after this long without a request.
     pub session_idle: std::time::Duration,
+    /// A session ends this long after log-in, however active.
+    pub session_max: std::time::Duration,
+    /// How many unauthenticated failures per address and minute get an audit row.
+    pub audit_limiter: AuditLimiter,
     /// Failed portal log-ins and Basic authentications.
     /// Bulk requests and their workers.
     pub jobs: Arc<crate::jobs::JobService>,
@@ -183,9 +187,19 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
     if resp.status().is_client_error() || resp.status().is_server_error() {
         resp = with_request_id(resp, &id).await;
     }
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
+        h.insert("x-request-id", v);
     }
+    // every HTTPS answer: browsers keep to HTTPS for this host, and never guess a type
+    h.insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     let status = resp.status();
     let note = resp.extensions().get::<AuditNote>().cloned();
     let took = started.elapsed();
@@ -205,22 +219,60 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
         };
         crate::metrics::metrics().request(op, label, status.as_u16(), took);
     }
+    // what came from the client is escaped on its way to the log
+    let printable = crate::model::printable;
     match &note {
         Some(n) => tracing::info!(
             request_id = %id,
             %peer,
             %method,
-            %path,
-            op = %n.operation,
-            label = n.label.as_deref().unwrap_or("-"),
-            principal = n.principal.as_deref().unwrap_or("-"),
+            path = %printable(&path),
+            op = %printable(&n.operation),
+            label = %printable(n.label.as_deref().unwrap_or("-")),
+            principal = %printable(n.principal.as_deref().unwrap_or("-")),
             status = status.as_u16(),
-            reason = n.reason.as_deref().unwrap_or("-"),
+            reason = %printable(n.reason.as_deref().unwrap_or("-")),
             elapsed_us,
             "request"
         ),
         None => {
-            tracing::info!(request_id = %id, %peer, %method, %path, status = status.as_u16(), elapsed_us, "request")
+            tracing::info!(request_id = %id, %peer, %method, path = %printable(&path), status = status.as_u16(), elapsed_us, "request")
+        }
+    }
+    // Unauthenticated failures (no or wrong credentials, unknown paths, throttled) are
+    // recorded one by one up to a rate per address; beyond it they are counted (metrics,
+    // the log line above) and summed up in one row the next minute.
+    let unauthenticated = status.is_client_error()
+        && (matches!(status.as_u16(), 401 | 404 | 429)
+            || note.as_ref().is_none_or(|n| n.principal.is_none()));
+    let mut summary = None;
+    if unauthenticated {
+        match state.audit_limiter.admit(&peer) {
+            AuditAdmit::Write => {}
+            AuditAdmit::WriteAfter(n) => summary = Some(n),
+            AuditAdmit::Skip => {
+                crate::metrics::metrics().audit_suppressed();
+                return resp;
+            }
+        }
+    }
+    if let Some(n) = summary {
+        let event = AuditEvent {
+            at: timestamp(SystemTime::now()),
+            request_id: id.clone(),
+            operation: "suppressed".into(),
+            label: None,
+            principal: None,
+            peer: peer.clone(),
+            outcome: "error".into(),
+            status: 429,
+            reason: Some(format!(
+                "{n} more unauthenticated failures from this address in the minute before were counted and logged, not recorded one by one"
+            )),
+            serial: None,
+        };
+        if let Err(e) = state.store.record_audit(&event).await {
+            tracing::error!(request_id = %id, error = %e, "could not write the audit event");
         }
     }
     if let Some(n) = note
@@ -230,9 +282,9 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
         let event = AuditEvent {
             at: timestamp(SystemTime::now()),
             request_id: id.clone(),
-            operation: n.operation,
-            label: n.label,
-            principal: n.principal,
+            operation: truncate(&n.operation, 64).to_string(),
+            label: n.label.map(|l| truncate(&l, 64).to_string()),
+            principal: n.principal.map(|p| truncate(&p, 64).to_string()),
             peer,
             outcome: if status.is_success() { "ok" } else { "error" }.into(),
             status: status.as_u16(),
@@ -244,6 +296,72 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
         }
     }
     resp
+}
+
+/// Audit rows for unauthenticated failures, per client address and minute, at most.
+pub struct AuditLimiter {
+    per_minute: u32,
+    /// Address → (the minute, rows written in it, rows left out of it).
+    seen: std::sync::Mutex<HashMap<std::net::IpAddr, (u64, u32, u32)>>,
+}
+
+/// What the audit layer does with one unauthenticated failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAdmit {
+    Write,
+    /// Write it, after a row that sums up this many left out in the minute before.
+    WriteAfter(u32),
+    Skip,
+}
+
+/// Addresses tracked at most (each stands for failures in the current minute).
+const AUDIT_LIMITER_MAX: usize = 10_000;
+
+impl AuditLimiter {
+    /// `per_minute` 0: every row is written.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            seen: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn admit(&self, peer: &str) -> AuditAdmit {
+        if self.per_minute == 0 {
+            return AuditAdmit::Write;
+        }
+        let Some(ip) = crate::auth::throttle::address_of(peer) else {
+            return AuditAdmit::Write;
+        };
+        let minute = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= AUDIT_LIMITER_MAX && !seen.contains_key(&ip) {
+            seen.retain(|_, (m, _, left_out)| *m == minute || *left_out > 0);
+            if seen.len() >= AUDIT_LIMITER_MAX {
+                // more addresses failing at once than can be tracked: each row still counts
+                return AuditAdmit::Write;
+            }
+        }
+        let entry = seen.entry(ip).or_insert((minute, 0, 0));
+        if entry.0 != minute {
+            let left_out = entry.2;
+            *entry = (minute, 1, 0);
+            return if left_out > 0 {
+                AuditAdmit::WriteAfter(left_out)
+            } else {
+                AuditAdmit::Write
+            };
+        }
+        if entry.1 < self.per_minute {
+            entry.1 += 1;
+            AuditAdmit::Write
+        } else {
+            entry.2 += 1;
+            AuditAdmit::Skip
+        }
+    }
 }
 
 /// Error bodies are small; anything larger is passed on untouched.

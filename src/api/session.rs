@@ -12,7 +12,9 @@ use crate::auth::{AuthMethod, Principal};
 use crate::model::timestamp;
 use crate::store::{SessionRecord, StoreError};
 
-pub const COOKIE: &str = "estd_session";
+/// `__Host-`: the browser takes it only from this host, over HTTPS, for the whole site; a
+/// sibling sub-domain can neither set nor shadow it.
+pub const COOKIE: &str = "__Host-estd_session";
 
 /// A live session and its user.
 #[derive(Debug, Clone)]
@@ -90,7 +92,17 @@ pub async fn load(state: &AppState, headers: &HeaderMap) -> Result<Option<Sessio
     if record.last_seen < timestamp(now - Duration::from_secs(60)) {
         state.store.touch_session(&id_hash, &timestamp(now)).await?;
     }
-    let Some(user) = state.store.find_user(&record.user_name).await? else {
+    if record.created_at < timestamp(now - state.session_max) {
+        state.store.delete_session(&id_hash).await?;
+        tracing::info!(user = %record.user_name, "portal session ended: its absolute lifetime passed");
+        return Ok(None);
+    }
+    let Some(user) = state
+        .store
+        .find_user(&record.user_name)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
         state.store.delete_session(&id_hash).await?;
         return Ok(None);
     };

@@ -92,7 +92,8 @@ pub fn dummy_hash() -> &'static str {
 pub fn claimed_user(headers: &axum::http::HeaderMap) -> Option<String> {
     let v = headers.get(axum::http::header::AUTHORIZATION)?;
     let (user, _password) = parse_basic(v.as_bytes()).ok()??;
-    Some(user.chars().take(64).collect())
+    // bounded, and escaped: it is stored and shown before anything checked it
+    Some(crate::model::printable(&user.chars().take(64).collect::<String>()).into_owned())
 }
 
 pub fn parse_basic(header: &[u8]) -> Result<Option<(String, String)>, AuthError> {

@@ -107,6 +107,17 @@ pub fn parse_request(der: &[u8]) -> Result<Request, String> {
         .flatten()
         .find(|e| e.extn_id == NONCE)
         .map(|e| e.extn_value.as_bytes().to_vec());
+    // RFC 8954: a nonce of 1 to 32 octets (inside its OCTET STRING, as clients send it);
+    // anything else is refused rather than echoed
+    if let Some(n) = &nonce {
+        let len = match n.as_slice() {
+            [0x04, l, rest @ ..] if usize::from(*l) == rest.len() => rest.len(),
+            _ => n.len(),
+        };
+        if len == 0 || len > 32 {
+            return Err(format!("the nonce has {len} octets (1 to 32, RFC 8954)"));
+        }
+    }
     Ok(Request {
         ids: tbs.request_list.into_iter().map(|r| r.req_cert).collect(),
         nonce,
@@ -299,4 +310,55 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An OCSP request for one certificate, with a nonce extension of `nonce` (inside its
+    /// OCTET STRING, as openssl sends it).
+    fn request(nonce: Option<&[u8]>) -> Vec<u8> {
+        let sha1 = tlv(
+            0x30,
+            &[
+                &tlv(0x06, &[0x2b, 0x0e, 0x03, 0x02, 0x1a])[..],
+                &[0x05, 0x00],
+            ]
+            .concat(),
+        );
+        let cert_id = tlv(
+            0x30,
+            &[
+                sha1,
+                tlv(0x04, &[1; 20]),
+                tlv(0x04, &[2; 20]),
+                tlv(0x02, &[0x40, 1, 2, 3]),
+            ]
+            .concat(),
+        );
+        let list = tlv(0x30, &tlv(0x30, &cert_id));
+        let mut tbs = list;
+        if let Some(n) = nonce {
+            let oid = tlv(
+                0x06,
+                &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02],
+            );
+            let ext = tlv(0x30, &[oid, tlv(0x04, &tlv(0x04, n))].concat());
+            tbs.extend(tlv(0xa2, &tlv(0x30, &ext)));
+        }
+        tlv(0x30, &tlv(0x30, &tbs))
+    }
+
+    #[test]
+    fn nonces_of_1_to_32_octets_only() {
+        assert!(parse_request(&request(None)).is_ok());
+        let ok = parse_request(&request(Some(&[7; 16]))).unwrap();
+        assert_eq!(ok.nonce.unwrap().len(), 18, "kept as sent, to be echoed");
+        assert!(parse_request(&request(Some(&[7; 32]))).is_ok());
+        for bad in [0, 33, 64, 1000] {
+            let e = parse_request(&request(Some(&vec![7; bad]))).unwrap_err();
+            assert!(e.contains("RFC 8954"), "{bad}: {e}");
+        }
+    }
 }

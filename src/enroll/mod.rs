@@ -356,6 +356,7 @@ impl EnrollService {
     ) -> Result<Principal, EnrollError> {
         let record = self.user_for_basic(user).await?;
         if let (Some(r), Some(cache)) = (&record, &self.credentials)
+            && !r.disabled
             && cache.hit(user, password, &r.password_hash)
         {
             return Ok(Principal {
@@ -382,6 +383,10 @@ impl EnrollService {
             cache.remember(user, password, &r.password_hash);
         }
         match record {
+            Some(r) if ok && r.disabled => Err(EnrollError::Unauthorized(format!(
+                "the account of user {:?} is disabled",
+                r.name
+            ))),
             Some(r) if ok => Ok(Principal {
                 name: r.name,
                 groups: r.groups,
@@ -449,9 +454,10 @@ impl EnrollService {
             .store
             .find_user(&record.requester)
             .await?
+            .filter(|u| !u.disabled)
             .ok_or_else(|| {
                 EnrollError::Unauthorized(format!(
-                    "the user {} who requested the client certificate no longer exists",
+                    "the user {} who requested the client certificate no longer exists or is disabled",
                     record.requester
                 ))
             })?;

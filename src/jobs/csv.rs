@@ -13,7 +13,8 @@ pub const MSG_COLUMNS: &str =
 /// What "Download CSV template here" gives.
 pub const TEMPLATE: &str = "CN,SAN\r\n";
 
-/// One device: its CSV row number (the header is row 1) and its two values.
+/// One device: the line of the CSV its record starts on (the header is line 1; blank lines
+/// and line breaks inside quotes count) and its two values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub number: usize,
@@ -36,16 +37,22 @@ pub enum CsvError {
     Quote { row: usize },
 }
 
-/// Splits CSV text into records of fields (RFC 4180 quoting; `""` inside quotes is `"`).
-fn records(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
+/// Splits CSV text into records of fields (RFC 4180 quoting; `""` inside quotes is `"`),
+/// each with the line it starts on (1-based: blank lines and line breaks inside quotes
+/// count, as in a text editor).
+fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, CsvError> {
     let mut out = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
     let mut chars = text.chars().peekable();
     let mut quoted = false;
-    let mut row = 1;
+    let mut line = 1;
+    let mut start = 1; // the line the current record began on
     let mut any = false; // the record has content (to skip blank lines)
     while let Some(c) = chars.next() {
+        if !any && field.is_empty() && record.is_empty() {
+            start = line;
+        }
         if quoted {
             match c {
                 '"' if chars.peek() == Some(&'"') => {
@@ -54,7 +61,12 @@ fn records(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
                 }
                 '"' => quoted = false,
                 '\n' => {
-                    row += 1;
+                    line += 1;
+                    field.push(c);
+                }
+                '\r' if chars.peek() == Some(&'\n') => field.push(c),
+                '\r' => {
+                    line += 1;
                     field.push(c);
                 }
                 _ => field.push(c),
@@ -74,11 +86,11 @@ fn records(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
             '\n' | '\r' => {
                 if any || !field.is_empty() {
                     record.push(std::mem::take(&mut field));
-                    out.push(std::mem::take(&mut record));
+                    out.push((start, std::mem::take(&mut record)));
                 }
                 field.clear();
                 any = false;
-                row += 1;
+                line += 1;
             }
             _ => {
                 field.push(c);
@@ -87,11 +99,11 @@ fn records(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
         }
     }
     if quoted {
-        return Err(CsvError::Quote { row });
+        return Err(CsvError::Quote { row: start });
     }
     if any || !field.is_empty() {
         record.push(field);
-        out.push(record);
+        out.push((start, record));
     }
     Ok(out)
 }
@@ -101,17 +113,14 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, CsvError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| CsvError::NotUtf8)?;
     let mut recs = records(text)?;
-    let header = recs.first().is_some_and(|r| {
+    let header = recs.first().is_some_and(|(_, r)| {
         r.len() == 2
             && r[0].trim().eq_ignore_ascii_case("CN")
             && r[1].trim().eq_ignore_ascii_case("SAN")
     });
-    let first_row = if header {
+    if header {
         recs.remove(0);
-        2
-    } else {
-        1
-    };
+    }
     if recs.len() > MAX_ROWS {
         return Err(CsvError::TooMany);
     }
@@ -119,17 +128,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, CsvError> {
         return Err(CsvError::Empty);
     }
     recs.into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let number = first_row + i;
-            match r.as_slice() {
-                [cn, san] if !cn.trim().is_empty() && !san.trim().is_empty() => Ok(Row {
-                    number,
-                    cn: cn.trim().to_string(),
-                    san: san.trim().to_string(),
-                }),
-                _ => Err(CsvError::Columns { row: number }),
-            }
+        .map(|(number, r)| match r.as_slice() {
+            [cn, san] if !cn.trim().is_empty() && !san.trim().is_empty() => Ok(Row {
+                number,
+                cn: cn.trim().to_string(),
+                san: san.trim().to_string(),
+            }),
+            _ => Err(CsvError::Columns { row: number }),
         })
         .collect()
 }
@@ -156,10 +161,24 @@ mod tests {
             "CN,SAN\nJoe,11-22-33-44-55-66\n\"O'Brien, Pat\",0011.2233.4455\n",
             "CN,SAN\r\nJoe,11-22-33-44-55-66\r\n\"O'Brien, Pat\",\"0011.2233.4455\"\r\n",
             "\u{feff}cn,san\r\nJoe,11-22-33-44-55-66\r\n\"O'Brien, Pat\",0011.2233.4455",
-            "CN,SAN\n\nJoe , 11-22-33-44-55-66\n\n\"O'Brien, Pat\",0011.2233.4455\n\n",
         ] {
             assert_eq!(parse(text.as_bytes()).unwrap(), want, "{text:?}");
         }
+        // blank lines and a line break inside quotes: each row by the line it starts on
+        assert_eq!(
+            parse("CN,SAN\n\nJoe , 11-22-33-44-55-66\n\n\"O'Brien,\nPat\",0011.2233.4455\nAnn,00-11-22-33-44-55\n\n".as_bytes())
+                .unwrap(),
+            vec![
+                row(3, "Joe", "11-22-33-44-55-66"),
+                row(5, "O'Brien,\nPat", "0011.2233.4455"),
+                row(7, "Ann", "00-11-22-33-44-55"),
+            ]
+        );
+        assert_eq!(
+            parse(b"CN,SAN\r\n\r\nJoe\r\n"),
+            Err(CsvError::Columns { row: 3 }),
+            "the bad row named by its line, CRLF too"
+        );
         assert_eq!(
             parse(b"Joe,11-22-33-44-55-66").unwrap(),
             vec![row(1, "Joe", "11-22-33-44-55-66")],

@@ -216,7 +216,8 @@ async fn login_submit(
         ..AuditNote::default()
     };
     let user = form.username.trim().to_string();
-    note.principal = (!user.is_empty()).then(|| user.chars().take(64).collect());
+    note.principal = (!user.is_empty())
+        .then(|| crate::model::printable(&user.chars().take(64).collect::<String>()).into_owned());
     let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !session::csrf_ok(&expected, Some(&form.csrf)) {
         note.reason = Some("log-in form without a valid CSRF token".into());
@@ -231,6 +232,18 @@ async fn login_submit(
         );
     }
     let peer = peer_of(&conn);
+    if crate::policy::rules::has_control(&user) || user.chars().count() > auth::MAX_USER {
+        note.reason = Some("a user name with control characters, or too long".into());
+        return with_note(
+            login_form(
+                StatusCode::BAD_REQUEST,
+                "",
+                &Vec::new(),
+                Some("The user name is invalid."),
+            ),
+            note,
+        );
+    }
     let principal = match state
         .enroll
         .authenticate_basic(&user, &form.password, &peer)

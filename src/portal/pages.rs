@@ -513,11 +513,12 @@ pub fn requests(
                             tr.failed[e.status >= 400] {
                                 td { (e.at.get(..19).unwrap_or(&e.at).replace('T', " ")) }
                                 td { code { (e.request_id) } }
-                                td { (e.operation) }
-                                td { (e.label.as_deref().unwrap_or("-")) }
-                                td { (e.principal.as_deref().unwrap_or("-")) }
+                                // (HTML-escaped by maud; control characters shown as \u{…})
+                                td { (crate::model::printable(&e.operation)) }
+                                td { (crate::model::printable(e.label.as_deref().unwrap_or("-"))) }
+                                td { (crate::model::printable(e.principal.as_deref().unwrap_or("-"))) }
                                 td { (e.status) }
-                                td { (e.reason.as_deref().or(e.serial.as_deref()).unwrap_or("")) }
+                                td { (crate::model::printable(e.reason.as_deref().or(e.serial.as_deref()).unwrap_or(""))) }
                             }
                         }
                     }

@@ -77,6 +77,8 @@ pub struct UserRecord {
     pub password_hash: String,
     pub groups: Vec<String>,
     pub created_at: String,
+    /// `estd user disable`: no log-in, enrollment or renewal.
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +287,13 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Replaces a user's password hash; false when there is no such user.
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Disables (or enables again) a user; false when there is none.
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError>;
+    /// Deletes a user and their groups and sessions; false when there is none. Their
+    /// certificates and audit rows stay.
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError>;
+    /// Deletes audit rows from before `before`; returns how many.
+    async fn purge_audit(&self, before: &str) -> Result<u64, StoreError>;
     async fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// Records an issued certificate and its audit event in one transaction;

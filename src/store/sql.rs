@@ -145,10 +145,45 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM user_groups WHERE user_id IN (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn purge_audit(&self, before: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         // one query (a row per group) rather than two: this runs on every Basic request
         let rows = sqlx::query(
-            "SELECT u.name, u.password_hash, u.created_at, g.group_name
+            "SELECT u.name, u.password_hash, u.created_at, g.group_name, u.disabled
              FROM users u LEFT JOIN user_groups g ON g.user_id = u.id
              WHERE u.name = $1 ORDER BY g.group_name",
         )
@@ -166,14 +201,16 @@ impl Store for $store {
                 .iter()
                 .filter_map(|r| r.get::<Option<String>, _>(3))
                 .collect(),
+            disabled: first.get::<i64, _>(4) != 0,
         }))
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, name, password_hash, created_at FROM users ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, password_hash, created_at, disabled FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(UserRecord {
@@ -181,6 +218,7 @@ impl Store for $store {
                 name: row.get(1),
                 password_hash: row.get(2),
                 created_at: row.get(3),
+                disabled: row.get::<i64, _>(4) != 0,
             });
         }
         Ok(out)

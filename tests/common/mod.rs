@@ -521,7 +521,7 @@ pub fn csrf_in(html: &str) -> String {
 }
 
 /// Logs in through the portal's form at `base` (its CSRF cookie and token included) with a
-/// `no_redirect_client`; the session cookie, `estd_session=…`.
+/// `no_redirect_client`; the session cookie, `__Host-estd_session=…`.
 pub async fn portal_login(
     http: &reqwest::Client,
     base: &str,
@@ -549,6 +549,6 @@ pub async fn portal_login(
     assert_eq!(r.status(), 303, "logged in");
     set_cookies(&r)
         .into_iter()
-        .find(|c| c.starts_with("estd_session="))
+        .find(|c| c.starts_with("__Host-estd_session="))
         .expect("a session cookie")
 }

@@ -1,0 +1,3 @@
+-- `estd user disable NAME`: the account stays (its certificates, its audit rows) but can no
+-- longer log in, enroll or renew; 1 = disabled.
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;

@@ -282,13 +282,17 @@ async fn audit_layer(State(state): State<Arc<AppState>>, mut req: Request, next:
         let event = AuditEvent {
             at: timestamp(SystemTime::now()),
             request_id: id.clone(),
-            operation: truncate(&n.operation, 64).to_string(),
-            label: n.label.map(|l| truncate(&l, 64).to_string()),
-            principal: n.principal.map(|p| truncate(&p, 64).to_string()),
+            // stored bounded and printable: whatever a client sent, `estd requests` and the
+            // portal show it as one line
+            operation: printable(truncate(&n.operation, 64)).into_owned(),
+            label: n.label.map(|l| printable(truncate(&l, 64)).into_owned()),
+            principal: n
+                .principal
+                .map(|p| printable(truncate(&p, 64)).into_owned()),
             peer,
             outcome: if status.is_success() { "ok" } else { "error" }.into(),
             status: status.as_u16(),
-            reason: n.reason,
+            reason: n.reason.map(|r| printable(truncate(&r, 1000)).into_owned()),
             serial: n.serial,
         };
         if let Err(e) = state.store.record_audit(&event).await {

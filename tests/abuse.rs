@@ -10,6 +10,7 @@
 //!   token; HSTS and nosniff;
 //! - the audit log: identifiers with control characters refused, unauthenticated failures
 //!   recorded up to a rate and summed up beyond it, old rows purged.
+//!
 //! (Bounds on waits only keep a broken server from hanging the test.)
 
 mod common;

@@ -8,6 +8,9 @@ if [ -z "${ESTD_BIN:-}" ]; then
   cargo build --quiet --bin estd || { echo "cargo build failed"; echo "0 passed, 1 failed"; exit 1; }
   ESTD_BIN="$ROOT/target/debug/estd"
 fi
+# estd reads every ESTD_* variable as a setting and refuses unknown ones: keep this one to
+# the scripts
+export -n ESTD_BIN
 
 WORK=$(mktemp -d)
 PID=""

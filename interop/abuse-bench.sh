@@ -30,7 +30,6 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ -d "$REPO/conf/templates" ] || REPO=/work/main # the script outside a checkout
 ESTD=${ESTD_BIN:-$REPO/target/release/estd}
 TEMPLATES=${ESTD_TEMPLATES:-$REPO/conf/templates}
 BURST_SMALL=${BURST_SMALL:-200}; BURST_LARGE=${BURST_LARGE:-1000}

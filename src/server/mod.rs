@@ -433,7 +433,8 @@ async fn serve_connection<S>(
                 return;
             }
             changed = stop.changed(), if !closing => {
-                if changed.is_ok() || *stop.borrow() {
+                // stopping (or the listener is gone, its sender with it): close gracefully
+                if changed.is_err() || *stop.borrow() {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }

@@ -18,7 +18,8 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null;
 trap cleanup EXIT
 mkdir -p "$WORK/templates"
 cp "$ROOT"/conf/templates/*.toml "$WORK/templates/"
-# the shipped templates, plus one that waits for manual approval
+# the shipped templates; the shipped manual.toml replaced by one that asks clients to retry
+# after 5 s instead of 60
 cat >"$WORK/templates/manual.toml" <<'TOML'
 name = "manual"
 key_types = ["ec-p256"]

@@ -489,7 +489,7 @@ async fn plain(
     limits: ServerLimits,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    if let Err(e) = server::serve_plain(listener, router, limits, stop).await {
+    if let Err(e) = server::serve_plain(what, listener, router, limits, stop).await {
         tracing::error!(listener = what, error = %e, "listener stopped");
     }
 }

@@ -173,8 +173,14 @@ enum UserCommand {
 enum TemplateCommand {
     /// List templates
     List,
-    /// Show one template
-    Show { name: String },
+    /// Show one template: every key as it would be written in its TOML file (defaults
+    /// filled in, OIDs named), then what /csrattrs asks for
+    Show {
+        name: String,
+        /// One JSON object instead (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_tracing(config: &Config, serving: bool) {
@@ -254,7 +260,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             chain,
             force,
         }) => estd::ca::import::import(&config, &cert, &key, chain.as_deref(), force)
-            .map(|text| print!("{text}"))
+            .map(|text| estd::out!("{text}"))
             .map_err(|e| e.to_string()),
         Command::Requests {
             since,
@@ -289,7 +295,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     if let Some(password) = &running.admin_password {
-        println!(
+        estd::outln!(
             "Created user {:?} with password: {password}\n(also written to {}; shown only this once)",
             config.admin_user,
             config.data_dir.join(app::ADMIN_PASSWORD_FILE).display()
@@ -297,15 +303,15 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     // the EST line last: scripts read up to it
     if let Some(a) = running.revocation_addr {
-        println!(
+        estd::outln!(
             "estd revocation on http://{a}/ (crl/{}.crl, ocsp)",
             estd::revocation::CA_NAME
         );
     }
     if let Some(a) = running.metrics_addr {
-        println!("estd metrics on http://{a}/ (metrics, healthz, readyz)");
+        estd::outln!("estd metrics on http://{a}/ (metrics, healthz, readyz)");
     }
-    println!(
+    estd::outln!(
         "estd listening on https://{}/.well-known/est/",
         running.addr
     );
@@ -376,10 +382,10 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             if list.is_empty() {
-                println!("no certificates");
+                estd::outln!("no certificates");
             }
             for (c, r) in list {
-                println!(
+                estd::outln!(
                     "{}	{}	{}	{}	{}	{}	{}",
                     c.serial,
                     estd::api::certs::status_text(&c, r.as_ref(), &filter.now),
@@ -406,34 +412,34 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let now = estd::model::timestamp(std::time::SystemTime::now());
-            println!("serial:      {}", c.serial);
-            println!(
+            estd::outln!("serial:      {}", c.serial);
+            estd::outln!(
                 "status:      {}",
                 estd::api::certs::status_text(&c, r.as_ref(), &now)
             );
             if let Some(r) = &r {
-                println!(
+                estd::outln!(
                     "revoked:     {} by {} ({})",
                     r.revoked_at,
                     r.revoked_by,
                     estd::revocation::reason_name(r.reason)
                 );
             }
-            println!("subject:     {}", c.subject);
-            println!(
+            estd::outln!("subject:     {}", c.subject);
+            estd::outln!(
                 "san:         {}",
                 if c.san.is_empty() { "-" } else { &c.san }
             );
-            println!("template:    {}", c.template);
-            println!("requester:   {}", c.requester);
-            println!("operation:   {}", c.operation);
-            println!("not before:  {}", c.not_before);
-            println!("not after:   {}", c.not_after);
-            println!("issued at:   {}", c.issued_at);
+            estd::outln!("template:    {}", c.template);
+            estd::outln!("requester:   {}", c.requester);
+            estd::outln!("operation:   {}", c.operation);
+            estd::outln!("not before:  {}", c.not_before);
+            estd::outln!("not after:   {}", c.not_after);
+            estd::outln!("issued at:   {}", c.issued_at);
             if !c.description.is_empty() {
-                println!("description: {}", c.description);
+                estd::outln!("description: {}", c.description);
             }
-            print!("{}", estd::est::pem("CERTIFICATE", &c.der));
+            estd::out!("{}", estd::est::pem("CERTIFICATE", &c.der));
             Ok(())
         }
         CertCommand::Revoke { serial, reason, by } => {
@@ -456,7 +462,7 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
                 estd::revocation::revoke_in_store(store.as_ref(), &meta, &serial, code, &by, true)
                     .await
                     .map_err(|e| e.to_string())?;
-            println!(
+            estd::outln!(
                 "revoked {} ({}) at {} ({}); a running server lists it in its CRL within a minute, OCSP at once",
                 c.serial,
                 c.subject,
@@ -522,15 +528,15 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
                     ),
                     other => other.to_string(),
                 })?;
-            println!("added user {name:?} in groups {groups:?}");
+            estd::outln!("added user {name:?} in groups {groups:?}");
             if generated {
-                println!("password: {password}");
+                estd::outln!("password: {password}");
             }
             Ok(())
         }
         UserCommand::List => {
             for u in store.list_users().await.map_err(|e| e.to_string())? {
-                println!(
+                estd::outln!(
                     "{}\t{}\t{}{}",
                     estd::model::printable(&u.name),
                     estd::model::printable(&u.groups.join(",")),
@@ -556,9 +562,9 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
                 .delete_user_sessions(&name)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("password of {name:?} changed; {ended} session(s) ended");
+            estd::outln!("password of {name:?} changed; {ended} session(s) ended");
             if generated {
-                println!("password: {password}");
+                estd::outln!("password: {password}");
             }
             Ok(())
         }
@@ -568,7 +574,7 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
             if !store.delete_user(&name).await.map_err(|e| e.to_string())? {
                 return Err(format!("no user named {name:?}"));
             }
-            println!(
+            estd::outln!(
                 "{name:?} deleted; their sessions ended, their certificates and audit rows kept"
             );
             Ok(())
@@ -593,7 +599,7 @@ async fn set_disabled(
         .delete_user_sessions(name)
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    estd::outln!(
         "{name:?} {}; {ended} session(s) ended",
         if disable { "disabled" } else { "enabled" }
     );
@@ -610,90 +616,23 @@ fn template(cmd: TemplateCommand, config: &Config) -> Result<(), String> {
                 } else {
                     ""
                 };
-                println!("{}{default}\t{}", t.name, t.description);
+                estd::outln!("{}{default}\t{}", t.name, t.description);
             }
             Ok(())
         }
-        TemplateCommand::Show { name } => {
+        TemplateCommand::Show { name, json } => {
             let t = templates
                 .get(Some(&name))
                 .ok_or_else(|| format!("no template named {name:?}"))?;
-            let join = |v: Vec<String>| {
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    v.join(", ")
-                }
-            };
-            println!("name: {}", t.name);
-            println!("description: {}", t.description);
-            println!("who may use it: {}", t.access_text(&config.est_group));
-            println!(
-                "key types: {}",
-                join(t.key_types.iter().map(ToString::to_string).collect())
-            );
-            println!("server keygen key: {}", t.server_keygen_key);
-            println!("validity: {} days", t.validity.as_secs() / 86_400);
-            println!("key usage: {:?}", t.key_usage);
-            println!("extended key usage: {:?}", t.extended_key_usage);
-            println!(
-                "required RDNs: {}",
-                join(
-                    t.required_rdns
-                        .iter()
-                        .map(|r| format!("{}={}", r.short, r.value))
-                        .collect()
-                )
-            );
-            println!(
-                "SAN style: {:?}{}",
-                t.san_style,
-                if t.san_optional { " (optional)" } else { "" }
-            );
-            println!("DNS names: {}", t.names.describe_dns());
-            println!("IP addresses: {}", t.names.describe_ips());
-            println!("URIs: {}", t.names.describe_uris());
-            println!("wildcards: {}", t.names.allow_wildcards);
-            println!(
-                "subject: CN{}{}, other attributes {}",
-                join(
-                    t.required_rdns
-                        .iter()
-                        .map(|r| format!(", {} (fixed)", r.short))
-                        .collect()
-                )
-                .trim_start_matches('-'),
-                join(
-                    t.subject_rules
-                        .allowed
-                        .iter()
-                        .map(|o| format!(", {}", estd::policy::subject::name_of(o)))
-                        .collect()
-                )
-                .trim_start_matches('-'),
-                if t.subject_rules.drop_unlisted {
-                    "dropped"
-                } else {
-                    "refused"
-                }
-            );
-            println!("MAC encoding: {:?}", t.mac_encoding);
-            println!("CN must equal the user name: {}", t.cn_must_match_user);
-            println!(
-                "approval: {:?} (Retry-After {} s)",
-                t.approval,
-                t.retry_after.as_secs()
-            );
-            println!("channel binding: {}", t.channel_binding);
-            println!(
-                "csrattrs: {}",
-                join(t.csr_attrs().iter().map(|a| format!("{a:?}")).collect())
-            );
-            println!(
-                "missing pattern values: {:?}; domain: {}",
-                t.fill_missing,
-                t.domain.as_deref().unwrap_or("-")
-            );
+            if json {
+                let v = estd::policy::settings::to_json(&t, &config.est_group);
+                estd::outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+            } else {
+                estd::out!("{}", estd::policy::settings::to_toml(&t, &config.est_group));
+            }
             Ok(())
         }
     }
@@ -711,13 +650,13 @@ async fn pending(cmd: PendingCommand, config: Config) -> Result<(), String> {
             };
             let list = store.list_pending(state).await.map_err(|e| e.to_string())?;
             if list.is_empty() {
-                println!(
+                estd::outln!(
                     "no requests{}",
                     if all { "" } else { " waiting for approval" }
                 );
             }
             for p in list {
-                println!(
+                estd::outln!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
                     p.id,
                     p.state.as_str(),
@@ -757,7 +696,7 @@ async fn decide(
     }
     let verb = if approve { "approved" } else { "rejected" };
     tracing::info!(id, by, verb, "pending request decided");
-    println!("request {id} ({} for {}) {verb}", p.subject, p.requester);
+    estd::outln!("request {id} ({} for {}) {verb}", p.subject, p.requester);
     Ok(())
 }
 
@@ -778,12 +717,12 @@ async fn requests(
         .await
         .map_err(|e| e.to_string())?;
     if events.is_empty() {
-        println!("no requests{}", if failed { " failed" } else { "" });
+        estd::outln!("no requests{}", if failed { " failed" } else { "" });
     }
     // every field a client could have chosen is escaped: no forged lines, no terminal codes
     let p = estd::model::printable;
     for e in events {
-        println!(
+        estd::outln!(
             "{}  {}  {:<16} {:<10} {:<12} {:<22} {}  {}",
             e.at,
             e.request_id,

@@ -1165,3 +1165,19 @@ async fn control_characters_are_refused_on_every_surface() {
     assert_eq!(s.state().store.certificate_count().await.unwrap(), before);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_bare_host_leads_to_the_portal() {
+    let mut s = setup().await;
+    let http = no_redirect_client(&s.root_pem());
+    let r = http.get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[header::LOCATION], "/portal/");
+    // only GET: a write to / is not a portal action
+    let r = http.post(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // other unknown paths stay 404
+    let r = http.get(s.url("/portal-x")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}

@@ -1,6 +1,6 @@
 //! SIGTERM on a real `estd serve`: it stops accepting at once, the request in flight (half
 //! its body sent before the signal) still gets its certificate, and the process exits 0
-//! within the grace period.
+//! within the grace period. Each listener says once, by name, that it stopped accepting.
 
 mod common;
 
@@ -17,13 +17,16 @@ use tokio::net::TcpStream;
 async fn sigterm_finishes_the_request_in_flight_then_exits() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("estd.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let (mut child, port) = spawn_estd(
         dir.path(),
         &[
             ("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "10"),
             ("ESTD_LIMITS_HEADER_READ_TIMEOUT_SECS", "30"),
+            ("ESTD_LOG_FILTER", "info"),
         ],
-        Stdio::null(),
+        Stdio::from(log),
     );
     let password = std::fs::read_to_string(dir.path().join("admin-password"))
         .unwrap()
@@ -95,4 +98,19 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
         panic!("estd did not exit after SIGTERM")
     });
     assert!(status.success(), "{status}");
+
+    // one line per listener, naming it
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let stopping: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no longer accepting"))
+        .collect();
+    for name in ["EST, API and portal", "revocation", "metrics"] {
+        let named = stopping
+            .iter()
+            .filter(|l| l.contains(&format!("listener=\"{name}\"")))
+            .count();
+        assert_eq!(named, 1, "{name}: {stopping:#?}");
+    }
+    assert_eq!(stopping.len(), 3, "{stopping:#?}");
 }

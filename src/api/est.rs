@@ -289,7 +289,18 @@ async fn admit(
                 // libest sends Basic credentials too: when present they must be right.
                 basic_auth(state, user, password, &meta.peer).await?;
             }
-            state.enroll.authenticate_certificate(leaf).await?
+            match state.enroll.authenticate_certificate(leaf).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // a refused renewal is audited under the certificate's subject
+                    note.principal = est::cert_identity(leaf).ok().and_then(|(subject, _)| {
+                        <x509_cert::name::Name as der::Decode>::from_der(&subject)
+                            .ok()
+                            .map(|n| n.to_string())
+                    });
+                    return Err(e.into());
+                }
+            }
         }
         _ => {
             let Some((user, password)) = &basic else {

@@ -124,6 +124,11 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             "/api/v1/bulk/{id}/confirm",
             axum::routing::post(bulk::confirm),
         )
+        // a person typing the host expects the portal
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/portal/") }),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
         .with_state(state)

@@ -214,7 +214,7 @@ pub async fn run(args: ClientArgs) -> ExitCode {
     match run_inner(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Stop::Fail(m)) => {
-            println!("FAIL: {m}");
+            crate::outln!("FAIL: {m}");
             ExitCode::from(1)
         }
         Err(Stop::Local(m)) => {
@@ -223,7 +223,7 @@ pub async fn run(args: ClientArgs) -> ExitCode {
         }
         Err(Stop::Untrusted) => ExitCode::from(3),
         Err(Stop::Pending(after)) => {
-            println!(
+            crate::outln!(
                 "PENDING: the request waits for approval; send it again{}",
                 after
                     .map(|s| format!(" in {s} seconds"))
@@ -435,9 +435,9 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             save(out, &pem_chain(&certs), false)?;
             for c in &certs {
                 let s = show(c)?;
-                println!("{}  SHA-256 {}", s.subject, super::fingerprint(c));
+                crate::outln!("{}  SHA-256 {}", s.subject, super::fingerprint(c));
             }
-            println!(
+            crate::outln!(
                 "saved {} CA certificate(s) to {}",
                 certs.len(),
                 out.display()
@@ -446,10 +446,10 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
         ClientOp::Csrattrs => {
             let items = client(None)?.csrattrs().await?;
             if items.is_empty() {
-                println!("the server asks for no particular attributes");
+                crate::outln!("the server asks for no particular attributes");
             }
             for i in items {
-                println!("{i}");
+                crate::outln!("{i}");
             }
         }
         ClientOp::Enroll {
@@ -551,7 +551,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             )
             .await
             .map_err(Stop::Local)?;
-            println!(
+            crate::outln!(
                 "{} clients, {:.1} s, {}, {} server(s)",
                 clients,
                 report.elapsed.as_secs_f64(),
@@ -562,13 +562,13 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 },
                 targets.len()
             );
-            println!(
+            crate::outln!(
                 "enrollments: {} ok, {} errors → {:.1} per second",
                 report.ok,
                 report.errors,
                 report.per_second()
             );
-            println!(
+            crate::outln!(
                 "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
                 report.percentile_ms(0.5),
                 report.percentile_ms(0.9),
@@ -576,7 +576,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 report.percentile_ms(1.0)
             );
             if let (Some(cpu), Some(per)) = (report.server_cpu, report.cpu_per_enrollment_us()) {
-                println!(
+                crate::outln!(
                     "server CPU: {:.2} s → {:.0} µs per enrollment (pid {})",
                     cpu.as_secs_f64(),
                     per,
@@ -587,7 +587,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 );
             }
             if let Some(e) = report.first_error {
-                println!("first error: {e}");
+                crate::outln!("first error: {e}");
             }
             if report.ok == 0 {
                 return Err(Stop::Fail("no enrollment succeeded".into()));
@@ -617,7 +617,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             }
             tokio::time::sleep(Duration::from_secs(*hold)).await;
             let with = super::bench::resident_kib(*pid).map_err(Stop::Local)?;
-            println!(
+            crate::outln!(
                 "server RSS: {:.1} MB before, {:.1} MB with {} idle TLS connections open ({:.1} KB each)",
                 before as f64 / 1024.0,
                 with as f64 / 1024.0,
@@ -671,13 +671,13 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             save(&cert_path, &pem_chain(&certs[..1]), false)?;
             save(&key_path, &kp.serialize_pem(), true)?;
             let s = show(&certs[0])?;
-            println!("PASS: test certificate issued");
-            println!("  subject:  {}", s.subject);
-            println!("  SAN:      {}", s.san.join(", "));
-            println!("  issuer:   {}", s.issuer);
-            println!("  serial:   {}", s.serial);
-            println!("  expires:  {}", s.not_after);
-            println!(
+            crate::outln!("PASS: test certificate issued");
+            crate::outln!("  subject:  {}", s.subject);
+            crate::outln!("  SAN:      {}", s.san.join(", "));
+            crate::outln!("  issuer:   {}", s.issuer);
+            crate::outln!("  serial:   {}", s.serial);
+            crate::outln!("  expires:  {}", s.not_after);
+            crate::outln!(
                 "  saved:    {} and {}",
                 cert_path.display(),
                 key_path.display()
@@ -701,13 +701,13 @@ fn finish(cert: &[u8], out: &OutArgs, new_key: Option<&rcgen::KeyPair>) -> Resul
         save(&out.key_out, &kp.serialize_pem(), true)?;
     }
     let s = show(cert)?;
-    println!("issued: {}", s.subject);
+    crate::outln!("issued: {}", s.subject);
     if !s.san.is_empty() {
-        println!("  SAN:     {}", s.san.join(", "));
+        crate::outln!("  SAN:     {}", s.san.join(", "));
     }
-    println!("  serial:  {}", s.serial);
-    println!("  expires: {}", s.not_after);
-    println!(
+    crate::outln!("  serial:  {}", s.serial);
+    crate::outln!("  expires: {}", s.not_after);
+    crate::outln!(
         "  saved:   {}{}",
         out.out.display(),
         if new_key.is_some() {

@@ -224,32 +224,6 @@ pub fn parse_serverkeygen(content_type: &str, body: &[u8]) -> Result<ServerKey, 
 }
 
 /// Known OIDs in `/csrattrs` answers, for people.
-fn oid_name(oid: &str) -> &'static str {
-    match oid {
-        "1.2.840.113549.1.9.7" => "challengePassword (channel binding)",
-        "1.2.840.113549.1.9.14" => "extensionRequest",
-        "1.2.840.113549.1.9.1" => "emailAddress",
-        "1.2.840.10045.2.1" => "ecPublicKey",
-        "1.2.840.113549.1.1.1" => "rsaEncryption",
-        "1.3.132.0.34" => "secp384r1",
-        "1.2.840.10045.3.1.7" => "prime256v1",
-        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
-        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
-        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
-        "2.5.29.17" => "subjectAltName",
-        "1.3.6.1.1.1.1.22" => "macAddress",
-        "1.3.101.112" => "Ed25519",
-        _ => "",
-    }
-}
-
-fn named(oid: &str) -> String {
-    match oid_name(oid) {
-        "" => oid.to_string(),
-        n => format!("{oid} ({n})"),
-    }
-}
-
 /// The items of a CsrAttrs (RFC 7030 §4.5.2 / RFC 9908), one line each.
 pub fn describe_csrattrs(der: &[u8]) -> Result<Vec<String>, String> {
     let items: Vec<der::Any> =
@@ -260,7 +234,7 @@ pub fn describe_csrattrs(der: &[u8]) -> Result<Vec<String>, String> {
             der::Tag::ObjectIdentifier => {
                 let oid: der::asn1::ObjectIdentifier =
                     item.decode_as().map_err(|e: der::Error| e.to_string())?;
-                out.push(named(&oid.to_string()));
+                out.push(crate::est::oids::named(&oid.to_string()));
             }
             der::Tag::Sequence => {
                 let attr: x509_cert::attr::Attribute =
@@ -275,7 +249,7 @@ pub fn describe_csrattrs(der: &[u8]) -> Result<Vec<String>, String> {
                 }
                 out.push(format!(
                     "{}: {}",
-                    named(&attr.oid.to_string()),
+                    crate::est::oids::named(&attr.oid.to_string()),
                     if values.is_empty() {
                         "(value)".to_string()
                     } else {
@@ -301,7 +275,7 @@ fn oids_in(der: &[u8]) -> Vec<String> {
         };
         if any.tag() == der::Tag::ObjectIdentifier {
             if let Ok(oid) = any.decode_as::<der::asn1::ObjectIdentifier>() {
-                out.push(named(&oid.to_string()));
+                out.push(crate::est::oids::named(&oid.to_string()));
             }
         } else if any.tag().is_constructed() {
             out.extend(oids_in(any.value()));
@@ -482,7 +456,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "1.2.840.113549.1.9.7 (challengePassword (channel binding))".to_string(),
+                "1.2.840.113549.1.9.7 (challengePassword)".to_string(),
                 "1.2.840.10045.2.1 (ecPublicKey): 1.3.132.0.34 (secp384r1)".to_string(),
                 "1.2.840.113549.1.1.1 (rsaEncryption): 3072".to_string(),
             ]

@@ -6,6 +6,7 @@
 mod body;
 mod csr;
 pub mod multipart;
+pub mod oids;
 mod pkcs7;
 
 pub use body::{decode_body, encode_body, pem};

@@ -9,6 +9,7 @@ pub mod mac;
 pub mod names;
 pub mod rules;
 pub mod san;
+pub mod settings;
 pub mod subject;
 
 pub use mac::Mac;
@@ -38,7 +39,7 @@ pub enum TemplateError {
     Dir { dir: PathBuf, reason: String },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTemplate {
     name: String,
@@ -250,6 +251,8 @@ pub struct Template {
     pub subject_rules: SubjectRules,
     /// Which DNS names, IP addresses and URIs the certificates may carry.
     pub names: NameRules,
+    /// The file as read (serde's defaults filled in), for `estd template show`.
+    raw: RawTemplate,
 }
 
 /// A request the template accepts: the subject and SAN the certificate gets, and whether
@@ -723,6 +726,7 @@ impl Template {
         }
         let names = name_rules(&raw, &san_style, &extended_key_usage).map_err(bad)?;
         Ok(Template {
+            raw: raw.clone(),
             name: raw.name,
             description: raw.description,
             key_types,

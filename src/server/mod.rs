@@ -142,6 +142,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     serve_with(
+        "EST, API and portal",
         listener,
         Some(TlsAcceptor::from(tls)),
         router,
@@ -154,15 +155,17 @@ pub async fn serve(
 /// The same over plain HTTP/1.1 (the CRL and OCSP, metrics and health checks), with the same
 /// limits.
 pub async fn serve_plain(
+    name: &'static str,
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    serve_with(listener, None, router, limits, shutdown).await
+    serve_with(name, listener, None, router, limits, shutdown).await
 }
 
 async fn serve_with(
+    name: &'static str,
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     router: Router,
@@ -270,14 +273,17 @@ async fn serve_with(
         });
     }
     drop(listener);
-    tracing::info!("shutting down: no longer accepting, finishing in-flight requests");
+    tracing::info!(
+        listener = name,
+        "shutting down: no longer accepting, finishing in-flight requests"
+    );
     let _ = stop_tx.send(true);
     // every connection task holds one slot: all of them back means all connections closed
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = slots.acquire_many(all) => tracing::info!("all connections closed"),
+        _ = slots.acquire_many(all) => tracing::info!(listener = name, "all connections closed"),
         () = tokio::time::sleep(limits.shutdown_grace) => {
-            tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing");
+            tracing::warn!(listener = name, grace = ?limits.shutdown_grace, "connections still open after the grace period; closing");
         }
     }
     Ok(())

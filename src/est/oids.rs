@@ -1,0 +1,32 @@
+//! Names for the OIDs an operator meets in `/csrattrs` and templates, for display only.
+
+/// The conventional name of an OID, when it is one estd or its peers use.
+pub fn oid_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "1.2.840.113549.1.9.7" => "challengePassword",
+        "1.2.840.113549.1.9.14" => "extensionRequest",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        "1.2.840.10045.2.1" => "ecPublicKey",
+        "1.2.840.113549.1.1.1" => "rsaEncryption",
+        "1.3.132.0.34" => "secp384r1",
+        "1.2.840.10045.3.1.7" => "prime256v1",
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+        "2.5.29.17" => "subjectAltName",
+        "1.3.6.1.1.1.1.22" => "macAddress",
+        "1.3.101.112" => "Ed25519",
+        "1.3.6.1.4.1.311.20.2.3" => "userPrincipalName",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.3" => "commonName",
+        _ => return None,
+    })
+}
+
+/// `1.2.3 (name)`, or the bare OID when it has no name here.
+pub fn named(oid: &str) -> String {
+    match oid_name(oid) {
+        Some(n) => format!("{oid} ({n})"),
+        None => oid.to_string(),
+    }
+}

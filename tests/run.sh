@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (cargo nextest, or cargo test when nextest
 # is missing), the interop scripts with real clients (curl, openssl, estd client, and libest's
-# client and server, built once into target/libest), and the portal in a real
+# client and server, built once into target/libest), the README's walkthrough as written
+# (tests/readme.sh), and the portal in a real
 # browser (Debian's Chromium driven by playwright-core). Installs what it needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,10 @@ if [ "$libest_rc" = 77 ]; then
 elif [ "$libest_rc" != 0 ]; then
   exit "$libest_rc"
 fi
+
+echo
+echo "== the README's walkthrough: its sh blocks, in order, against a fresh estd (tests/readme.sh)"
+bash tests/readme.sh
 
 echo
 echo "== browser: the portal in Chromium (playwright-core); screenshots in target/browser/"

@@ -1,6 +1,7 @@
 //! A 500-row bulk job end to end (validation, queue, workers, key generation, signing,
 //! sealing, store; then the zip), with P-256 and with RSA-2048 keys, against the median time
-//! of one RSA-2048 key generation measured in the same run. `cargo bench --bench bulk`.
+//! of one RSA-2048 key generation measured in the same run.
+//! Run: `cargo bench -p estd-benches --bench bulk`.
 
 use std::time::{Duration, Instant};
 

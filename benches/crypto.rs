@@ -1,5 +1,5 @@
 //! Key generation and packaging (issue 4), and the enrollment crypto they sit beside.
-//! Run: `cargo bench --bench crypto` (figures in BENCHMARKS.md).
+//! Run: `cargo bench -p estd-benches --bench crypto` (figures in BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::str::FromStr;

@@ -1,7 +1,7 @@
 //! A whole enrollment in-process: HTTP request through the router (audit layer, Basic
 //! authentication with remembered credentials, CSR parse and verify, policy, signing,
 //! certs-only encoding, the certificate and audit rows through SQLite's group commit) —
-//! everything but TLS and the socket. Run: `cargo bench --bench enroll`.
+//! everything but TLS and the socket. Run: `cargo bench -p estd-benches --bench enroll`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -21,7 +21,7 @@ fn whole_enrollment(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/templates");
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/templates");
     let toml = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[est]\ntemplates_dir = {templates:?}\n[database]\nsynchronous = \"normal\"\n[log]\nfilter = \"off\"\n[revocation]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n",
         dir.path().display().to_string()

@@ -38,6 +38,10 @@ pub enum EstError {
     /// At the bound for work of this kind (password checks, key generation): come back.
     #[error("The server is busy; try again in {retry_after} seconds")]
     Unavailable { retry_after: u64 },
+    /// The database is unreachable for a moment (a restart, a reset connection): come back.
+    /// `detail` only to the log and audit.
+    #[error("The certificate store is unavailable; try again in {retry_after} seconds ({detail})")]
+    StoreUnavailable { retry_after: u64, detail: String },
     /// Our own fault. `public` goes to the client; `detail` only to the log and audit.
     #[error("{public} ({detail})")]
     Internal { public: String, detail: String },
@@ -55,7 +59,9 @@ impl EstError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::StoreUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,6 +70,9 @@ impl EstError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Internal { public, .. } => public.clone(),
+            Self::StoreUnavailable { retry_after, .. } => {
+                format!("The certificate store is unavailable; try again in {retry_after} seconds")
+            }
             Self::MalformedCsr(_) => MALFORMED_CSR.to_string(),
             other => other.to_string(),
         }
@@ -106,6 +115,10 @@ impl From<EnrollError> for EstError {
             EnrollError::Cancelled => EstError::BadRequest("the request was cancelled".into()),
             EnrollError::Throttled { retry_after } => EstError::TooManyRequests { retry_after },
             EnrollError::Busy { retry_after } => EstError::Unavailable { retry_after },
+            EnrollError::Store(e) if e.is_unavailable() => EstError::StoreUnavailable {
+                retry_after: crate::store::StoreError::RETRY_AFTER_SECS,
+                detail: e.to_string(),
+            },
             EnrollError::Store(e) => EstError::Internal {
                 public: "internal error: the certificate store is unavailable".into(),
                 detail: e.to_string(),
@@ -135,7 +148,9 @@ impl IntoResponse for EstError {
             Self::MethodNotAllowed { allow, .. } => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after } => {
+            Self::TooManyRequests { retry_after }
+            | Self::Unavailable { retry_after }
+            | Self::StoreUnavailable { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}
@@ -177,6 +192,18 @@ mod tests {
             e.to_string().contains("fire"),
             "the detail is kept for the audit log"
         );
+        // a database that went away for a moment: 503 with Retry-After, the detail kept
+        // for the audit log only; any other store error stays a 500
+        let gone = crate::store::StoreError::from(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        let e = EstError::from(EnrollError::Store(gone));
+        assert!(e.to_string().contains("reset"), "{e}");
+        let r = e.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let broken = crate::store::StoreError::from(sqlx::Error::RowNotFound);
+        assert_eq!(EstError::from(EnrollError::Store(broken)).status(), 500);
         assert_eq!(EstError::from(WireError::BadSignature).status(), 400);
         let m = EstError::from(WireError::Base64);
         assert_eq!(

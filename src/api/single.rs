@@ -183,6 +183,17 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
         }
         e @ EnrollError::Throttled { .. } => SingleError::new(Field::General, 429, e.to_string()),
         e @ EnrollError::Busy { .. } => SingleError::new(Field::General, 503, e.to_string()),
+        EnrollError::Store(e) if e.is_unavailable() => SingleError {
+            detail: Some(e.to_string()),
+            ..SingleError::new(
+                Field::General,
+                503,
+                format!(
+                    "The certificate store is unavailable; try again in {} seconds",
+                    crate::store::StoreError::RETRY_AFTER_SECS
+                ),
+            )
+        },
         EnrollError::Store(e) => SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(

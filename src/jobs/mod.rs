@@ -309,6 +309,12 @@ impl JobService {
         let outcome = self.issue_row(&item, &claim).await;
         match outcome {
             Ok(()) | Err(EnrollError::Cancelled) => {}
+            Err(EnrollError::Store(e)) if e.is_unavailable() => {
+                // not the row's fault: it stays claimed until its lease runs out, then any
+                // worker takes it again (what it signed was not recorded)
+                tracing::warn!(job = job_id, row = item.row_number, error = %e, "the store is unavailable: the row will be claimed again");
+                return;
+            }
             Err(e) => {
                 let message = match &e {
                     EnrollError::Ca { cn, .. } => enroll::ca_failure_message(cn),

@@ -20,11 +20,46 @@ pub enum StoreError {
     Duplicate(String),
     #[error("database: {0}")]
     Db(String),
+    /// The database could not be reached just now (restarting, a connection reset, every
+    /// connection busy): the same request may work in a moment. Answered with 503 and
+    /// `Retry-After`; a bulk row is left to be claimed again, not failed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Seconds a client is asked to wait when the store is unavailable.
+    pub const RETRY_AFTER_SECS: u64 = 5;
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Db(e.to_string())
+        if is_transient(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Db(e.to_string())
+        }
+    }
+}
+
+/// Errors of the connection, not of the statement: the database went away (I/O, TLS, a
+/// PostgreSQL shutdown or restart: SQLSTATE class 08 and 57P01 to 57P03), or no connection
+/// was free in time.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 
@@ -418,4 +453,34 @@ pub trait Store: Send + Sync {
         cert: &CertRecord,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_are_unavailable_statement_errors_are_not() {
+        let io = |k| sqlx::Error::Io(std::io::Error::from(k));
+        for e in [
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::ConnectionRefused),
+            io(std::io::ErrorKind::UnexpectedEof),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+        ] {
+            let text = e.to_string();
+            let s = StoreError::from(e);
+            assert!(s.is_unavailable(), "{text}");
+            assert!(s.to_string().starts_with("database unavailable: "), "{s}");
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("x".into()),
+            sqlx::Error::Protocol("x".into()),
+        ] {
+            assert!(!StoreError::from(e).is_unavailable());
+        }
+    }
 }

@@ -59,8 +59,10 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         Database::Postgres {
             url,
             max_connections,
+            acquire_timeout,
         } => {
-            let store = crate::store::PgStore::open(url, *max_connections).await?;
+            let store =
+                crate::store::PgStore::open_with(url, *max_connections, *acquire_timeout).await?;
             tracing::info!(
                 url = %crate::config::redact_url(url),
                 max_connections,
@@ -378,6 +380,8 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), server::ServerError>>,
+    /// The plain-HTTP listeners (CRL and OCSP, metrics): they drain their requests too.
+    plain_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -386,17 +390,19 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task)
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))??;
-        Ok(())
+        self.wait().await
     }
 
-    /// Waits until the server ends (after `shutdown` fires).
+    /// Waits until every listener has ended (after `shutdown` fires).
     pub async fn wait(mut self) -> Result<(), StartError> {
-        (&mut self.task)
+        let main = (&mut self.task)
             .await
-            .map_err(|e| StartError::Other(e.to_string()))??;
+            .map_err(|e| StartError::Other(e.to_string()));
+        // they were told to stop at the same time: their grace period runs alongside
+        for t in self.plain_tasks.drain(..) {
+            let _ = t.await;
+        }
+        main??;
         Ok(())
     }
 }
@@ -432,6 +438,7 @@ pub async fn start_with_shutdown(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let mut plain_tasks = Vec::new();
     let revocation_addr = match built.revocation_listener {
         Some(l) => {
             let a = l.local_addr().map_err(server::ServerError::from)?;
@@ -439,13 +446,13 @@ pub async fn start_with_shutdown(
                 Some(service) => crate::revocation::routes(service.clone()),
                 None => axum::Router::new(),
             };
-            tokio::spawn(plain(
+            plain_tasks.push(tokio::spawn(plain(
                 "revocation",
                 l,
                 routes,
                 built.limits.clone(),
                 stopped(),
-            ));
+            )));
             tracing::info!(addr = %a, "CRL and OCSP on http://{a}/ (crl/{}.crl, ocsp)", crate::revocation::CA_NAME);
             Some(a)
         }
@@ -455,7 +462,13 @@ pub async fn start_with_shutdown(
         Some(l) => {
             let a = l.local_addr().map_err(server::ServerError::from)?;
             let routes = api::health::routes(built.state.clone());
-            tokio::spawn(plain("metrics", l, routes, built.limits.clone(), stopped()));
+            plain_tasks.push(tokio::spawn(plain(
+                "metrics",
+                l,
+                routes,
+                built.limits.clone(),
+                stopped(),
+            )));
             tracing::info!(addr = %a, "metrics and health checks on http://{a}/ (metrics, healthz, readyz)");
             Some(a)
         }
@@ -478,6 +491,7 @@ pub async fn start_with_shutdown(
         state: built.state,
         shutdown: Some(tx),
         task,
+        plain_tasks,
     })
 }
 

@@ -1,9 +1,10 @@
 //! estd: an EST (RFC 7030, RFC 8951) server with its own internal CA.
 #![forbid(unsafe_code)]
 
-/// `println!` for the command line's results that ends the process quietly (status 0) when
-/// the reader has gone (`estd template show x | head`) instead of panicking on the closed
-/// pipe.
+/// `println!` for the command line's results that does not panic when the reader has gone
+/// (`estd template show x | head`): the rest of the output is dropped, the command carries
+/// on and ends with its own status. Output that must not be lost (a generated password)
+/// is written with `write_out`, which reports the failure.
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
@@ -25,17 +26,29 @@ macro_rules! out {
     }};
 }
 
-/// What `outln!` does with a failed write: a closed pipe ends the process with status 0;
-/// anything else (a full disk) is reported once on stderr and ends it with status 2.
+/// What `outln!` does with a failed write: nothing for a closed pipe; anything else (a
+/// full disk) is said on stderr, once.
 #[doc(hidden)]
 pub fn out_result(r: std::io::Result<()>) {
-    if let Err(e) = r {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("estd: writing the output: {e}");
-            std::process::exit(2);
-        }
-        std::process::exit(0);
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = r
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("estd: writing the output: {e}\n"),
+        );
     }
+}
+
+/// Writes a line that must reach the reader (a generated password), or says why not.
+pub fn write_out(line: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("the output could not be written ({e})"))
 }
 
 pub mod api;

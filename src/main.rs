@@ -530,7 +530,11 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
                 })?;
             estd::outln!("added user {name:?} in groups {groups:?}");
             if generated {
-                estd::outln!("password: {password}");
+                estd::write_out(&format!("password: {}", password.as_str())).map_err(|e| {
+                    format!(
+                        "{e}: the generated password is lost; set one with estd user passwd {name}"
+                    )
+                })?;
             }
             Ok(())
         }
@@ -564,7 +568,11 @@ async fn user(cmd: UserCommand, config: Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             estd::outln!("password of {name:?} changed; {ended} session(s) ended");
             if generated {
-                estd::outln!("password: {password}");
+                estd::write_out(&format!("password: {}", password.as_str())).map_err(|e| {
+                    format!(
+                        "{e}: the generated password is lost; run estd user passwd {name} again"
+                    )
+                })?;
             }
             Ok(())
         }

@@ -17,14 +17,21 @@ if [ -z "${ESTD_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --quiet --bin estd) || { echo "cargo build failed"; echo "0 passed, 1 failed"; exit 1; }
   ESTD_BIN="$ROOT/target/debug/estd"
 fi
+ESTD_BIN=$(realpath "$ESTD_BIN")
 for tool in curl openssl unzip base64 awk; do
   command -v "$tool" >/dev/null || { echo "FAIL  $tool is missing"; exit 1; }
 done
 
 WORK=$(mktemp -d)
 cleanup() {
-  # the walkthrough stops its server; a failed run may not have
-  [ -f "$WORK/demo/estd.pid" ] && kill "$(cat "$WORK/demo/estd.pid")" 2>/dev/null
+  # the walkthrough stops its server (and the pid file goes); a failed run may not have
+  if [ -f "$WORK/demo/estd.pid" ]; then
+    pid=$(cat "$WORK/demo/estd.pid")
+    if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$ESTD_BIN" ]; then
+      kill "$pid" 2>/dev/null
+      for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -32,12 +39,14 @@ mkdir -p "$WORK/target/debug"
 ln -s "$ESTD_BIN" "$WORK/target/debug/estd"
 cp -r "$ROOT/conf" "$WORK/conf"
 
-# three free ports (nothing answers a connect)
+# three free ports (nothing answers a connect), none holding a default port's digits (the
+# substitutions below run one after the other)
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 40000))
     case " ${USED:-} " in *" $p "*) continue ;; esac
+    case "$p" in *8443* | *8081* | *9187*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then USED="${USED:-} $p"; echo "$p"; return; fi
   done
 }
@@ -80,11 +89,17 @@ fail() { echo "FAIL  $1${2:+ — $2}"; failed=$((failed + 1)); }
 ) > "$WORK/out.txt" 2>&1
 rc=$?
 cat "$WORK/out.txt"
+# the server stopped by the walkthrough's last block: nothing left to kill
+[ "$rc" = 0 ] && rm -f "$WORK/demo/estd.pid"
 if [ "$rc" = 0 ]; then pass "every block ran ($blocks blocks)"; else fail "the walkthrough" "exit $rc"; fi
 
 D="$WORK/demo"
-out() { cat "$WORK/out.txt"; }
+O="$WORK/out.txt"
+# (grep on the file, not `cat | grep -q`: under pipefail an early grep exit fails the cat)
+out() { grep -qE -- "$1" "$O"; }
 has() { grep -qE -- "$2" "$1" 2>/dev/null; }
+# a server refusal as curl printed it: the reason, then the request id on the next line
+refusal() { grep -A1 -E -- "$1" "$O" | grep -q '^Request ID: '; }
 # what the blocks should have produced
 [ -s "$D/cacerts.pem" ] && [ "$(grep -c 'BEGIN CERTIFICATE' "$D/cacerts.pem")" = 2 ] \
   && pass "cacerts.pem: the issuing and root CA" || fail "cacerts.pem"
@@ -95,30 +110,32 @@ openssl x509 -in "$D/pos.pem" -noout -ext subjectAltName 2>/dev/null | grep -q '
 openssl x509 -in "$D/router.pem" -noout -ext subjectAltName 2>/dev/null | grep -q 'DNS:router-7.devices.example.com' \
   && pass "a CA label: devices" || fail "router.pem"
 has "$D/skg.body" 'application/pkcs8' && pass "serverkeygen: a key part" || fail "skg.body"
-out | grep -q '^name = "devices"$' && out | grep -q '^extended_key_usage = \["client_auth", "server_auth"\]$' \
-  && out | grep -q '"name": "rsaEncryption"' \
+out '^name = "devices"$' && out '^extended_key_usage = \["client_auth", "server_auth"\]$' \
+  && out '"name": "rsaEncryption"' \
   && pass "template show: TOML spellings, --json with named OIDs" || fail "template show"
-out | grep -qiE '^HTTP/[0-9.]+ 202' && out | grep -qi '^retry-after: 60' \
+grep -qiE '^HTTP/[0-9.]+ 202' "$O" && grep -qi '^retry-after: 60' "$O" \
   && pass "manual: 202 with Retry-After" || fail "manual: 202"
 openssl x509 -in "$D/approved.pem" -noout -subject 2>/dev/null | grep -q 'CN *= *admin' \
   && pass "manual: approved, the retry gets the certificate" || fail "approved.pem"
-out | grep -q 'unknown device' && pass "manual: rejected, the reason" || fail "rejected"
-out | grep -q '^303 https://localhost:[0-9]*/portal/$' && pass "/ leads to /portal/" || fail "/ redirect"
+refusal 'unknown device' && pass "manual: rejected, the reason" || fail "rejected"
+out '^303 https://localhost:[0-9]*/portal/$' && pass "/ leads to /portal/" || fail "/ redirect"
 unzip -l "$D/single.zip" 2>/dev/null | grep -q 'admin_11-22-33-44-55-66.p12' && pass "single.zip" || fail "single.zip"
 [ "$(unzip -l "$D/bulk.zip" 2>/dev/null | grep -c '\.p12$')" = 2 ] && pass "bulk.zip: two devices" || fail "bulk.zip"
 has "$D/test-certificate.json" '"result":"PASS"' && pass "MDM test certificate (JSON)" || fail "test-certificate.json"
 [ -s "$D/TestCert.pem" ] && [ -s "$D/TestCert.key" ] && pass "estd client test: PASS, saved" || fail "TestCert.pem"
-out | grep -q 'exit 3: not trusted' && pass "bootstrap without a fingerprint: exit 3" || fail "bootstrap"
+out 'exit 3: not trusted' && pass "bootstrap without a fingerprint: exit 3" || fail "bootstrap"
 for f in client-cacerts.pem client.pem client-renewed.pem client-skg.pem client-skg.key; do
   [ -s "$D/$f" ] || { fail "estd client: $f"; continue; }
 done
 [ -s "$D/client-skg.key" ] && [ "$(stat -c %a "$D/client.key")" = 600 ] && pass "estd client: distinct files, keys 0600" || fail "client files"
-out | grep -qE 'enrollments/s|per second' && pass "estd client bench ran" || fail "bench"
-out | grep -q '^dev.pem: revoked$' && pass "OCSP: dev.pem revoked" || fail "OCSP"
-out | grep -q 'was revoked' && pass "a revoked certificate is not renewed" || fail "renewal of a revoked certificate"
-out | grep 'simplereenroll' | grep -q 'CN=dev-1' && pass "the refused renewal audited under CN=dev-1" || fail "audit subject"
+out 'enrollments/s|per second' && pass "estd client bench ran" || fail "bench"
+out '^dev.pem: revoked$' && pass "OCSP: dev.pem revoked" || fail "OCSP"
+refusal 'CN=dev-1 \(serial [0-9a-f]+\) was revoked' && pass "a revoked certificate is not renewed" \
+  || fail "renewal of a revoked certificate"
+grep -E 'simplereenroll +- +admin .* 403 .*CN=dev-1' "$O" >/dev/null \
+  && pass "the refused renewal audited under its owner, naming CN=dev-1" || fail "audit of the refused renewal"
 # the server counts its own revocation (the API's), not the one `estd cert revoke` made
-out | grep -q '^estd_certificates_revoked_total 1$' && pass "metrics: the server's revocation counted" || fail "metrics"
+out '^estd_certificates_revoked_total 1$' && pass "metrics: the server's revocation counted" || fail "metrics"
 for name in 'EST, API and portal' revocation metrics; do
   [ "$(grep 'no longer accepting' "$D/estd.log" 2>/dev/null | grep -c "listener=\"$name\"")" = 1 ] \
     && pass "shutdown logged once for $name" || fail "shutdown log: $name"

@@ -311,8 +311,16 @@ async fn a_revoked_certificate_cannot_be_renewed_nor_its_key_certified_again() {
     let events = s.state().store.recent_audit(20).await.unwrap();
     let e = events.iter().find(|e| e.request_id == id).expect("audited");
     assert_eq!(e.status, 403);
-    // audited under the certificate's subject, not "-"
-    assert_eq!(e.principal.as_deref(), Some("CN=admin"), "{e:?}");
+    // audited under the certificate's owner (as its renewals are), not "-", and the
+    // reason names the certificate's subject
+    assert_eq!(e.principal.as_deref(), Some("admin"), "{e:?}");
+    assert!(
+        e.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("certificate CN=admin (serial"),
+        "{e:?}"
+    );
     assert!(
         e.reason.as_deref().unwrap_or("").contains("was revoked")
             && e.reason.as_deref().unwrap_or("").contains("superseded"),

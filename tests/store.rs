@@ -285,6 +285,29 @@ async fn job_lifecycle(s: Arc<dyn Store>) {
         s.job_items(id3).await.unwrap()[1].error.as_deref(),
         Some("CA server error")
     );
+    // a job whose worker recorded its last row and died (or lost the database) before
+    // ending it is ended by the sweep's finish_jobs_if_done; one with a row left is not
+    s.confirm_job(id3).await.unwrap();
+    let id4 = s.create_job(&job("kim"), &rows[..1]).await.unwrap();
+    let z = s.claim_job_item("i1/1/3").await.unwrap().unwrap();
+    let id5 = s.create_job(&job("lou"), &rows[..2]).await.unwrap();
+    let w = s.claim_job_item("i1/1/4").await.unwrap().unwrap();
+    assert_eq!((z.job_id, w.job_id), (id4, id5));
+    for (item, token) in [(&z, "i1/1/3"), (&w, "i1/1/4")] {
+        let c = JobClaim {
+            item_id: item.id,
+            token: token.into(),
+        };
+        assert!(
+            s.record_job_issuance(&c, &cert(token), &audit("bulk"), b"k")
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(s.finish_jobs_if_done().await.unwrap(), 1);
+    assert_eq!(s.get_job(id4).await.unwrap().unwrap().state, "completed");
+    assert_eq!(s.get_job(id5).await.unwrap().unwrap().state, "running");
+    assert_eq!(s.finish_jobs_if_done().await.unwrap(), 0);
 }
 
 /// Eight workers claim from one job at once: each row is claimed and recorded exactly once.

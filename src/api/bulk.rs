@@ -40,6 +40,7 @@ pub fn status_of(e: &BulkError) -> (StatusCode, &'static str) {
         BulkError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
         BulkError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
         BulkError::Busy503(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        BulkError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         BulkError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         BulkError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -66,7 +67,7 @@ fn bulk_error(e: &BulkError) -> Response {
         status,
         &serde_json::json!({"error": code, "message": message, "errors": rows}),
     );
-    if let BulkError::Busy503(secs) = e {
+    if let BulkError::Busy503(secs) | BulkError::StoreUnavailable(secs) = e {
         resp.headers_mut().insert(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from(*secs),

@@ -100,13 +100,15 @@ async fn who(state: &AppState, req: Request) -> Result<crate::auth::Principal, R
         .map_err(|(status, code, message, _)| json_error(status, &code, &message))
 }
 
-fn store_err(e: impl std::fmt::Display) -> ApiError {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal".into(),
-        "internal error: the certificate store is unavailable".into(),
-        Some(e.to_string()),
-    )
+fn store_err(e: &crate::store::StoreError) -> ApiError {
+    super::json::store_error(e)
+}
+
+/// A store failure as the answer (503 while the database is out of reach, else 500).
+fn store_failure(e: &crate::store::StoreError, what: &str) -> Response {
+    tracing::error!(error = %e, "{what}");
+    let (status, code, message, _) = store_err(e);
+    json_error(status, &code, &message)
 }
 
 pub(super) async fn list(
@@ -133,14 +135,7 @@ pub(super) async fn list(
                     .collect::<Vec<_>>(),
             }),
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "listing certificates");
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error: the certificate store is unavailable",
-            )
-        }
+        Err(e) => store_failure(&e, "listing certificates"),
     }
 }
 
@@ -163,14 +158,7 @@ pub(super) async fn show(
     };
     let found = match state.store.find_certificate(&serial).await {
         Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "reading a certificate");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error: the certificate store is unavailable",
-            );
-        }
+        Err(e) => return store_failure(&e, "reading a certificate"),
     };
     let Some(c) =
         found.filter(|c| state.enroll.is_admin(&principal) || c.requester == principal.name)
@@ -272,6 +260,6 @@ pub fn revoke_error(e: RevokeError) -> ApiError {
             err(StatusCode::CONFLICT, "already_revoked", e.to_string())
         }
         e @ RevokeError::Forbidden(_) => err(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-        RevokeError::Store(e) => store_err(e),
+        RevokeError::Store(e) => store_err(&e),
     }
 }

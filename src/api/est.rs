@@ -292,12 +292,13 @@ async fn admit(
             match state.enroll.authenticate_certificate(leaf).await {
                 Ok(p) => p,
                 Err(e) => {
-                    // a refused renewal is audited under the certificate's subject
-                    note.principal = est::cert_identity(leaf).ok().and_then(|(subject, _)| {
-                        <x509_cert::name::Name as der::Decode>::from_der(&subject)
-                            .ok()
-                            .map(|n| n.to_string())
-                    });
+                    // audited like every renewal, under the certificate's owner; under its
+                    // subject when the store does not know it (the reason names it anyway)
+                    note.principal =
+                        match crate::enroll::certificate_owner(state.store.as_ref(), leaf).await {
+                            Some(owner) => Some(owner),
+                            None => crate::enroll::subject_of(leaf),
+                        };
                     return Err(e.into());
                 }
             }

@@ -110,6 +110,26 @@ pub(super) fn err(status: StatusCode, code: &str, message: impl Into<String>) ->
     (status, code.to_string(), message.into(), None)
 }
 
+/// A store failure: 503 (`Retry-After` from the message) while the database is out of reach
+/// for a moment, else 500; the error itself only as the detail for the log and audit.
+pub(crate) fn store_error(e: &crate::store::StoreError) -> ApiError {
+    if e.is_unavailable() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable".into(),
+            crate::store::StoreError::unavailable_message(),
+            Some(e.to_string()),
+        )
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal".into(),
+            "internal error: the certificate store is unavailable".into(),
+            Some(e.to_string()),
+        )
+    }
+}
+
 /// Basic credentials or a session cookie → the principal.
 pub(crate) async fn authenticate(
     state: &AppState,
@@ -148,6 +168,8 @@ pub(crate) async fn authenticate(
             Err(e @ crate::enroll::EnrollError::Busy { .. }) => {
                 Err(err(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))
             }
+            // the user could not be looked up: not a wrong password
+            Err(crate::enroll::EnrollError::Store(e)) => Err(store_error(&e)),
             Err(e) => Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
         };
     }
@@ -174,12 +196,7 @@ pub(crate) async fn authenticate(
             "unauthorized",
             "HTTP Basic credentials or a portal session are needed",
         )),
-        Err(e) => Err((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal".into(),
-            "internal error: the store is unavailable".into(),
-            Some(e.to_string()),
-        )),
+        Err(e) => Err(store_error(&e)),
     }
 }
 

@@ -190,6 +190,7 @@ pub struct RawDatabase {
     pub url: String,
     pub synchronous: String,
     pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +279,7 @@ impl Default for RawDatabase {
             url: String::new(),
             synchronous: "full".into(),
             max_connections: 16,
+            acquire_timeout_secs: 30,
         }
     }
 }
@@ -339,6 +341,9 @@ pub enum Database {
     Postgres {
         url: String,
         max_connections: u32,
+        /// How long a request waits for a connection (at start: for the server) before it
+        /// is answered 503.
+        acquire_timeout: Duration,
     },
 }
 
@@ -374,10 +379,12 @@ impl std::fmt::Debug for Database {
             Self::Postgres {
                 url,
                 max_connections,
+                acquire_timeout,
             } => f
                 .debug_struct("Postgres")
                 .field("url", &redact_url(url))
                 .field("max_connections", max_connections)
+                .field("acquire_timeout", acquire_timeout)
                 .finish(),
         }
     }
@@ -589,9 +596,19 @@ impl TryFrom<RawConfig> for Config {
                     ),
                 ));
             }
+            if !(1..=300).contains(&raw.database.acquire_timeout_secs) {
+                return Err(bad(
+                    "database.acquire_timeout_secs",
+                    format!(
+                        "{} is out of range (1 to 300)",
+                        raw.database.acquire_timeout_secs
+                    ),
+                ));
+            }
             Database::Postgres {
                 url: raw.database.url.clone(),
                 max_connections: raw.database.max_connections,
+                acquire_timeout: Duration::from_secs(raw.database.acquire_timeout_secs),
             }
         } else {
             return Err(bad(
@@ -890,13 +907,15 @@ mod tests {
                 "postgres://estd:s3cret@db.example:5432/estd",
             );
             jail.set_env("ESTD_DATABASE_MAX_CONNECTIONS", "32");
+            jail.set_env("ESTD_DATABASE_ACQUIRE_TIMEOUT_SECS", "3");
             jail.set_env("ESTD_JOBS_LEASE_SECS", "5");
             let c = load_in_jail(jail).unwrap();
             assert_eq!(
                 c.database,
                 Database::Postgres {
                     url: "postgres://estd:s3cret@db.example:5432/estd".into(),
-                    max_connections: 32
+                    max_connections: 32,
+                    acquire_timeout: Duration::from_secs(3),
                 }
             );
             assert!(c.database.is_shared());

@@ -438,14 +438,17 @@ impl EnrollService {
         let serial = serial_of(cert_der).map_err(|e| {
             EnrollError::Unauthorized(format!("unreadable client certificate: {e}"))
         })?;
+        // refusals name the certificate's subject (and the audit row's user is its owner,
+        // as for every renewal)
+        let subject = subject_of(cert_der).unwrap_or_default();
         let record = self.store.find_certificate(&serial).await?.ok_or_else(|| {
             EnrollError::Unauthorized(format!(
-                "the client certificate (serial {serial}) was not issued by this server"
+                "the client certificate {subject} (serial {serial}) was not issued by this server"
             ))
         })?;
         if let Some(r) = self.store.find_revocation(&serial).await? {
             return Err(EnrollError::Revoked(format!(
-                "the client certificate (serial {serial}) was revoked at {} ({}); it cannot be renewed",
+                "the client certificate {subject} (serial {serial}) was revoked at {} ({}); it cannot be renewed",
                 r.revoked_at,
                 crate::revocation::reason_name(r.reason)
             )));
@@ -457,7 +460,7 @@ impl EnrollService {
             .filter(|u| !u.disabled)
             .ok_or_else(|| {
                 EnrollError::Unauthorized(format!(
-                    "the user {} who requested the client certificate no longer exists or is disabled",
+                    "the user {} who requested the client certificate {subject} no longer exists or is disabled",
                     record.requester
                 ))
             })?;
@@ -1053,6 +1056,26 @@ pub fn check_same_identity(
 }
 
 /// The serial number of a DER certificate, lower-case hex.
+/// Who requested a certificate this CA issued (by its serial), for the audit row of a
+/// refused renewal; `None` for a certificate the store does not know.
+pub async fn certificate_owner(store: &dyn Store, cert_der: &[u8]) -> Option<String> {
+    let serial = serial_of(cert_der).ok()?;
+    store
+        .find_certificate(&serial)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.requester)
+}
+
+/// A certificate's subject as text (`CN=dev-1,O=Example`); `None` when unreadable or empty.
+pub fn subject_of(cert_der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let s = crate::model::printable(&cert.tbs_certificate().subject().to_string()).into_owned();
+    (!s.is_empty()).then_some(s)
+}
+
 pub fn serial_of(cert_der: &[u8]) -> Result<String, der::Error> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(cert_der)?;

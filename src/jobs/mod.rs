@@ -47,13 +47,21 @@ pub enum BulkError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The database is out of reach for a moment: try again.
+    #[error("The certificate store is unavailable; try again in {0} seconds")]
+    StoreUnavailable(u64),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl From<StoreError> for BulkError {
     fn from(e: StoreError) -> Self {
-        BulkError::Internal(e.to_string())
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "bulk: the store is unavailable");
+            BulkError::StoreUnavailable(StoreError::RETRY_AFTER_SECS)
+        } else {
+            BulkError::Internal(e.to_string())
+        }
     }
 }
 
@@ -261,7 +269,8 @@ impl JobService {
         Ok(())
     }
 
-    /// Requeues rows whose worker stopped answering (another instance died mid-row).
+    /// Requeues rows whose worker stopped answering (another instance died mid-row), and
+    /// ends jobs whose rows are all done when no worker did.
     async fn sweep(self: Arc<Self>) {
         let every = (self.lease / 2).max(Duration::from_millis(500));
         loop {
@@ -274,6 +283,13 @@ impl JobService {
                     self.wake.notify_waiters();
                 }
                 Err(e) => tracing::error!(error = %e, "cannot requeue stale bulk rows"),
+            }
+            // a job whose last row was written by a worker that died (or lost the database)
+            // before it could end the job
+            match self.store.finish_jobs_if_done().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "bulk requests with every row done ended"),
+                Err(e) => tracing::error!(error = %e, "cannot end finished bulk requests"),
             }
         }
     }
@@ -306,13 +322,34 @@ impl JobService {
             item_id: item.id,
             token,
         };
-        let outcome = self.issue_row(&item, &claim).await;
+        let mut outcome = self.issue_row(&item, &claim).await;
+        // at the bound on key generation (portal and EST requests take their share): wait
+        // and try again while the lease lasts, rather than fail a row that did nothing wrong
+        let started = std::time::Instant::now();
+        while let Err(EnrollError::Busy { retry_after }) = outcome {
+            let wait = Duration::from_secs(retry_after.max(1));
+            if started.elapsed() + wait >= self.lease / 2 {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            outcome = self.issue_row(&item, &claim).await;
+        }
         match outcome {
             Ok(()) | Err(EnrollError::Cancelled) => {}
             Err(EnrollError::Store(e)) if e.is_unavailable() => {
                 // not the row's fault: it stays claimed until its lease runs out, then any
-                // worker takes it again (what it signed was not recorded)
+                // worker takes it again (what it signed was not recorded); the sweep ends
+                // the job if this row was in fact recorded and was its last
                 tracing::warn!(job = job_id, row = item.row_number, error = %e, "the store is unavailable: the row will be claimed again");
+                return;
+            }
+            Err(EnrollError::Busy { .. }) => {
+                // still busy after half the lease: leave it to be claimed again, as above
+                tracing::warn!(
+                    job = job_id,
+                    row = item.row_number,
+                    "key generation stayed busy: the row will be claimed again"
+                );
                 return;
             }
             Err(e) => {

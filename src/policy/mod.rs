@@ -286,19 +286,6 @@ impl Template {
             }
     }
 
-    /// Who may use the template, for `estd template show` and the README.
-    pub fn access_text(&self, default_group: &str) -> String {
-        let groups = match &self.allowed_groups {
-            Some(g) => g.join(", "),
-            None => format!("{default_group} (est.group)"),
-        };
-        if self.allowed_users.is_empty() {
-            format!("groups: {groups}")
-        } else {
-            format!("groups: {groups}; users: {}", self.allowed_users.join(", "))
-        }
-    }
-
     /// Checks the CSR's key type against the template.
     pub fn check_key(&self, key: KeyType) -> Result<(), PolicyError> {
         if self.key_types.iter().any(|k| k.allows(key)) {
@@ -1096,7 +1083,6 @@ csr_attrs = ["1.2.840.113549.1.9.7"]
         let d = parse(GOOD).unwrap();
         assert!(d.may_use("alice", &g(&["est-users"]), "est-users"));
         assert!(!d.may_use("alice", &g(&["contractors"]), "est-users"));
-        assert_eq!(d.access_text("est-users"), "groups: est-users (est.group)");
     }
 
     fn csr(subject: &str, sans: Vec<rcgen::SanType>) -> Csr {

@@ -339,7 +339,7 @@ impl std::fmt::Display for UriRule {
 }
 
 impl NameRules {
-    /// The rules as the operator wrote them, for messages and `estd template show`.
+    /// The rules as the operator wrote them, for the messages of refusals.
     pub fn describe_dns(&self) -> String {
         describe(&self.dns)
     }

@@ -15,6 +15,9 @@ pub struct Setting {
     pub value: Option<Value>,
     /// What the value alone does not say: where a default comes from, what an OID is.
     pub note: Option<String>,
+    /// Not in the file: a value that follows from others (the first key type, est.group),
+    /// shown commented out in TOML so that a copy of the output does not pin it.
+    pub derived: bool,
 }
 
 fn strings(v: &[String]) -> Value {
@@ -47,18 +50,29 @@ impl Template {
                 key,
                 value: Some(value),
                 note,
+                derived: false,
             })
         };
         put("name", string(&raw.name), None);
         put("description", string(&raw.description), None);
         put("key_types", strings(&raw.key_types), None);
-        put(
-            "server_keygen_key",
-            string(&self.server_keygen_key.to_string()),
-            raw.server_keygen_key
+        out.push(Setting {
+            key: "server_keygen_key",
+            value: Some(string(&self.server_keygen_key.to_string())),
+            note: raw
+                .server_keygen_key
                 .is_none()
-                .then(|| "the first of key_types".to_string()),
-        );
+                .then(|| "not set: the first of key_types".to_string()),
+            derived: raw.server_keygen_key.is_none(),
+        });
+        let mut put = |key: &'static str, value: Value, note: Option<String>| {
+            out.push(Setting {
+                key,
+                value: Some(value),
+                note,
+                derived: false,
+            })
+        };
         put(
             "validity_days",
             Value::Integer(i64::from(raw.validity_days)),
@@ -94,12 +108,14 @@ impl Template {
                 .domain
                 .is_none()
                 .then(|| "not set: %domain% comes from the request's UPN only".to_string()),
+            derived: false,
         });
         let mut put = |key: &'static str, value: Value, note: Option<String>| {
             out.push(Setting {
                 key,
                 value: Some(value),
                 note,
+                derived: false,
             })
         };
         put("mac_encoding", string(&raw.mac_encoding), None);
@@ -126,12 +142,21 @@ impl Template {
         put("pkcs12_legacy", Value::Boolean(raw.pkcs12_legacy), None);
         match &raw.allowed_groups {
             Some(g) => put("allowed_groups", strings(g), None),
-            None => put(
-                "allowed_groups",
-                strings(&[est_group.to_string()]),
-                Some("not set: est.group".to_string()),
-            ),
+            None => out.push(Setting {
+                key: "allowed_groups",
+                value: Some(strings(&[est_group.to_string()])),
+                note: Some("not set: est.group".to_string()),
+                derived: true,
+            }),
         }
+        let mut put = |key: &'static str, value: Value, note: Option<String>| {
+            out.push(Setting {
+                key,
+                value: Some(value),
+                note,
+                derived: false,
+            })
+        };
         put("allowed_users", strings(&raw.allowed_users), None);
         put("allowed_rdns", strings(&raw.allowed_rdns), None);
         put(
@@ -211,6 +236,9 @@ pub fn to_toml(template: &Template, est_group: &str) -> String {
     let mut out = String::new();
     for s in template.settings(est_group) {
         match (&s.value, &s.note) {
+            (Some(v), Some(n)) if s.derived => {
+                out.push_str(&format!("# {} = {v}  ({n})\n", s.key));
+            }
             (Some(v), Some(n)) => out.push_str(&format!("{} = {v}  # {n}\n", s.key)),
             (Some(v), None) => out.push_str(&format!("{} = {v}\n", s.key)),
             (None, Some(n)) => out.push_str(&format!("# {}: {n}\n", s.key)),
@@ -304,8 +332,8 @@ mod tests {
             "mac_othername_oid = \"1.3.6.1.1.1.1.22\"  # 1.3.6.1.1.1.1.22 = macAddress",
             "approval = \"manual\"",
             "csr_attrs = [\"2.5.4.5\", \"1.2.3.4\"]  # 2.5.4.5 = serialNumber, 1.2.3.4 = (unnamed)",
-            "server_keygen_key = \"ec-p384\"  # the first of key_types",
-            "allowed_groups = [\"est-users\"]  # not set: est.group",
+            "# server_keygen_key = \"ec-p384\"  (not set: the first of key_types)",
+            "# allowed_groups = [\"est-users\"]  (not set: est.group)",
             "#   1.2.840.113549.1.9.7 (challengePassword)",
             "#   1.2.840.10045.2.1 (ecPublicKey): 1.3.132.0.34 (secp384r1)",
             "#   1.2.840.113549.1.9.14 (extensionRequest): 2.5.29.17 (subjectAltName), 1.3.6.1.1.1.1.22 (macAddress)",

@@ -34,6 +34,15 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// What a client is told when the store is unavailable (the API and EST bodies; their
+    /// `Retry-After` says the same number).
+    pub fn unavailable_message() -> String {
+        format!(
+            "The certificate store is unavailable; try again in {} seconds",
+            Self::RETRY_AFTER_SECS
+        )
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -47,8 +56,8 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Errors of the connection, not of the statement: the database went away (I/O, TLS, a
-/// PostgreSQL shutdown or restart: SQLSTATE class 08 and 57P01 to 57P03), or no connection
-/// was free in time.
+/// PostgreSQL shutdown or restart: SQLSTATE class 08 and 57P01 to 57P03), it has no
+/// connection to spare (53300), or no connection of the pool was free in time.
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -56,9 +65,9 @@ fn is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+        }),
         _ => false,
     }
 }
@@ -438,6 +447,9 @@ pub trait Store: Send + Sync {
     /// Ends a job when none of its rows is pending or running: `completed`, or `failed` when
     /// no row was issued; true if it did.
     async fn finish_job_if_done(&self, id: i64) -> Result<bool, StoreError>;
+    /// `finish_job_if_done` for every running job (a worker that died, or lost the
+    /// database, between its row's last write and the finish); how many it ended.
+    async fn finish_jobs_if_done(&self) -> Result<u64, StoreError>;
     /// Download confirmed: drops the sealed keys and password; frees the owner.
     async fn confirm_job(&self, id: i64) -> Result<bool, StoreError>;
     /// Rows claimed before `claimed_before` and still running (their worker died, or was

@@ -17,13 +17,24 @@ impl PgStore {
     /// Connects (waiting up to 30 s for the server) and runs the migrations. Several
     /// instances may start at once: sqlx serialises migrations with an advisory lock.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open_with(url, max_connections, Duration::from_secs(30)).await
+    }
+
+    /// `open`, waiting `acquire_timeout` for the server at start and for a free connection
+    /// afterwards (`database.acquire_timeout_secs`): past it a request fails with
+    /// `StoreError::Unavailable` (503).
+    pub async fn open_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let opts: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Db(format!("database.url: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await?;
         // (no users table yet: a new database)

@@ -552,6 +552,20 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn finish_jobs_if_done(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE jobs SET finished_at = $1,
+                 state = CASE WHEN EXISTS (SELECT 1 FROM job_items WHERE job_id = jobs.id AND state = 'done')
+                              THEN 'completed' ELSE 'failed' END
+             WHERE state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM job_items WHERE job_id = jobs.id AND state IN ('pending', 'running'))",
+        )
+        .bind(timestamp(SystemTime::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn confirm_job(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(

@@ -1,7 +1,8 @@
 //! Several instances: two real `estd serve` processes on different ports sharing one
 //! PostgreSQL (started by the test) and one data directory (CA, TLS certificate, job key).
 //! Enrollments split between them, a bulk job worked by both and steered through either,
-//! a portal session made on one used on the other, and one killed mid-job.
+//! a portal session made on one used on the other, and one killed mid-job. And one instance
+//! through a PostgreSQL outage (503, then enrollments again).
 
 mod common;
 
@@ -407,4 +408,80 @@ async fn killing_one_instance_mid_job_lets_the_other_finish_it() {
         taken_over >= 1,
         "B finished A's rows after the lease: {running}"
     );
+}
+
+/// PostgreSQL stops under a running instance: EST and the JSON API answer 503 with
+/// `Retry-After` (not a 500, not a 401 for a user that could not be looked up) within
+/// `database.acquire_timeout_secs`, and enrollments work again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_then_recovers() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pg = Pg::start();
+    let url = pg.url("estd");
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = spawn_estd(
+        dir.path(),
+        &[
+            ("ESTD_DATABASE_URL", &url),
+            ("ESTD_DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+            ("ESTD_LIMITS_SHUTDOWN_GRACE_SECS", "1"),
+        ],
+        Stdio::null(),
+    );
+    let _instance = Instance { child, port };
+    let password = std::fs::read_to_string(dir.path().join("admin-password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let http = client(
+        &std::fs::read(dir.path().join("certs/root-ca.pem")).unwrap(),
+        None,
+        false,
+    );
+    let enroll = || async {
+        http.post(Cluster::url(port, "/.well-known/est/simpleenroll"))
+            .basic_auth("admin", Some(&password))
+            .header("content-type", "application/pkcs10")
+            .body(b64(&csr(&key(Key::P256), "admin", &[])))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(enroll().await.status(), 200);
+
+    pg.stop();
+    let r = enroll().await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let text = r.text().await.unwrap();
+    assert!(
+        text.starts_with("The certificate store is unavailable; try again in 5 seconds"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("database"),
+        "no detail for the client: {text}"
+    );
+    // the JSON API: authentication needs the user row
+    let r = http
+        .get(Cluster::url(port, "/api/v1/certificates"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+
+    pg.start_again();
+    let mut back = false;
+    for _ in 0..30 {
+        if enroll().await.status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(back, "enrollments work again after the database is back");
 }

@@ -11,6 +11,8 @@ pub struct Pg {
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
+    /// The server's options (`pg_ctl -o`), to start it again the same way.
+    opts: String,
 }
 
 fn bindir() -> PathBuf {
@@ -117,9 +119,42 @@ impl Pg {
             bin,
             port,
             as_postgres,
+            opts,
         };
         pg.psql("postgres", "CREATE DATABASE estd");
         pg
+    }
+
+    /// Stops the server (`-m fast`: its connections are cut), the first half of a restart.
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
+        run(
+            self.as_postgres,
+            &self.bin.join("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts it again after `stop`, on the same port.
+    pub fn start_again(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        run(
+            self.as_postgres,
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &self.opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
     }
 
     /// The URL of a database on this server.

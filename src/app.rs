@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::auth;
 use crate::ca::devpki::{self, CaPaths};
 use crate::ca::{CaError, Issuer};
@@ -22,6 +22,7 @@ use crate::pack::BundleAssets;
 use crate::policy::{Template, TemplateError, Templates};
 use crate::server::{self, ServerLimits};
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::web::AppState;
 
 /// The template used when the templates directory is not there (running from elsewhere
 /// than the repository): the same text as `conf/templates/default.toml`.
@@ -267,7 +268,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         bundle,
         session_idle: config.session_idle,
         session_max: config.session_max,
-        audit_limiter: crate::api::AuditLimiter::new(config.audit_unauthenticated_per_minute),
+        audit_limiter: crate::web::AuditLimiter::new(config.audit_unauthenticated_per_minute),
         jobs,
         revocation,
     });
@@ -443,7 +444,7 @@ pub async fn start_with_shutdown(
         Some(l) => {
             let a = l.local_addr().map_err(server::ServerError::from)?;
             let routes = match &built.state.revocation {
-                Some(service) => crate::revocation::routes(service.clone()),
+                Some(service) => crate::api::revocation::routes(service.clone()),
                 None => axum::Router::new(),
             };
             plain_tasks.push(tokio::spawn(plain(

@@ -259,9 +259,18 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             key,
             chain,
             force,
-        }) => estd::ca::import::import(&config, &cert, &key, chain.as_deref(), force)
-            .map(|text| estd::out!("{text}"))
-            .map_err(|e| e.to_string()),
+        }) => estd::ca::import::import(
+            estd::ca::import::Target {
+                ca_dir: &config.ca_dir,
+                tls_cert: &config.tls_cert,
+            },
+            &cert,
+            &key,
+            chain.as_deref(),
+            force,
+        )
+        .map(|text| estd::out!("{text}"))
+        .map_err(|e| e.to_string()),
         Command::Requests {
             since,
             user,
@@ -388,7 +397,7 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
                 estd::outln!(
                     "{}	{}	{}	{}	{}	{}	{}",
                     c.serial,
-                    estd::api::certs::status_text(&c, r.as_ref(), &filter.now),
+                    estd::service::certs::status_text(&c, r.as_ref(), &filter.now),
                     c.template,
                     c.requester,
                     c.subject,
@@ -415,7 +424,7 @@ async fn cert(cmd: CertCommand, config: Config) -> Result<(), String> {
             estd::outln!("serial:      {}", c.serial);
             estd::outln!(
                 "status:      {}",
-                estd::api::certs::status_text(&c, r.as_ref(), &now)
+                estd::service::certs::status_text(&c, r.as_ref(), &now)
             );
             if let Some(r) = &r {
                 estd::outln!(

@@ -343,7 +343,7 @@ async fn the_issued_certificate_follows_the_csr_and_template() {
         vec![der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2")]
     );
     // recorded, with its audit row
-    let serial = estd::ca::hex(tbs.serial_number().as_bytes());
+    let serial = estd::est::hex(tbs.serial_number().as_bytes());
     let rec = env
         .state
         .store

@@ -7,7 +7,6 @@ mod common;
 use axum::http::StatusCode;
 use common::inproc::*;
 use common::*;
-use estd::api::testcert;
 use estd::est::SanEntry;
 
 const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
@@ -320,32 +319,32 @@ async fn fields_are_checked_and_nothing_is_issued() {
         (
             req("t-upn", "Test Cert", "joe", "example.com", ""),
             "cert_name",
-            testcert::NAME_HAS_SPACES,
+            estd::fields::NAME_HAS_SPACES,
         ),
         (
             req("t-upn", "", "joe", "example.com", ""),
             "cert_name",
-            testcert::NAME_MISSING,
+            estd::fields::NAME_MISSING,
         ),
         (
             req("t-upn", "TestCert", "joe", "example", ""),
             "domain",
-            testcert::DOMAIN_INVALID,
+            estd::fields::DOMAIN_INVALID,
         ),
         (
             req("t-upn", "TestCert", "joe", "exa mple.com", ""),
             "domain",
-            testcert::DOMAIN_INVALID,
+            estd::fields::DOMAIN_INVALID,
         ),
         (
             req("t-upn", "TestCert", "joe", "example.com", "joe"),
             "email",
-            testcert::EMAIL_INVALID,
+            estd::fields::EMAIL_INVALID,
         ),
         (
             req("t-upn", "TestCert", "joe@example.com", "", ""),
             "user_name",
-            testcert::USER_INVALID,
+            estd::fields::USER_INVALID,
         ),
         (
             req("nope", "TestCert", "joe", "example.com", ""),

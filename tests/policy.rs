@@ -174,7 +174,7 @@ async fn a_cn_that_is_not_the_user_is_403_unless_admin() {
         "O=Example,OU=POS,CN=bob"
     );
     // and the certificate is recorded as requested by the admin
-    let serial = estd::ca::hex(
+    let serial = estd::est::hex(
         certs_of(&r.body)[0]
             .tbs_certificate()
             .serial_number()
@@ -708,7 +708,7 @@ async fn manual_approval_202_then_approve_then_200() {
     assert_eq!(r.status, 200, "{}", r.text());
     let cert = &certs_of(&r.body)[0];
     assert_eq!(cert.tbs_certificate().subject().to_string(), "CN=alice");
-    let serial = estd::ca::hex(cert.tbs_certificate().serial_number().as_bytes());
+    let serial = estd::est::hex(cert.tbs_certificate().serial_number().as_bytes());
     let p = store.get_pending(id).await.unwrap().unwrap();
     assert_eq!(
         (p.state, p.serial.as_deref()),
@@ -718,7 +718,7 @@ async fn manual_approval_202_then_approve_then_200() {
     let r = as_alice(&env, "manual", &request).await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        estd::ca::hex(
+        estd::est::hex(
             certs_of(&r.body)[0]
                 .tbs_certificate()
                 .serial_number()

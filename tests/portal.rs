@@ -483,7 +483,7 @@ async fn idle_sessions_end() {
     // an abandoned session (never presented again) is swept from the store
     let mut abandoned = Browser::new(&s);
     abandoned.login("admin", &s.admin_password).await;
-    let hash = estd::api::session::hash(&abandoned.cookie("__Host-estd_session").unwrap());
+    let hash = estd::web::session::hash(&abandoned.cookie("__Host-estd_session").unwrap());
     assert!(s.state().store.get_session(&hash).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert!(
@@ -785,7 +785,7 @@ async fn test_certificate_page_and_requests_page() {
     assert_eq!(r.status(), 400);
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let html = r.text().await.unwrap();
-    assert_eq!(alert(&html), estd::api::testcert::NAME_HAS_SPACES);
+    assert_eq!(alert(&html), estd::fields::NAME_HAS_SPACES);
     assert!(
         html.contains(
             "id=\"cert_name\" name=\"cert_name\" value=\"Test Cert\" aria-invalid=\"true\""
@@ -812,7 +812,7 @@ async fn test_certificate_page_and_requests_page() {
     let (status, html) = b.get("/portal/requests?since=10m&failed=1").await;
     assert_eq!(status, 200);
     assert!(html.contains(&rid), "joe sees his failed request");
-    assert!(html.contains(estd::api::testcert::NAME_HAS_SPACES));
+    assert!(html.contains(estd::fields::NAME_HAS_SPACES));
     assert!(!html.contains(&serial), "only failures: {html}");
     assert!(!html.contains(&admin_rid), "not the admin's");
     assert!(

@@ -3,19 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::json::{authenticate, json_error, json_response, zip_response};
+use super::json::{authenticate, json_response};
 use super::{AppState, AuditNote};
 use crate::auth::Principal;
-use crate::jobs::{BulkError, JobStatus, Submission};
+use crate::jobs::{BulkError, JobStatus};
 use crate::model::ConnInfo;
-
-/// Largest bulk upload: 500 rows are far below it.
-pub const MAX_UPLOAD: usize = 1024 * 1024;
+use crate::web::{json_error, read_submission, status_of_bulk, zip_response};
 
 pub(super) async fn template_csv() -> Response {
     let mut resp = crate::jobs::csv::TEMPLATE.into_response();
@@ -31,24 +28,8 @@ pub(super) async fn template_csv() -> Response {
     resp
 }
 
-/// The HTTP status and code of a bulk error.
-pub fn status_of(e: &BulkError) -> (StatusCode, &'static str) {
-    match e {
-        BulkError::Busy(_) => (StatusCode::CONFLICT, "busy"),
-        BulkError::Csv(_) => (StatusCode::BAD_REQUEST, "csv"),
-        BulkError::Rows(_) => (StatusCode::BAD_REQUEST, "rows"),
-        BulkError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        BulkError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        BulkError::Busy503(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-        BulkError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        BulkError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        BulkError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
-}
-
 fn bulk_error(e: &BulkError) -> Response {
-    let (status, code) = status_of(e);
+    let (status, code) = status_of_bulk(e);
     let rows: Vec<serde_json::Value> = match e {
         BulkError::Rows(rows) => rows
             .iter()
@@ -147,71 +128,6 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, req: Request) -> 
         Err(r) => r,
     };
     noted(resp, "bulk-submit", Some(&principal.name))
-}
-
-/// Reads the multipart form: `csv` (the file), `template`, `description`, `format`,
-/// `password` (and `csrf`, which the portal's form carries).
-pub async fn read_submission(req: Request) -> Result<(Submission, String), Response> {
-    let bad = |m: String| json_error(StatusCode::BAD_REQUEST, "invalid", &m);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_UPLOAD) {
-        return Err(json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            &format!("the upload is larger than {MAX_UPLOAD} bytes"),
-        ));
-    }
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| bad(format!("expected multipart/form-data: {e}")))?;
-    let mut sub = Submission {
-        template: String::new(),
-        description: String::new(),
-        format: String::new(),
-        password: zeroize::Zeroizing::new(String::new()),
-        csv: Vec::new(),
-    };
-    let mut csrf = String::new();
-    let mut total = 0usize;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad(format!("unreadable form: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        let data: Bytes = field
-            .bytes()
-            .await
-            .map_err(|e| bad(format!("unreadable field {name}: {e}")))?;
-        total += data.len();
-        if total > MAX_UPLOAD {
-            return Err(json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                &format!("the upload is larger than {MAX_UPLOAD} bytes"),
-            ));
-        }
-        let text = || String::from_utf8_lossy(&data).trim().to_string();
-        match name.as_str() {
-            "csv" => sub.csv = data.to_vec(),
-            "template" => sub.template = text(),
-            "description" => sub.description = text(),
-            "format" => sub.format = text(),
-            "password" => {
-                sub.password = zeroize::Zeroizing::new(String::from_utf8_lossy(&data).to_string())
-            }
-            "csrf" => csrf = text(),
-            _ => {}
-        }
-    }
-    if sub.csv.is_empty() {
-        return Err(bad("Choose a CSV file".into()));
-    }
-    Ok((sub, csrf))
 }
 
 pub(super) async fn status(

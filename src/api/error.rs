@@ -8,7 +8,7 @@ use crate::enroll::EnrollError;
 use crate::est::WireError;
 
 /// The portal FAQ's text for a CSR that cannot be read.
-pub const MALFORMED_CSR: &str = "ISE server error - The given CSR text is malformed";
+pub use crate::est::MALFORMED_CSR;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -157,6 +157,30 @@ impl IntoResponse for EstError {
         }
         resp
     }
+}
+
+/// The HTTP status of a service's kind of refusal (the JSON API's and the portal's).
+pub fn status_of(kind: crate::service::Kind) -> StatusCode {
+    use crate::service::Kind;
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::Pending => StatusCode::ACCEPTED,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A refused single or test certificate as the JSON API's error.
+pub(super) fn single_error(e: crate::service::single::SingleError) -> super::json::ApiError {
+    (
+        status_of(e.kind),
+        e.field.as_str().to_string(),
+        e.message,
+        e.detail,
+    )
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::body_response;
 use super::error::EstError;
-use super::{AppState, AuditNote, RequestId, body_response};
 use crate::auth::{self, Principal};
 use crate::enroll::{EnrollRequest, Outcome, Renewing};
 use crate::est::{self, Csr, Operation};
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::Template;
+use crate::web::{AppState, AuditNote, RequestId};
 
 pub(super) async fn without_label(
     State(state): State<Arc<AppState>>,

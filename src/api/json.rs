@@ -9,11 +9,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::single::{self, SingleRequest};
-use super::testcert;
-use super::{AppState, AuditNote, RequestId, session};
 use crate::auth::{self, Principal};
 use crate::model::{ConnInfo, RequestMeta};
+use crate::service::single::{self, SingleRequest};
+use crate::service::testcert;
+use crate::web::{AppState, AuditNote, RequestId, json_error, session, zip_response};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,34 +45,6 @@ pub(super) async fn certificates(State(state): State<Arc<AppState>>, req: Reques
 
 pub(super) async fn certificates_csr(State(state): State<Arc<AppState>>, req: Request) -> Response {
     handle(state, req, true).await
-}
-
-/// A JSON error response.
-pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"estd\""),
-        );
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        // our own messages say "try again in N seconds"
-        let secs = message
-            .split("try again in ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(1);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    resp
 }
 
 async fn handle(state: Arc<AppState>, req: Request, csr: bool) -> Response {
@@ -215,7 +187,7 @@ pub(super) async fn prelude(
     note: &mut AuditNote,
 ) -> Result<Prelude, ApiError> {
     let (parts, body) = req.into_parts();
-    if !super::media_type_is(&parts.headers, "application/json") {
+    if !crate::web::media_type_is(&parts.headers, "application/json") {
         return Err(err(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -295,16 +267,13 @@ async fn inner(
         label: Some(request.template.clone()),
     };
     note.label = meta.label.clone();
-    match single::issue_single(state, &meta, &principal, &request, op).await {
+    match single::issue_single(&state.ctx(), &meta, &principal, &request, op).await {
         Ok(z) => {
             note.serial = Some(z.serial);
             note.recorded = true;
             Ok(zip_response(&z.file_name, z.zip))
         }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            Err((status, e.field.as_str().to_string(), e.message, e.detail))
-        }
+        Err(e) => Err(super::error::single_error(e)),
     }
 }
 
@@ -329,12 +298,9 @@ pub(super) async fn test_certificate(State(state): State<Arc<AppState>>, req: Re
             label: Some(request.template.chars().take(64).collect()),
         };
         note.label = meta.label.clone();
-        let t = testcert::issue_test(&state, &meta, &principal, &request)
+        let t = testcert::issue_test(&state.ctx(), &meta, &principal, &request)
             .await
-            .map_err(|e| {
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-                (status, e.field.as_str().to_string(), e.message, e.detail)
-            })?;
+            .map_err(super::error::single_error)?;
         note.serial = Some(t.serial.clone());
         note.recorded = true;
         let value = serde_json::to_value(&t).map_err(|e| {
@@ -360,22 +326,6 @@ pub(super) fn json_response(status: StatusCode, value: &serde_json::Value) -> Re
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// A zip download.
-pub fn zip_response(file_name: &str, zip: Vec<u8>) -> Response {
-    let mut resp = Bytes::from(zip).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    // file_name is made of [A-Za-z0-9._-] (pack::safe_name): a valid header value
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

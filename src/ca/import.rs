@@ -11,7 +11,6 @@ use x509_cert::Certificate;
 
 use super::devpki::{CaPaths, create_private_dir, files_err as bad, read_certs, replace_file};
 use super::{CaError, LocalIssuer};
-use crate::config::Config;
 
 const BASIC_CONSTRAINTS: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("2.5.29.19");
@@ -54,9 +53,16 @@ fn check_ca(path: &Path, cert: &Certificate) -> Result<(), CaError> {
     Ok(())
 }
 
-/// Imports the CA; returns what to tell the operator.
+/// Where the CA goes, and the TLS certificate whose issuer is checked against it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub ca_dir: &'a Path,
+    pub tls_cert: &'a Path,
+}
+
+/// Imports the CA into `to.ca_dir`; returns what to tell the operator.
 pub fn import(
-    config: &Config,
+    to: Target<'_>,
     cert_path: &Path,
     key_path: &Path,
     chain_path: Option<&Path>,
@@ -89,8 +95,8 @@ pub fn import(
     let issuer = LocalIssuer::new(chain, key)?;
     super::Issuer::check_key(&issuer)?;
 
-    let paths = CaPaths::in_dir(&config.ca_dir);
-    create_private_dir(&config.ca_dir)?;
+    let paths = CaPaths::in_dir(to.ca_dir);
+    create_private_dir(to.ca_dir)?;
     let existing: Vec<&Path> = [
         &paths.issuing_cert,
         &paths.issuing_key,
@@ -106,7 +112,7 @@ pub fn import(
         if !force {
             return Err(CaError::Files(format!(
                 "{} already holds a CA ({}); give --force to replace it (its files are kept, renamed)",
-                config.ca_dir.display(),
+                to.ca_dir.display(),
                 existing
                     .iter()
                     .map(|p| p.display().to_string())
@@ -150,7 +156,7 @@ pub fn import(
         above.len(),
     ));
     // the TLS certificate and the OCSP responder were the old CA's
-    if let Ok(tls) = CertificateDer::pem_file_iter(&config.tls_cert)
+    if let Ok(tls) = CertificateDer::pem_file_iter(to.tls_cert)
         .map_err(|e| e.to_string())
         .and_then(|mut i| {
             i.next()
@@ -162,7 +168,7 @@ pub fn import(
     {
         out.push_str(&format!(
             "note: the TLS certificate {} was not issued by this CA; install your own (then SIGHUP), or delete it and its key to have one issued at the next start\n",
-            config.tls_cert.display()
+            to.tls_cert.display()
         ));
     }
     out.push_str("the OCSP responder certificate is issued again at the next start; restart estd to use the imported CA\n");

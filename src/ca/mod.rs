@@ -11,16 +11,15 @@ pub mod seal;
 use std::time::{Duration, SystemTime};
 
 use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode, Tag, Tagged};
+use der::{Decode, Encode};
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
-    SerialNumber, SignatureAlgorithm,
+    CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm,
 };
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 
-use crate::est::KeyType;
+use crate::est::{KeyType, hex, unhex};
 
 /// What went wrong issuing a certificate.
 #[derive(Debug, thiserror::Error)]
@@ -187,51 +186,12 @@ fn spki_algorithm(key: KeyType) -> &'static SignatureAlgorithm {
     }
 }
 
-/// A key pair the server generated (`/serverkeygen`, portal). The PKCS#8 is wiped on drop;
-/// never store or log it.
-pub struct GeneratedKey {
-    pub key_type: KeyType,
-    /// subjectPublicKey bits, as a CSR would carry them.
-    pub public_key: Vec<u8>,
-    /// PKCS#8 PrivateKeyInfo, DER.
-    pub pkcs8: zeroize::Zeroizing<Vec<u8>>,
-}
+pub use crate::est::{GeneratedKey, dn_from_name};
 
-impl std::fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GeneratedKey({}, private key redacted)", self.key_type)
-    }
-}
-
-/// Generates a key pair (aws-lc-rs). RSA takes tens to hundreds of milliseconds: call it
-/// off the async executor.
+/// Generates a key pair (aws-lc-rs), failing as the CA does. RSA takes tens to hundreds of
+/// milliseconds: call it off the async executor.
 pub fn generate_key(key_type: KeyType) -> Result<GeneratedKey, CaError> {
-    use rcgen::RsaKeySize;
-    let fail = |e: rcgen::Error| CaError::Signing(format!("key generation: {e}"));
-    let kp = match key_type {
-        KeyType::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-        KeyType::EcP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-        KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
-        KeyType::Rsa(bits) => {
-            let size = match bits {
-                2048 => RsaKeySize::_2048,
-                3072 => RsaKeySize::_3072,
-                4096 => RsaKeySize::_4096,
-                other => {
-                    return Err(CaError::Signing(format!(
-                        "RSA keys of {other} bits cannot be generated (2048, 3072 or 4096)"
-                    )));
-                }
-            };
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)
-        }
-    }
-    .map_err(fail)?;
-    Ok(GeneratedKey {
-        key_type,
-        public_key: kp.public_key_raw().to_vec(),
-        pkcs8: zeroize::Zeroizing::new(kp.serialize_der()),
-    })
+    crate::est::generate_key(key_type).map_err(CaError::Signing)
 }
 
 /// A 16-byte serial number, positive and without a leading zero byte: `0x40`, the time in
@@ -251,28 +211,6 @@ pub fn new_serial() -> Result<[u8; 16], CaError> {
     b[0] = 0x40;
     b[1..7].copy_from_slice(&ms.to_be_bytes()[2..]);
     Ok(b)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    s
-}
-
-/// The bytes of lower- or upper-case hex (an even number of digits).
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// RFC 5280 reason code → rcgen's (unknown codes and `removeFromCRL` as unspecified).
@@ -314,7 +252,7 @@ fn subject_der(cert: &[u8]) -> Option<Vec<u8>> {
 
 /// The DER content of an Authority Information Access extension naming one OCSP responder.
 fn aia_ocsp(url: &str) -> Vec<u8> {
-    use ocsp::tlv;
+    use crate::est::tlv;
     // AccessDescription { id-ad-ocsp, uniformResourceIdentifier [6] IA5String }
     let mut desc = vec![0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
     desc.extend_from_slice(&tlv(0x86, url.as_bytes()));
@@ -452,45 +390,6 @@ impl Issuer for LocalIssuer {
     }
 }
 
-/// Converts an X.509 name into rcgen's model, refusing what that model cannot hold exactly
-/// (an attribute type used twice, a multi-valued RDN, an unusual string type).
-pub fn dn_from_name(name: &Name) -> Result<DistinguishedName, String> {
-    let mut dn = DistinguishedName::new();
-    let mut seen = Vec::new();
-    for rdn in name.iter_rdn() {
-        let mut atvs = rdn.iter();
-        let (Some(atv), None) = (atvs.next(), atvs.next()) else {
-            return Err("multi-valued RDNs are not supported".into());
-        };
-        let arcs: Vec<u64> = atv.oid.arcs().map(u64::from).collect();
-        if seen.contains(&atv.oid) {
-            return Err(format!("attribute {} appears more than once", atv.oid));
-        }
-        seen.push(atv.oid);
-        let bytes = atv.value.value();
-        let text =
-            || std::str::from_utf8(bytes).map_err(|_| format!("attribute {} is not text", atv.oid));
-        let invalid = |e: rcgen::Error| format!("attribute {}: {e}", atv.oid);
-        let value = match atv.value.tag() {
-            Tag::Utf8String => DnValue::Utf8String(text()?.to_owned()),
-            Tag::PrintableString => DnValue::PrintableString(text()?.try_into().map_err(invalid)?),
-            Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(invalid)?),
-            Tag::TeletexString => DnValue::TeletexString(text()?.try_into().map_err(invalid)?),
-            Tag::BmpString => DnValue::BmpString(
-                rcgen::string::BmpString::from_utf16be(bytes.to_vec()).map_err(invalid)?,
-            ),
-            other => {
-                return Err(format!(
-                    "attribute {} has unsupported string type {other}",
-                    atv.oid
-                ));
-            }
-        };
-        dn.push(DnType::from_oid(&arcs), value);
-    }
-    Ok(dn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,7 +460,6 @@ mod tests {
         let same: std::collections::HashSet<[u8; 16]> =
             (0..1000).map(|_| new_serial().unwrap()).collect();
         assert_eq!(same.len(), 1000);
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

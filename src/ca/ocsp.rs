@@ -10,7 +10,7 @@ use x509_cert::ext::Extensions;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
-use super::hex;
+use crate::est::{hex, tlv};
 
 pub const CT_REQUEST: &str = "application/ocsp-request";
 pub const CT_RESPONSE: &str = "application/ocsp-response";
@@ -293,23 +293,6 @@ fn signature_algorithm(key: &rcgen::KeyPair) -> Result<Vec<u8>, String> {
         content.extend_from_slice(&[0x05, 0x00]);
     }
     Ok(tlv(0x30, &content))
-}
-
-/// A DER tag-length-value.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let len = n.to_be_bytes();
-        let skip = len.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (len.len() - skip) as u8);
-        out.extend_from_slice(&len[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 #[cfg(test)]

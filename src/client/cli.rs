@@ -296,19 +296,19 @@ fn show(der: &[u8]) -> Result<Shown, Stop> {
     Ok(Shown {
         subject: tbs.subject().to_string(),
         issuer: tbs.issuer().to_string(),
-        serial: crate::ca::hex(tbs.serial_number().as_bytes()),
+        serial: crate::est::hex(tbs.serial_number().as_bytes()),
         not_after: tbs.validity().not_after.to_string(),
         san,
     })
 }
 
 fn generate(key_type: &str) -> Result<rcgen::KeyPair, Stop> {
-    let allowed = crate::policy::AllowedKey::parse(key_type).ok_or_else(|| {
+    let key_type = crate::est::KeyType::parse(key_type).ok_or_else(|| {
         Stop::Local(format!(
             "--key-type {key_type:?}: use ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519"
         ))
     })?;
-    let g = crate::ca::generate_key(allowed.key_type()).map_err(local("key generation"))?;
+    let g = crate::est::generate_key(key_type).map_err(Stop::Local)?;
     rcgen::KeyPair::try_from(g.pkcs8.as_slice()).map_err(local("key generation"))
 }
 
@@ -483,7 +483,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             let current = read_key(key)?;
             let old = x509_cert::Certificate::from_der(&chain[0])
                 .map_err(local(&cert.display().to_string()))?;
-            let subject = crate::ca::dn_from_name(old.tbs_certificate().subject())
+            let subject = crate::est::dn_from_name(old.tbs_certificate().subject())
                 .map_err(|e| Stop::Local(format!("{}: {e}", cert.display())))?;
             let san = crate::est::cert_identity(&chain[0])
                 .map_err(local(&cert.display().to_string()))?
@@ -637,7 +637,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             key_type,
             out_dir,
         } => {
-            let fields = crate::api::testcert::TestRequest {
+            let fields = crate::fields::TestRequest {
                 template: args.label.clone().unwrap_or_default(),
                 cert_name: cert_name.clone(),
                 user_name: user_name
@@ -648,8 +648,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 email: email.clone().unwrap_or_default(),
             };
             // the connector's own checks, with estd's words
-            let vars =
-                crate::api::testcert::check_fields(&fields).map_err(|e| Stop::Fail(e.message))?;
+            let vars = crate::fields::check_fields(&fields).map_err(|e| Stop::Fail(e.message))?;
             let san =
                 super::connector_san(*san_style, san_pattern, &vars, fill).map_err(Stop::Local)?;
             let kp = generate(key_type)?;
@@ -665,7 +664,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             );
             let certs = issued(client(None)?.enroll("simpleenroll", &der).await?)?;
             check_key(&certs[0], &kp)?;
-            let name = crate::pack::safe_name(cert_name.trim());
+            let name = crate::fields::safe_name(cert_name.trim());
             let cert_path = out_dir.join(format!("{name}.pem"));
             let key_path = out_dir.join(format!("{name}.key"));
             save(&cert_path, &pem_chain(&certs[..1]), false)?;

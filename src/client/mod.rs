@@ -86,7 +86,7 @@ impl Endpoint {
             None => None,
         };
         if let Some(l) = label
-            && !crate::policy::valid_label(l)
+            && !crate::est::valid_label(l)
         {
             return Err(format!(
                 "{l:?} is not a CA label (letters, digits, - and _)"
@@ -488,7 +488,7 @@ pub fn parse_san(s: &str) -> Result<SanEntry, String> {
     Ok(match kind.to_ascii_lowercase().as_str() {
         "dns" => SanEntry::Dns(value.into()),
         "email" => SanEntry::Email(value.into()),
-        "upn" => SanEntry::OtherName(crate::policy::UPN_OID.into(), value.into()),
+        "upn" => SanEntry::OtherName(crate::est::oids::UPN_OID.into(), value.into()),
         "uri" => SanEntry::Uri(value.into()),
         "ip" => SanEntry::Ip(
             value
@@ -539,7 +539,7 @@ pub enum SanStyleArg {
 pub fn connector_san(
     style: SanStyleArg,
     pattern: &[String],
-    vars: &crate::policy::SanVars,
+    vars: &crate::fields::SanVars,
     fill: &str,
 ) -> Result<Vec<SanEntry>, String> {
     let specs: Vec<String> = match style {
@@ -558,9 +558,9 @@ pub fn connector_san(
     };
     let entries = specs
         .iter()
-        .map(|s| crate::policy::PatternEntry::parse(s))
+        .map(|s| crate::fields::PatternEntry::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::policy::build_pattern(&entries, vars, fill))
+    Ok(crate::fields::build_pattern(&entries, vars, fill))
 }
 
 #[cfg(test)]
@@ -620,7 +620,7 @@ mod tests {
         );
         assert_eq!(
             parse_san("upn:joe@example.com").unwrap(),
-            SanEntry::OtherName(crate::policy::UPN_OID.into(), "joe@example.com".into())
+            SanEntry::OtherName(crate::est::oids::UPN_OID.into(), "joe@example.com".into())
         );
         assert_eq!(
             parse_san("ip:127.0.0.1").unwrap(),
@@ -633,13 +633,13 @@ mod tests {
 
     #[test]
     fn the_connectors_san_styles() {
-        let vars = crate::policy::SanVars {
+        let vars = crate::fields::SanVars {
             uname: Some("joe".into()),
             email: None,
             domain: Some("example.com".into()),
             cn: Some("TestCert".into()),
         };
-        let upn = |s: &str| SanEntry::OtherName(crate::policy::UPN_OID.into(), s.into());
+        let upn = |s: &str| SanEntry::OtherName(crate::est::oids::UPN_OID.into(), s.into());
         assert_eq!(
             connector_san(SanStyleArg::None, &[], &vars, "Test").unwrap(),
             vec![]

@@ -619,7 +619,7 @@ impl TryFrom<RawConfig> for Config {
                 ),
             ));
         };
-        if !crate::policy::valid_label(&raw.est.default_template) {
+        if !crate::est::valid_label(&raw.est.default_template) {
             return Err(bad(
                 "est.default_template",
                 format!(

@@ -9,6 +9,7 @@ use crate::ca::{CaError, IssuanceRequest, Issuer};
 use crate::est::{self, Csr, SanEntry};
 use crate::model::RequestMeta;
 use crate::policy::{Approval, EvalContext, PolicyError, Requester, ReservedNames, Template};
+use crate::revocation::{RevokedKeys, public_key_fingerprint};
 use crate::store::{
     AuditEvent, CertRecord, PendingRecord, PendingState, Store, StoreError, UserRecord, timestamp,
 };
@@ -990,44 +991,13 @@ fn san_text(entries: &[SanEntry]) -> String {
         .join(", ")
 }
 
-/// SHA-256 of a public key's bits (a CSR's, a certificate's): which keys were revoked.
-pub fn public_key_fingerprint(public_key: &[u8]) -> String {
-    crate::ca::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key).as_ref())
-}
-
-/// The keys of revoked certificates (kept by the revocation service): no new certificate
-/// for them.
-#[derive(Debug, Default)]
-pub struct RevokedKeys(std::sync::RwLock<std::collections::HashMap<String, String>>);
-
-impl RevokedKeys {
-    /// The serial of a revoked certificate with this key, if any.
-    pub fn serial_for(&self, fingerprint: &str) -> Option<String> {
-        self.0.read().ok()?.get(fingerprint).cloned()
-    }
-
-    pub fn insert(&self, fingerprint: String, serial: String) {
-        if let Ok(mut m) = self.0.write() {
-            m.insert(fingerprint, serial);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.read().map_or(0, |m| m.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// SHA-256 of the key type and public key: identifies a client's repeated request.
 pub fn key_fingerprint(csr: &Csr) -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(csr.key_type.to_string().as_bytes());
     ctx.update(b":");
     ctx.update(&csr.public_key);
-    crate::ca::hex(ctx.finish().as_ref())
+    crate::est::hex(ctx.finish().as_ref())
 }
 
 /// RFC 7030 §4.2.2: the Subject and SubjectAltName of a re-enrollment must be those of the
@@ -1079,7 +1049,7 @@ pub fn subject_of(cert_der: &[u8]) -> Option<String> {
 pub fn serial_of(cert_der: &[u8]) -> Result<String, der::Error> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(cert_der)?;
-    Ok(crate::ca::hex(
+    Ok(crate::est::hex(
         cert.tbs_certificate().serial_number().as_bytes(),
     ))
 }

@@ -290,11 +290,11 @@ pub fn san_entries(der: &[u8]) -> Result<Vec<SanEntry>, WireError> {
                 let value = if other.value.tag() == Tag::Utf8String {
                     String::from_utf8_lossy(other.value.value()).into_owned()
                 } else {
-                    crate::ca::hex(&other.value.to_der().map_err(der_err)?)
+                    crate::est::hex(&other.value.to_der().map_err(der_err)?)
                 };
                 SanEntry::OtherName(other.type_id.to_string(), value)
             }
-            other => SanEntry::Other(crate::ca::hex(&other.to_der().map_err(der_err)?)),
+            other => SanEntry::Other(crate::est::hex(&other.to_der().map_err(der_err)?)),
         });
     }
     out.sort();

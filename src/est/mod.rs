@@ -4,17 +4,24 @@
 //! Everything here is pure: bytes in, bytes or typed values out, no I/O.
 
 mod body;
+mod bytes;
 mod csr;
+mod keys;
 pub mod multipart;
 pub mod oids;
 mod pkcs7;
 
 pub use body::{decode_body, encode_body, pem};
+pub use bytes::{hex, tlv, unhex};
 pub use csr::{
     Csr, KeyType, RequestedSan, SanEntry, cert_identity, common_name, directory_string, encode_san,
     name_value,
 };
+pub use keys::{GeneratedKey, dn_from_name, generate_key};
 pub use pkcs7::{CsrAttr, certs_only, csrattrs};
+
+/// The seed's answer to a CSR that cannot be read (EST, the portal and the JSON API).
+pub const MALFORMED_CSR: &str = "ISE server error - The given CSR text is malformed";
 
 /// Largest request body estd reads (64 KiB): a CSR is rarely over 4 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -101,6 +108,15 @@ pub fn is_pkcs10(ct: &str) -> bool {
     ct.split(';')
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(CT_PKCS10))
+}
+
+/// Is `s` usable as an EST label? (RFC 7030 §3.2.2: a path segment; not an operation name.)
+pub fn valid_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && Operation::from_segment(s).is_none()
 }
 
 #[cfg(test)]

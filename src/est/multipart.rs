@@ -7,7 +7,7 @@ use super::{CT_CERTS_ONLY, WireError, encode_body};
 pub fn new_boundary() -> Result<String, WireError> {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| WireError::Encode("no randomness".into()))?;
-    Ok(format!("estd-{}", crate::ca::hex(&b)))
+    Ok(format!("estd-{}", crate::est::hex(&b)))
 }
 
 /// The `Content-Type` of a serverkeygen response.

@@ -1,4 +1,10 @@
-//! Names for the OIDs an operator meets in `/csrattrs` and templates, for display only.
+//! OIDs estd writes itself, and names for the OIDs an operator meets in `/csrattrs` and
+//! templates (for display only).
+
+/// Microsoft's User Principal Name otherName.
+pub const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
+/// RFC 4524 / RFC 7030's macAddress, the default otherName OID for MACs.
+pub const MAC_ADDRESS_OID: &str = "1.3.6.1.1.1.1.22";
 
 /// The conventional name of an OID, when it is one estd or its peers use.
 pub fn oid_name(oid: &str) -> Option<&'static str> {

@@ -12,7 +12,7 @@ use super::WireError;
 /// DER SEQUENCE and copied, not decoded and encoded again (on every enrollment, that
 /// round trip through `cms` cost more than the rest of the encoding).
 pub fn certs_only(certs: &[&[u8]]) -> Result<Vec<u8>, WireError> {
-    use crate::ca::ocsp::tlv;
+    use super::tlv;
     /// id-signedData (1.2.840.113549.1.7.2) and id-data (…7.1), DER contents.
     const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
     const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];

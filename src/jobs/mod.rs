@@ -131,7 +131,7 @@ impl JobService {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut id = [0u8; 6];
         let instance = match aws_lc_rs::rand::fill(&mut id) {
-            Ok(()) => crate::ca::hex(&id),
+            Ok(()) => crate::est::hex(&id),
             Err(_) => format!("pid{}", std::process::id()),
         };
         Self {

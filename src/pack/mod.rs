@@ -220,49 +220,11 @@ pub fn pkcs12(
     writer.write().map_err(encode_err)
 }
 
-/// A name safe as a file name on every common filesystem: ASCII letters, digits, `-`, `_`
-/// and `.` only (anything else becomes `_`), no leading dot, at most 100 characters, and not
-/// a Windows device name.
-pub fn safe_name(s: &str) -> String {
-    const RESERVED: &[&str] = &[
-        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
-    ];
-    let mapped: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut name: String = mapped
-        .trim_start_matches('.')
-        .trim_end_matches('.')
-        .chars()
-        .take(100)
-        .collect();
-    if name.is_empty() {
-        name = "certificate".into();
-    }
-    let stem = name
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if RESERVED.contains(&stem.as_str()) {
-        name.insert(0, '_');
-    }
-    name
-}
-
 /// The base file name of a certificate: `<CN>_<SAN>`, or `<CN>` without a SAN.
 pub fn base_name(cn: &str, san: Option<&str>) -> String {
     match san.filter(|s| !s.is_empty()) {
-        Some(san) => safe_name(&format!("{cn}_{san}")),
-        None => safe_name(cn),
+        Some(san) => crate::fields::safe_name(&format!("{cn}_{san}")),
+        None => crate::fields::safe_name(cn),
     }
 }
 
@@ -517,13 +479,6 @@ mod tests {
             "Joe_11-22-33-44-55-66"
         );
         assert_eq!(base_name("Joe", None), "Joe");
-        assert_eq!(safe_name("a/b\\c:d*e?f\"g<h>i|j"), "a_b_c_d_e_f_g_h_i_j");
-        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(safe_name("..."), "certificate");
-        assert_eq!(safe_name("CON"), "_CON");
-        assert_eq!(safe_name("lpt1.txt"), "_lpt1.txt");
-        assert_eq!(safe_name("Jörg Müller"), "J_rg_M_ller");
-        assert_eq!(safe_name(&"x".repeat(300)).len(), 100);
         let mut used = HashSet::new();
         assert_eq!(unique(&mut used, "a.cer".into()), "a.cer");
         assert_eq!(unique(&mut used, "a.cer".into()), "a-2.cer");

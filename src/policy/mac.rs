@@ -52,7 +52,7 @@ impl Mac {
 
     /// RFC 9039 device URN: `urn:dev:mac:001122334455` (lower-case hex, no separators).
     pub fn urn(&self) -> String {
-        format!("urn:dev:mac:{}", crate::ca::hex(&self.0))
+        format!("urn:dev:mac:{}", crate::est::hex(&self.0))
     }
 
     /// Parses a SAN value that should hold a MAC: any accepted form, or an RFC 9039 URN.

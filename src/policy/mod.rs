@@ -140,14 +140,11 @@ pub enum AllowedKey {
 
 impl AllowedKey {
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ec-p256" => Self::EcP256,
-            "ec-p384" => Self::EcP384,
-            "rsa-2048" => Self::Rsa(2048),
-            "rsa-3072" => Self::Rsa(3072),
-            "rsa-4096" => Self::Rsa(4096),
-            "ed25519" => Self::Ed25519,
-            _ => return None,
+        Some(match KeyType::parse(s)? {
+            KeyType::EcP256 => Self::EcP256,
+            KeyType::EcP384 => Self::EcP384,
+            KeyType::Rsa(bits) => Self::Rsa(bits),
+            KeyType::Ed25519 => Self::Ed25519,
         })
     }
 
@@ -551,7 +548,7 @@ impl Template {
             reason,
         };
         let raw: RawTemplate = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
-        if !valid_label(&raw.name) {
+        if !crate::est::valid_label(&raw.name) {
             return Err(bad(format!(
                 "name: {:?} is not a valid EST label (letters, digits, '-' and '_', not an operation name)",
                 raw.name
@@ -865,15 +862,6 @@ fn eku(s: &str) -> Option<ExtendedKeyUsagePurpose> {
         "code_signing" => ExtendedKeyUsagePurpose::CodeSigning,
         _ => return None,
     })
-}
-
-/// Is `s` usable as an EST label? (RFC 7030 §3.2.2: a path segment; not an operation name.)
-pub fn valid_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && crate::est::Operation::from_segment(s).is_none()
 }
 
 /// Every template, by name, and which one serves requests without a label.

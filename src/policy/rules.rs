@@ -1,6 +1,7 @@
 //! The enrollment rules, one small check each, and the messages people see. The texts in
 //! quotes are the portal FAQ's, word for word.
 
+pub use crate::fields::has_control;
 use base64::Engine;
 use der::asn1::ObjectIdentifier;
 use x509_cert::name::Name;
@@ -127,26 +128,6 @@ pub fn check_cn_chars(cn: &str) -> Result<(), PolicyError> {
         return Err(PolicyError::CnInvalid);
     }
     Ok(())
-}
-
-/// A control character: C0 (NUL … US, so TAB, CR, LF and ESC too), DEL, C1
-/// (U+0080–U+009F), and the invisible format characters that reorder or hide text (bidi
-/// overrides and isolates, zero-width characters, line and paragraph separators, BOM). None
-/// belongs in a name: they forge log lines, split CSV and LDIF exports, and make one name
-/// look like another.
-pub fn has_control(s: &str) -> bool {
-    s.chars().any(|c| {
-        c.is_control()
-            || matches!(
-                c,
-                '\u{061C}'
-                    | '\u{180E}'
-                    | '\u{200B}'..='\u{200F}'
-                    | '\u{2028}'..='\u{202E}'
-                    | '\u{2060}'..='\u{2069}'
-                    | '\u{FEFF}'
-            )
-    })
 }
 
 /// A value typed into a field (`what`: "CN", "Subject alternative name", "user name", …)

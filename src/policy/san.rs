@@ -5,11 +5,8 @@ use der::asn1::ObjectIdentifier;
 use super::mac::Mac;
 use super::rules::PolicyError;
 use crate::est::SanEntry;
-
-/// Microsoft's User Principal Name otherName.
-pub const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
-/// RFC 4524 / RFC 7030's macAddress, the default otherName OID for MACs.
-pub const MAC_ADDRESS_OID: &str = "1.3.6.1.1.1.1.22";
+pub use crate::est::oids::{MAC_ADDRESS_OID, UPN_OID};
+pub use crate::fields::{PatternEntry, PatternKind, SanVars, VARIABLES, build_pattern};
 
 /// How a template's certificates name their subject in the SAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,101 +32,6 @@ pub enum MacEncoding {
     Dns,
     /// An otherName of this OID with the normalised MAC as UTF8String.
     OtherName(ObjectIdentifier),
-}
-
-/// The kind of one pattern entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatternKind {
-    Upn,
-    Email,
-    Dns,
-    Uri,
-}
-
-/// One SAN of an `other` pattern: `upn:%uname%@%domain%`, `email:%email%`, …
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatternEntry {
-    pub kind: PatternKind,
-    pub text: String,
-}
-
-pub const VARIABLES: &[&str] = &["%uname%", "%email%", "%domain%", "%cn%"];
-
-impl PatternEntry {
-    /// Parses `kind:text`; every `%…%` in the text must be a known variable.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (kind, text) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not KIND:TEXT (KIND is upn, email, dns or uri)"))?;
-        let kind = match kind {
-            "upn" => PatternKind::Upn,
-            "email" => PatternKind::Email,
-            "dns" => PatternKind::Dns,
-            "uri" => PatternKind::Uri,
-            other => return Err(format!("{other:?} is not upn, email, dns or uri")),
-        };
-        let mut rest = text;
-        while let Some(start) = rest.find('%') {
-            let after = &rest[start + 1..];
-            let end = after
-                .find('%')
-                .ok_or_else(|| format!("{s:?} has an unclosed %"))?;
-            let var = &rest[start..start + end + 2];
-            if !VARIABLES.contains(&var) {
-                return Err(format!(
-                    "{var} is not a variable (use %uname%, %email%, %domain%, %cn%)"
-                ));
-            }
-            rest = &after[end + 1..];
-        }
-        if text.is_empty() {
-            return Err(format!("{s:?} has no text"));
-        }
-        Ok(Self {
-            kind,
-            text: text.to_string(),
-        })
-    }
-}
-
-/// The values the `other` pattern's variables take.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SanVars {
-    pub uname: Option<String>,
-    pub email: Option<String>,
-    pub domain: Option<String>,
-    pub cn: Option<String>,
-}
-
-/// Builds the SANs of an `other` pattern. A variable without a value becomes `fill`
-/// (`Test`, say); with an empty `fill`, an entry that needs a missing variable is left out.
-pub fn build_pattern(pattern: &[PatternEntry], vars: &SanVars, fill: &str) -> Vec<SanEntry> {
-    let mut out = Vec::new();
-    'entries: for p in pattern {
-        let mut text = p.text.clone();
-        for (var, value) in [
-            ("%uname%", &vars.uname),
-            ("%email%", &vars.email),
-            ("%domain%", &vars.domain),
-            ("%cn%", &vars.cn),
-        ] {
-            if !text.contains(var) {
-                continue;
-            }
-            match value.as_deref().filter(|v| !v.is_empty()) {
-                Some(v) => text = text.replace(var, v),
-                None if fill.is_empty() => continue 'entries,
-                None => text = text.replace(var, fill),
-            }
-        }
-        out.push(match p.kind {
-            PatternKind::Upn => SanEntry::OtherName(UPN_OID.into(), text),
-            PatternKind::Email => SanEntry::Email(text),
-            PatternKind::Dns => SanEntry::Dns(text),
-            PatternKind::Uri => SanEntry::Uri(text),
-        });
-    }
-    out
 }
 
 /// A SAN entry's text value, when it has one a MAC could be written in.
@@ -499,19 +401,5 @@ mod tests {
             build_pattern(&pattern, &some, ""),
             vec![dns("pos-17.devices.example")]
         );
-    }
-
-    #[test]
-    fn patterns_are_checked() {
-        assert!(PatternEntry::parse("upn:%uname%@%domain%").is_ok());
-        for bad in [
-            "%uname%",
-            "x400:%uname%",
-            "upn:%user%",
-            "upn:%uname",
-            "dns:",
-        ] {
-            assert!(PatternEntry::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -14,11 +14,12 @@ use axum::routing::{get, post};
 use maud::Markup;
 use serde::Deserialize;
 
-use crate::api::single::{self, SingleRequest};
-use crate::api::{AppState, AuditNote, RequestId, session};
 use crate::auth::{self, Principal};
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::SanStyle;
+use crate::service::single::{self, SingleError, SingleRequest};
+use crate::service::{certs, testcert};
+use crate::web::{AppState, AuditNote, RequestId, session};
 use pages::{CertForm, Errors, RequestFilter, TestForm, Viewer};
 
 /// What a user outside the portal's identity group is told.
@@ -57,7 +58,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/portal/bulk",
             get(bulk_page)
                 .post(bulk_submit)
-                .layer(DefaultBodyLimit::max(crate::api::bulk::MAX_UPLOAD)),
+                .layer(DefaultBodyLimit::max(crate::web::MAX_UPLOAD)),
         )
 }
 
@@ -113,12 +114,12 @@ fn form_note(operation: &str, s: &session::Session, template: &str) -> AuditNote
 
 /// A refused form: the reason for the audit log (with the detail), the status and the
 /// message beside its field for the page.
-fn refused(note: &mut AuditNote, e: crate::api::single::SingleError) -> (StatusCode, Errors) {
+fn refused(note: &mut AuditNote, e: SingleError) -> (StatusCode, Errors) {
     note.reason = Some(match &e.detail {
         Some(d) => format!("{} ({d})", e.message),
         None => e.message.clone(),
     });
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = crate::web::status_of(e.kind);
     (status, vec![(e.field.as_str(), e.message)])
 }
 
@@ -613,11 +614,11 @@ async fn submit(
         format: form.format,
         password: form.password,
     };
-    match single::issue_single(&state, &meta, &s.principal, &request, op).await {
+    match single::issue_single(&state.ctx(), &meta, &s.principal, &request, op).await {
         Ok(z) => {
             note.serial = Some(z.serial);
             note.recorded = true;
-            with_note(crate::api::zip_response(&z.file_name, z.zip), note)
+            with_note(crate::web::zip_response(&z.file_name, z.zip), note)
         }
         Err(e) => {
             let (status, errors) = refused(&mut note, e);
@@ -679,7 +680,7 @@ async fn test_submit(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut note = form_note(crate::api::testcert::OPERATION, &s, &form.template);
+    let mut note = form_note(testcert::OPERATION, &s, &form.template);
     let viewer = viewer(&state, &s);
     let choices = test_choices(&state, &s.principal);
     let values = TestForm {
@@ -705,14 +706,14 @@ async fn test_submit(
         peer: peer_of(&conn),
         label: note.label.clone(),
     };
-    let request = crate::api::testcert::TestRequest {
+    let request = testcert::TestRequest {
         template: form.template,
         cert_name: form.cert_name,
         user_name: form.user_name,
         domain: form.domain,
         email: form.email,
     };
-    match crate::api::testcert::issue_test(&state, &meta, &s.principal, &request).await {
+    match testcert::issue_test(&state.ctx(), &meta, &s.principal, &request).await {
         Ok(t) => {
             note.serial = Some(t.serial.clone());
             note.recorded = true;
@@ -811,7 +812,7 @@ struct RevokeForm {
 async fn certificates_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<crate::api::certs::ListQuery>,
+    axum::extract::Query(q): axum::extract::Query<certs::ListQuery>,
 ) -> Response {
     let s = match require_session(&state, &headers).await {
         Ok(s) => s,
@@ -824,12 +825,12 @@ async fn certificates_page(
 async fn certificates_view(
     state: &AppState,
     s: &session::Session,
-    mut q: crate::api::certs::ListQuery,
+    mut q: certs::ListQuery,
     status: StatusCode,
     banner: Option<(bool, String)>,
 ) -> Response {
     let viewer = viewer(state, s);
-    let filter = match crate::api::certs::filter_of(&q, &s.principal.name, viewer.admin) {
+    let filter = match certs::filter_of(&q, &s.principal.name, viewer.admin) {
         Ok(f) => f,
         Err(e) => {
             q.status.clear();
@@ -873,7 +874,7 @@ async fn certificate_revoke(
         serial: Some(serial.clone()),
         ..AuditNote::default()
     };
-    let q = crate::api::certs::ListQuery::default();
+    let q = certs::ListQuery::default();
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
         note.reason = Some("form without a valid CSRF token".into());
         let resp = certificates_view(
@@ -889,7 +890,7 @@ async fn certificate_revoke(
     let Some(reason) = crate::revocation::parse_reason(&form.reason) else {
         note.reason = Some(format!(
             "unknown reason {:?}",
-            crate::api::truncate(&form.reason, 40)
+            crate::web::truncate(&form.reason, 40)
         ));
         let resp = certificates_view(
             &state,
@@ -1024,7 +1025,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
     };
     let viewer = viewer(&state, &s);
     let choices = device_choices(&state, &s.principal);
-    let (sub, csrf) = match crate::api::bulk::read_submission(req).await {
+    let (sub, csrf) = match crate::web::read_submission(req).await {
         Ok(x) => x,
         Err(resp) => {
             let status = resp.status();
@@ -1065,7 +1066,7 @@ async fn bulk_submit(State(state): State<Arc<AppState>>, req: axum::extract::Req
             with_note(redirect("/portal/bulk/status"), note)
         }
         Err(e) => {
-            let (status, _) = crate::api::bulk::status_of(&e);
+            let (status, _) = crate::web::status_of_bulk(&e);
             let messages: Vec<String> = match &e {
                 crate::jobs::BulkError::Rows(rows) => {
                     rows.iter().map(|(r, m)| format!("Row {r}: {m}")).collect()
@@ -1151,7 +1152,7 @@ async fn bulk_confirm(
 
 /// A bulk request's error as a page, with its status.
 fn bulk_error_page(state: &AppState, s: &session::Session, e: &crate::jobs::BulkError) -> Response {
-    let (status, _) = crate::api::bulk::status_of(e);
+    let (status, _) = crate::web::status_of_bulk(e);
     let viewer = viewer(state, s);
     page(
         status,
@@ -1223,7 +1224,7 @@ async fn bulk_download(
         Err(r) => return r,
     };
     match state.jobs.zip(&s.principal, id).await {
-        Ok((name, zip)) => crate::api::zip_response(&name, zip),
+        Ok((name, zip)) => crate::web::zip_response(&name, zip),
         Err(e) => bulk_error_page(&state, &s, &e),
     }
 }

@@ -441,7 +441,7 @@ pub fn test_form(
 }
 
 /// A test certificate that was issued: what it says, and its PEM texts to copy.
-pub fn test_result(viewer: &Viewer<'_>, t: &crate::api::testcert::TestCertificate) -> Markup {
+pub fn test_result(viewer: &Viewer<'_>, t: &crate::service::testcert::TestCertificate) -> Markup {
     let title = "Test certificate";
     let body = html! {
         h1 { (title) }
@@ -532,7 +532,7 @@ pub fn requests(
 /// The certificates page: search, and a revoke form under each certificate not revoked.
 pub fn certificates(
     viewer: &Viewer<'_>,
-    q: &crate::api::certs::ListQuery,
+    q: &crate::service::certs::ListQuery,
     list: &[(
         crate::store::CertRecord,
         Option<crate::store::RevocationRecord>,
@@ -571,7 +571,7 @@ pub fn certificates(
                     thead { tr { th { "Serial" } th { "Subject" } th { "SAN" } th { "Template" } th { "Requested by" } th { "Valid until (UTC)" } th { "Status" } th { "Revoke" } } }
                     tbody {
                         @for (c, r) in list {
-                            @let status = crate::api::certs::status_text(c, r.as_ref(), now);
+                            @let status = crate::service::certs::status_text(c, r.as_ref(), now);
                             tr.failed[r.is_some()] data-serial=(c.serial) {
                                 td { code { (c.serial) } }
                                 td { (c.subject) }

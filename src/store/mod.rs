@@ -150,7 +150,7 @@ pub struct RevocationRecord {
     /// RFC 5280 `CRLReason` code.
     pub reason: u8,
     pub revoked_by: String,
-    /// `crate::enroll::public_key_fingerprint` of the certificate's key.
+    /// `crate::revocation::public_key_fingerprint` of the certificate's key.
     pub key_fingerprint: String,
 }
 

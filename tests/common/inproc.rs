@@ -16,7 +16,7 @@ use super::test_config_with;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub router: Router,
-    pub state: Arc<estd::api::AppState>,
+    pub state: Arc<estd::web::AppState>,
     pub password: String,
 }
 

@@ -70,7 +70,7 @@ impl TestServer {
         std::fs::read(self.dir.path().join("certs/root-ca.pem")).expect("root")
     }
 
-    pub fn state(&self) -> Arc<estd::api::AppState> {
+    pub fn state(&self) -> Arc<estd::web::AppState> {
         self.running.as_ref().expect("running").state.clone()
     }
 

@@ -1,24 +1,22 @@
-//! Revocation: recording it, the CRL of the issuing CA (signed, kept in memory, made again on
-//! every revocation and before `nextUpdate`), and the OCSP responder that answers from the
-//! store. Served over plain HTTP by `revocation_routes` (`/crl/<ca>.crl`, `/ocsp`).
+//! Revocation: recording it, the keys of revoked certificates, the CRL of the issuing CA
+//! (signed, kept in memory, made again on every revocation and before `nextUpdate`), and
+//! OCSP answers made from the store (bytes in, bytes out). The HTTP routes that serve them
+//! are `api::revocation`'s.
+
+mod responder;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use der::Decode;
 
 use crate::ca::ocsp::{self, IssuerHashes, Refusal, Responder, Status};
-use crate::ca::{CaError, IssuanceRequest, Issuer, RevokedEntry};
-use crate::enroll::RevokedKeys;
+use crate::ca::{CaError, Issuer, RevokedEntry};
 use crate::model::{RequestMeta, timestamp};
 use crate::store::{AuditEvent, CertRecord, RevocationRecord, Store, StoreError};
+use responder::ensure_responder;
 
 /// The name of the one issuing CA's CRL (`/crl/issuing-ca.crl`).
 pub const CA_NAME: &str = "issuing-ca";
@@ -27,7 +25,7 @@ const RESPONDER_KEY: &str = "ocsp-responder.key";
 /// A responder certificate is issued for this long, and again when less than a third is left.
 const RESPONDER_VALIDITY: Duration = Duration::from_secs(90 * 86_400);
 /// An OCSP request (GET or POST) is at most this long.
-const MAX_OCSP_REQUEST: usize = 8 * 1024;
+pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
 /// RFC 5280 reason codes a certificate may be revoked with (`certificateHold` and
 /// `removeFromCRL` are not offered: a revocation here is final).
@@ -381,7 +379,7 @@ pub async fn revoke_in_store(
     }
     let parsed = x509_cert::Certificate::from_der(&cert.der)
         .map_err(|e| StoreError::Db(format!("stored certificate {serial}: {e}")))?;
-    let key_fingerprint = crate::enroll::public_key_fingerprint(
+    let key_fingerprint = public_key_fingerprint(
         parsed
             .tbs_certificate()
             .subject_public_key_info()
@@ -420,166 +418,34 @@ pub async fn revoke_in_store(
     Ok((cert, record))
 }
 
-/// Loads the delegated OCSP responder (certificate and key in the CA directory), issuing a
-/// new one when there is none, when it is not the current issuing CA's, or when less than a
-/// third of its validity is left.
-fn ensure_responder(ca_dir: &Path, issuer: &dyn Issuer) -> Result<Responder, CaError> {
-    let cert_path = ca_dir.join(RESPONDER_CERT);
-    let key_path = ca_dir.join(RESPONDER_KEY);
-    if let Some(r) = load_responder(&cert_path, &key_path, issuer) {
-        return Ok(r);
-    }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| CaError::Signing(e.to_string()))?;
-    let subject = <x509_cert::name::Name as std::str::FromStr>::from_str("CN=estd OCSP responder")
-        .map_err(|e| CaError::Signing(e.to_string()))?;
-    let cert = issuer.issue(&IssuanceRequest {
-        subject,
-        key_type: crate::est::KeyType::EcP256,
-        public_key: key.public_key_raw().to_vec(),
-        san: None,
-        validity: RESPONDER_VALIDITY,
-        key_usage: vec![rcgen::KeyUsagePurpose::DigitalSignature],
-        extended_key_usage: vec![rcgen::ExtendedKeyUsagePurpose::OcspSigning],
-        crl_url: None,
-        ocsp_url: None,
-        ocsp_no_check: true,
-    })?;
-    use crate::ca::devpki::replace_file;
-    replace_file(&key_path, &key.serialize_pem(), true)?;
-    replace_file(
-        &cert_path,
-        &crate::est::pem("CERTIFICATE", &cert.der),
-        false,
-    )?;
-    tracing::info!(serial = %cert.serial, file = %cert_path.display(), "issued the OCSP responder certificate");
-    Responder::new(cert.der, key).map_err(CaError::Signing)
+/// SHA-256 of a public key's bits (a CSR's, a certificate's): which keys were revoked.
+pub fn public_key_fingerprint(public_key: &[u8]) -> String {
+    crate::est::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key).as_ref())
 }
 
-fn load_responder(cert_path: &Path, key_path: &Path, issuer: &dyn Issuer) -> Option<Responder> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let cert = CertificateDer::from_pem_file(cert_path).ok()?.to_vec();
-    let key_pem = std::fs::read_to_string(key_path).ok()?;
-    let key = rcgen::KeyPair::from_pem(&key_pem).ok()?;
-    let parsed = x509_cert::Certificate::from_der(&cert).ok()?;
-    let ca = x509_cert::Certificate::from_der(issuer.chain().first()?).ok()?;
-    if parsed.tbs_certificate().issuer() != ca.tbs_certificate().subject()
-        || !same_key_id(&parsed, &ca)
-    {
-        tracing::info!("the OCSP responder certificate is not the current CA's; issuing another");
-        return None;
+/// The keys of revoked certificates (kept by the revocation service): no new certificate
+/// for them.
+#[derive(Debug, Default)]
+pub struct RevokedKeys(std::sync::RwLock<std::collections::HashMap<String, String>>);
+
+impl RevokedKeys {
+    /// The serial of a revoked certificate with this key, if any.
+    pub fn serial_for(&self, fingerprint: &str) -> Option<String> {
+        self.0.read().ok()?.get(fingerprint).cloned()
     }
-    let validity = parsed.tbs_certificate().validity();
-    let not_after = validity.not_after.to_system_time();
-    let left = not_after.duration_since(SystemTime::now()).ok()?;
-    if left < RESPONDER_VALIDITY / 3 {
-        tracing::info!("the OCSP responder certificate expires soon; issuing another");
-        return None;
-    }
-    match Responder::new(cert, key) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!(error = %e, "OCSP responder files unusable; issuing another");
-            None
+
+    pub fn insert(&self, fingerprint: String, serial: String) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(fingerprint, serial);
         }
     }
-}
 
-/// Whether `cert`'s Authority Key Identifier is `ca`'s Subject Key Identifier (true when
-/// either is missing: then the names decide). A CA imported with the old one's name but
-/// another key must not keep the old responder.
-fn same_key_id(cert: &x509_cert::Certificate, ca: &x509_cert::Certificate) -> bool {
-    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
-    let ext = |c: &x509_cert::Certificate, oid: &str| {
-        c.tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .find(|e| e.extn_id.to_string() == oid)
-            .map(|e| e.extn_value.as_bytes().to_vec())
-    };
-    let aki = ext(cert, "2.5.29.35")
-        .and_then(|d| AuthorityKeyIdentifier::from_der(&d).ok())
-        .and_then(|a| a.key_identifier)
-        .map(|k| k.as_bytes().to_vec());
-    let ski = ext(ca, "2.5.29.14")
-        .and_then(|d| SubjectKeyIdentifier::from_der(&d).ok())
-        .map(|k| k.0.as_bytes().to_vec());
-    match (aki, ski) {
-        (Some(a), Some(s)) => a == s,
-        _ => true,
+    pub fn len(&self) -> usize {
+        self.0.read().map_or(0, |m| m.len())
     }
-}
 
-/// The plain-HTTP routes: the CRL and the OCSP responder (GET and POST).
-pub fn routes(service: Arc<RevocationService>) -> Router {
-    Router::new()
-        .route("/crl/{file}", get(crl))
-        .route("/ocsp", axum::routing::post(ocsp_post))
-        .route("/ocsp/{*request}", get(ocsp_get))
-        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
-        .with_state(service)
-}
-
-async fn crl(State(s): State<Arc<RevocationService>>, UrlPath(file): UrlPath<String>) -> Response {
-    if file != format!("{CA_NAME}.crl") {
-        return (StatusCode::NOT_FOUND, "no such CRL\n").into_response();
-    }
-    match s.crl().await {
-        Ok(der) => der_response("application/pkix-crl", der),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serve the CRL");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the CRL cannot be signed right now\n",
-            )
-                .into_response()
-        }
-    }
-}
-
-/// A DER body with its media type (no Content-Transfer-Encoding: these are not EST).
-fn der_response(content_type: &'static str, der: impl Into<Bytes>) -> Response {
-    let mut r = der.into().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-fn ocsp_response(der: Vec<u8>) -> Response {
-    der_response(ocsp::CT_RESPONSE, der)
-}
-
-async fn ocsp_post(
-    State(s): State<Arc<RevocationService>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !crate::api::media_type_is(&headers, ocsp::CT_REQUEST) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type must be {}\n", ocsp::CT_REQUEST),
-        )
-            .into_response();
-    }
-    ocsp_response(s.ocsp(&body).await)
-}
-
-/// RFC 6960 appendix A.1: GET `{url}/{url-encoding of base-64 encoding of the DER request}`.
-async fn ocsp_get(
-    State(s): State<Arc<RevocationService>>,
-    UrlPath(request): UrlPath<String>,
-) -> Response {
-    use base64::Engine;
-    if request.len() > MAX_OCSP_REQUEST * 2 {
-        return ocsp_response(ocsp::refusal(Refusal::MalformedRequest));
-    }
-    // the path is already percent-decoded; some clients send '+' and '/' unencoded
-    let b64: String = request.chars().filter(|c| !c.is_whitespace()).collect();
-    match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-        Ok(der) => ocsp_response(s.ocsp(&der).await),
-        Err(_) => ocsp_response(ocsp::refusal(Refusal::MalformedRequest)),
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

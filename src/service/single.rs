@@ -3,68 +3,37 @@
 
 use std::sync::Arc;
 
-use super::AppState;
+use super::{Context, Kind};
 use crate::auth::Principal;
 use crate::enroll::{EnrollError, EnrollRequest, Outcome};
 use crate::est::{self, Csr, SanEntry, WireError};
+pub use crate::fields::Field;
 use crate::model::RequestMeta;
 use crate::pack::{self, Entity, Format, PackError, PackOptions};
 use crate::policy::{PolicyError, Template, rules};
 
-/// Which form field an error belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    CommonName,
-    San,
-    Template,
-    Format,
-    Password,
-    Csr,
-    Description,
-    /// The test certificate's fields.
-    CertName,
-    UserName,
-    Domain,
-    Email,
-    /// Not one field: the request as a whole.
-    General,
-}
-
-impl Field {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CommonName => "common_name",
-            Self::San => "san",
-            Self::Template => "template",
-            Self::Format => "format",
-            Self::Password => "password",
-            Self::Csr => "csr_pem",
-            Self::Description => "description",
-            Self::CertName => "cert_name",
-            Self::UserName => "user_name",
-            Self::Domain => "domain",
-            Self::Email => "email",
-            Self::General => "general",
-        }
-    }
-}
-
-/// Why no zip: the message (the FAQ's text where it has one), the field it belongs to, and
-/// the HTTP status the JSON API answers with.
+/// Why no certificate: the message (the FAQ's text where it has one), the field it belongs
+/// to, and what kind of refusal it is (the adapters make a status of it).
 #[derive(Debug, Clone)]
 pub struct SingleError {
     pub field: Field,
-    pub status: u16,
+    pub kind: Kind,
     pub message: String,
     /// For the audit log and the server log only.
     pub detail: Option<String>,
 }
 
+impl From<crate::fields::FieldError> for SingleError {
+    fn from(e: crate::fields::FieldError) -> Self {
+        Self::new(e.field, Kind::Invalid, e.message)
+    }
+}
+
 impl SingleError {
-    pub(crate) fn new(field: Field, status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: Field, kind: Kind, message: impl Into<String>) -> Self {
         Self {
             field,
-            status,
+            kind,
             message: message.into(),
             detail: None,
         }
@@ -74,7 +43,7 @@ impl SingleError {
     pub(crate) fn internal(public: &str, detail: impl std::fmt::Display) -> Self {
         Self {
             detail: Some(detail.to_string()),
-            ..Self::new(Field::General, 500, public)
+            ..Self::new(Field::General, Kind::Internal, public)
         }
     }
 }
@@ -145,49 +114,63 @@ fn from_policy(e: &PolicyError) -> Field {
     }
 }
 
-pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
+pub(crate) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
     match e {
         EnrollError::Policy(p) => {
             let mut field = from_policy(&p);
             if csr_request && field != Field::General {
                 field = Field::Csr;
             }
-            let status = if p.is_forbidden() { 403 } else { 400 };
-            SingleError::new(field, status, p.to_string())
+            let kind = if p.is_forbidden() {
+                Kind::Forbidden
+            } else {
+                Kind::Invalid
+            };
+            SingleError::new(field, kind, p.to_string())
         }
         e @ EnrollError::TemplateDenied { .. } => {
-            SingleError::new(Field::Template, 403, e.to_string())
+            SingleError::new(Field::Template, Kind::Forbidden, e.to_string())
         }
-        e @ EnrollError::Rejected { .. } => SingleError::new(Field::General, 403, e.to_string()),
+        e @ EnrollError::Rejected { .. } => {
+            SingleError::new(Field::General, Kind::Forbidden, e.to_string())
+        }
         EnrollError::BadRequest(m) => SingleError::new(
             if csr_request {
                 Field::Csr
             } else {
                 Field::General
             },
-            400,
+            Kind::Invalid,
             m,
         ),
         e @ EnrollError::RenewalTemplate { .. } => {
-            SingleError::new(Field::General, 403, e.to_string())
+            SingleError::new(Field::General, Kind::Forbidden, e.to_string())
         }
         EnrollError::Unauthorized(m)
         | EnrollError::ReenrollMismatch(m)
-        | EnrollError::Revoked(m) => SingleError::new(Field::General, 403, m),
+        | EnrollError::Revoked(m) => SingleError::new(Field::General, Kind::Forbidden, m),
         EnrollError::Ca { cn, detail } => SingleError {
             detail: Some(detail),
-            ..SingleError::new(Field::General, 500, crate::enroll::ca_failure_message(&cn))
+            ..SingleError::new(
+                Field::General,
+                Kind::Internal,
+                crate::enroll::ca_failure_message(&cn),
+            )
         },
         EnrollError::Cancelled => {
-            SingleError::new(Field::General, 409, "The request was cancelled")
+            SingleError::new(Field::General, Kind::Conflict, "The request was cancelled")
         }
-        e @ EnrollError::Throttled { .. } => SingleError::new(Field::General, 429, e.to_string()),
-        e @ EnrollError::Busy { .. } => SingleError::new(Field::General, 503, e.to_string()),
+        e @ EnrollError::Throttled { .. } => {
+            SingleError::new(Field::General, Kind::Throttled, e.to_string())
+        }
+        e @ EnrollError::Busy { .. } => {
+            SingleError::new(Field::General, Kind::Unavailable, e.to_string())
+        }
         EnrollError::Store(e) if e.is_unavailable() => SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(
                 Field::General,
-                503,
+                Kind::Unavailable,
                 format!(
                     "The certificate store is unavailable; try again in {} seconds",
                     crate::store::StoreError::RETRY_AFTER_SECS
@@ -198,7 +181,7 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(
                 Field::General,
-                500,
+                Kind::Internal,
                 "internal error: the certificate store is unavailable",
             )
         },
@@ -206,11 +189,11 @@ pub(super) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
 }
 
 /// The template a form or JSON body names, or the error for its field.
-pub(crate) fn find_template(state: &AppState, name: &str) -> Result<Arc<Template>, SingleError> {
-    state.templates.get(Some(name)).ok_or_else(|| {
+pub(crate) fn find_template(ctx: &Context<'_>, name: &str) -> Result<Arc<Template>, SingleError> {
+    ctx.templates.get(Some(name)).ok_or_else(|| {
         SingleError::new(
             Field::Template,
-            400,
+            Kind::Invalid,
             format!(
                 "There is no certificate template {:?}",
                 name.chars().take(64).collect::<String>()
@@ -231,7 +214,7 @@ pub(crate) fn attribute_request(
         if e.contains("ASCII") {
             SingleError::new(
                 san_field,
-                400,
+                Kind::Invalid,
                 "The Subject alternative name must be ASCII text",
             )
         } else {
@@ -246,7 +229,7 @@ pub(crate) fn issued_now(outcome: Outcome) -> Result<crate::enroll::Issued, Sing
         Outcome::Issued(i) => Ok(i),
         Outcome::Pending { id, .. } => Err(SingleError::new(
             Field::General,
-            202,
+            Kind::Pending,
             format!("The certificate request {id} is waiting for approval by an administrator"),
         )),
     }
@@ -254,21 +237,21 @@ pub(crate) fn issued_now(outcome: Outcome) -> Result<crate::enroll::Issued, Sing
 
 /// Issues one certificate and packages it; the password is checked before anything else.
 pub async fn issue_single(
-    state: &Arc<AppState>,
+    ctx: &Context<'_>,
     meta: &RequestMeta,
     principal: &Principal,
     req: &SingleRequest,
     op: &'static str,
 ) -> Result<SingleZip, SingleError> {
     let format = Format::parse(&req.format)
-        .map_err(|e: PackError| SingleError::new(Field::Format, 400, e.to_string()))?;
+        .map_err(|e: PackError| SingleError::new(Field::Format, Kind::Invalid, e.to_string()))?;
     pack::check_password(&req.password)
-        .map_err(|e| SingleError::new(Field::Password, 400, e.to_string()))?;
-    let template = find_template(state, &req.template)?;
+        .map_err(|e| SingleError::new(Field::Password, Kind::Invalid, e.to_string()))?;
+    let template = find_template(ctx, &req.template)?;
     if req.description.chars().count() > MAX_DESCRIPTION {
         return Err(SingleError::new(
             Field::Description,
-            400,
+            Kind::Invalid,
             format!("The description is longer than {MAX_DESCRIPTION} characters"),
         ));
     }
@@ -276,17 +259,17 @@ pub async fn issue_single(
         Some(pem) => {
             let der = est::decode_body(pem.as_bytes()).map_err(|e: WireError| SingleError {
                 detail: Some(e.to_string()),
-                ..SingleError::new(Field::Csr, 400, super::MALFORMED_CSR)
+                ..SingleError::new(Field::Csr, Kind::Invalid, est::MALFORMED_CSR)
             })?;
             let csr = Csr::parse(&der).map_err(|e| match e {
                 WireError::BadSignature
                 | WireError::UnsupportedKey(_)
                 | WireError::UnsupportedSignature(_) => {
-                    SingleError::new(Field::Csr, 400, e.to_string())
+                    SingleError::new(Field::Csr, Kind::Invalid, e.to_string())
                 }
                 other => SingleError {
                     detail: Some(other.to_string()),
-                    ..SingleError::new(Field::Csr, 400, super::MALFORMED_CSR)
+                    ..SingleError::new(Field::Csr, Kind::Invalid, est::MALFORMED_CSR)
                 },
             })?;
             let cn = csr.common_name().unwrap_or_default();
@@ -309,25 +292,25 @@ pub async fn issue_single(
         None => {
             // blanks around a value are trimmed; a control character inside it is refused
             rules::check_no_control("CN", req.common_name.trim())
-                .map_err(|e| SingleError::new(Field::CommonName, 400, e.to_string()))?;
+                .map_err(|e| SingleError::new(Field::CommonName, Kind::Invalid, e.to_string()))?;
             rules::check_no_control(rules::SAN_FIELD, req.san.trim())
-                .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
+                .map_err(|e| SingleError::new(Field::San, Kind::Invalid, e.to_string()))?;
             let cn = req.common_name.trim().to_string();
             if cn.is_empty() {
                 return Err(SingleError::new(
                     Field::CommonName,
-                    400,
+                    Kind::Invalid,
                     "Enter the Common Name",
                 ));
             }
             let san = template
                 .san_from_field(&req.san)
-                .map_err(|e| SingleError::new(Field::San, 400, e.to_string()))?;
+                .map_err(|e| SingleError::new(Field::San, Kind::Invalid, e.to_string()))?;
             let csr = attribute_request(&cn, &san, &template, Field::San)?;
             (csr, true, cn, template.san_label(&req.san))
         }
     };
-    let outcome = state
+    let outcome = ctx
         .enroll
         .enroll(EnrollRequest {
             meta,
@@ -351,12 +334,12 @@ pub async fn issue_single(
         cert_der: issued.der,
         key_pkcs8: issued.key_pkcs8,
     };
-    let bundle = state.bundle.clone();
+    let bundle = ctx.bundle.clone();
     let password = zeroize::Zeroizing::new(req.password.clone());
     let legacy_pkcs12 = template.pkcs12_legacy;
     // PBKDF2 takes about a millisecond per file: off the async executor, within the bound on
     // heavy work.
-    let zip = state
+    let zip = ctx
         .enroll
         .work()
         .run(move || {
@@ -368,12 +351,12 @@ pub async fn issue_single(
             pack::zip_bundle(&[entity], &bundle, &opts)
         })
         .await
-        .map_err(|b| SingleError::new(Field::General, 503, b.to_string()))?
+        .map_err(|b| SingleError::new(Field::General, Kind::Unavailable, b.to_string()))?
         .map_err(|e| SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(
                 Field::General,
-                500,
+                Kind::Internal,
                 "internal error packaging the certificate",
             )
         })?;

@@ -32,7 +32,7 @@ pub fn new_token() -> Result<String, StoreError> {
 }
 
 pub fn hash(id: &str) -> String {
-    crate::ca::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes()).as_ref())
+    crate::est::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes()).as_ref())
 }
 
 /// The value of cookie `name` in the request headers.

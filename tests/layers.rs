@@ -294,6 +294,25 @@ fn imports_point_down_the_layers_only() {
     );
 }
 
+/// A source file longer than this holds more than one can keep in mind: split it by
+/// concern (its tests may go to a sibling `tests.rs`).
+const MAX_LINES: usize = 950;
+
+#[test]
+fn no_source_file_is_too_long() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rs_files(&src, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).ok()?.lines().count();
+            (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "over {MAX_LINES} lines: {long:?}");
+}
+
 #[test]
 fn the_parser_finds_grouped_and_inline_paths() {
     let code = code_of(

@@ -1,0 +1,170 @@
+//! Loading the configuration: defaults, the file, the environment, and what is refused.
+
+use super::*;
+use figment::Jail;
+
+fn load_in_jail(jail: &Jail) -> Result<Config, ConfigError> {
+    let _ = jail;
+    Config::load(None)
+}
+
+#[test]
+fn defaults_without_a_file() {
+    Jail::expect_with(|jail| {
+        let c = load_in_jail(jail).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("."));
+        assert_eq!(c.tls_cert, PathBuf::from("./certs/tls.pem"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite {
+                path: PathBuf::from("./estd.db"),
+                sync: Synchronous::Full
+            }
+        );
+        assert_eq!(c.max_body, 65_536);
+        assert_eq!(c.est_group, "est-users");
+        Ok(())
+    });
+}
+
+#[test]
+fn postgres_urls_and_their_passwords() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "ESTD_DATABASE_URL",
+            "postgres://estd:s3cret@db.example:5432/estd",
+        );
+        jail.set_env("ESTD_DATABASE_MAX_CONNECTIONS", "32");
+        jail.set_env("ESTD_DATABASE_ACQUIRE_TIMEOUT_SECS", "3");
+        jail.set_env("ESTD_JOBS_LEASE_SECS", "5");
+        let c = load_in_jail(jail).unwrap();
+        assert_eq!(
+            c.database,
+            Database::Postgres {
+                url: "postgres://estd:s3cret@db.example:5432/estd".into(),
+                max_connections: 32,
+                acquire_timeout: Duration::from_secs(3),
+            }
+        );
+        assert!(c.database.is_shared());
+        assert_eq!(c.job_lease, Duration::from_secs(5));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://estd:***@db.example:5432/estd"));
+        jail.set_env("ESTD_DATABASE_URL", "mysql://root:hunter2@x/db");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("database.url") && !e.contains("hunter2"), "{e}");
+        jail.set_env("ESTD_DATABASE_URL", "postgresql://x@y/z");
+        jail.set_env("ESTD_DATABASE_MAX_CONNECTIONS", "0");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("database.max_connections"), "{e}");
+        Ok(())
+    });
+    assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+}
+
+#[test]
+fn file_then_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("conf")?;
+        jail.create_file(
+            "conf/estd.toml",
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_body_bytes = 2048\n[database]\nsynchronous = \"normal\"\n",
+        )?;
+        jail.set_env("ESTD_DATA_DIR", "/var/lib/estd");
+        jail.set_env("ESTD_LIMITS_MAX_BODY_BYTES", "4096");
+        jail.set_env("ESTD_CONFIG", "ignored.toml");
+        let c = load_in_jail(jail).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_body, 4096);
+        assert_eq!(c.ca_dir, PathBuf::from("/var/lib/estd/certs"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite {
+                path: PathBuf::from("/var/lib/estd/estd.db"),
+                sync: Synchronous::Normal
+            }
+        );
+        jail.set_env("ESTD_LISTEN", "127.0.0.1:9443");
+        assert_eq!(load_in_jail(jail).unwrap().listen.port(), 9443);
+        // the plain-HTTP listeners: on by default, "" turns them off
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9187));
+        jail.set_env("ESTD_REVOCATION_LISTEN", "");
+        jail.set_env("ESTD_METRICS_LISTEN", "");
+        jail.set_env("ESTD_REVOCATION_BASE_URL", "http://pki.example.com:8080/");
+        let c = load_in_jail(jail).unwrap();
+        assert_eq!((c.revocation_listen, c.metrics_listen), (None, None));
+        assert_eq!(
+            c.revocation_base_url.as_deref(),
+            Some("http://pki.example.com:8080")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_settings_name_the_key_and_reason() {
+    for (var, value, needle) in [
+        (
+            "ESTD_LISTEN",
+            "localhost",
+            "listen: \"localhost\" is not a socket address",
+        ),
+        (
+            "ESTD_CA_KEY_TYPE",
+            "dsa",
+            "ca.key_type: \"dsa\" is not one of",
+        ),
+        (
+            "ESTD_LIMITS_MAX_BODY_BYTES",
+            "12",
+            "limits.max_body_bytes: 12 is out of range",
+        ),
+        ("ESTD_LIMITS_MAX_BODY_BYTES", "lots", "max_body_bytes"),
+        ("ESTD_DATABASE_URL", "mysql://x", "database.url"),
+        ("ESTD_LOG_FORMAT", "xml", "log.format"),
+        ("ESTD_COLOUR", "blue", "colour"),
+        (
+            "ESTD_REVOCATION_LISTEN",
+            "everywhere",
+            "revocation.listen: \"everywhere\" is not an address:port",
+        ),
+        (
+            "ESTD_REVOCATION_BASE_URL",
+            "ldap://x",
+            "revocation.base_url: \"ldap://x\" is not an http:// URL",
+        ),
+        (
+            "ESTD_REVOCATION_CRL_VALIDITY_HOURS",
+            "0",
+            "revocation.crl_validity_hours: 0 is out of range",
+        ),
+        (
+            "ESTD_REVOCATION_OCSP_VALIDITY_MINUTES",
+            "99999",
+            "revocation.ocsp_validity_minutes: 99999 is out of range",
+        ),
+        ("ESTD_METRICS_LISTEN", ":9", "metrics.listen"),
+    ] {
+        Jail::expect_with(|jail| {
+            jail.set_env(var, value);
+            let err = load_in_jail(jail).unwrap_err().to_string();
+            assert!(
+                err.to_lowercase().contains(&needle.to_lowercase()),
+                "{var}={value}: {err:?} should contain {needle:?}"
+            );
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_named_file_must_exist() {
+    let err = Config::load(Some(Path::new("/nonexistent/estd.toml"))).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/estd.toml: no such file")
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-use estd::ca::ocsp::tlv;
+use estd::est::tlv;
 use estd::policy::{EvalContext, Requester, Template};
 use libfuzzer_sys::fuzz_target;
 

@@ -159,24 +159,10 @@ impl IntoResponse for EstError {
     }
 }
 
-/// The HTTP status of a service's kind of refusal (the JSON API's and the portal's).
-pub fn status_of(kind: crate::service::Kind) -> StatusCode {
-    use crate::service::Kind;
-    match kind {
-        Kind::Invalid => StatusCode::BAD_REQUEST,
-        Kind::Forbidden => StatusCode::FORBIDDEN,
-        Kind::Pending => StatusCode::ACCEPTED,
-        Kind::Conflict => StatusCode::CONFLICT,
-        Kind::Throttled => StatusCode::TOO_MANY_REQUESTS,
-        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// A refused single or test certificate as the JSON API's error.
 pub(super) fn single_error(e: crate::service::single::SingleError) -> super::json::ApiError {
     (
-        status_of(e.kind),
+        crate::web::status_of(e.kind),
         e.field.as_str().to_string(),
         e.message,
         e.detail,

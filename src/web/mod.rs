@@ -40,7 +40,6 @@ pub struct AppState {
     pub session_max: std::time::Duration,
     /// How many unauthenticated failures per address and minute get an audit row.
     pub audit_limiter: AuditLimiter,
-    /// Failed portal log-ins and Basic authentications.
     /// Bulk requests and their workers.
     pub jobs: Arc<crate::jobs::JobService>,
     /// Revocation, the CRL and OCSP (when `revocation.listen` is set).
@@ -157,7 +156,7 @@ pub fn zip_response(file_name: &str, zip: Vec<u8>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    // file_name is made of [A-Za-z0-9._-] (pack::safe_name): a valid header value
+    // file_name is made of [A-Za-z0-9._-] (fields::safe_name): a valid header value
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

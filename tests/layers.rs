@@ -294,6 +294,55 @@ fn imports_point_down_the_layers_only() {
     );
 }
 
+/// The modules below the HTTP adapters: no HTTP framework in them (typed requests in,
+/// typed results or domain errors out). `client` and `server` speak HTTP themselves.
+const NO_HTTP: &[&str] = &[
+    "est",
+    "model",
+    "metrics",
+    "fields",
+    "gate",
+    "ca",
+    "auth",
+    "pack",
+    "policy",
+    "store",
+    "revocation",
+    "enroll",
+    "service",
+    "jobs",
+    "config",
+];
+
+#[test]
+fn no_http_types_below_the_adapters() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rs_files(&src, &mut files);
+    let mut found = Vec::new();
+    for f in &files {
+        let Some(m) = module_of(&src, f) else {
+            continue;
+        };
+        if !NO_HTTP.contains(&m.as_str()) {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(f).expect("a source file"));
+        for name in [
+            "axum::",
+            "hyper::",
+            "hyper_util::",
+            "http::StatusCode",
+            "tower::",
+        ] {
+            if code.contains(name) {
+                found.push(format!("{} names {name}", f.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "HTTP below the adapters: {found:?}");
+}
+
 /// A source file longer than this holds more than one can keep in mind: split it by
 /// concern (its tests may go to a sibling `tests.rs`).
 const MAX_LINES: usize = 950;

@@ -40,7 +40,7 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
         },
         // stored bounded (a label is at most 64 characters; more is not a label)
         label: label.as_deref().map(|l| super::truncate(l, 64).to_string()),
-        principal: crate::auth::claimed_user(req.headers()),
+        principal: crate::web::claimed_user(req.headers()),
         ..AuditNote::default()
     };
     // identifiers are refused at the door when they hold control characters

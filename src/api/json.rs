@@ -198,7 +198,7 @@ pub(super) async fn prelude(
         .extensions
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
-    note.principal = auth::claimed_user(&parts.headers);
+    note.principal = crate::web::claimed_user(&parts.headers);
     let principal = authenticate(state, &parts.headers, &peer, &parts.method).await?;
     note.principal = Some(principal.name.clone());
     let body = super::est::read_body(body, &parts.headers, state.max_body)

@@ -87,15 +87,6 @@ pub fn dummy_hash() -> &'static str {
 
 /// Parses `Authorization: Basic base64(user:password)`. `Ok(None)` when the header is some
 /// other scheme.
-/// The user name a request's Basic credentials claim (not verified), for the audit log: a
-/// failed or refused request is still found under the name it was made with.
-pub fn claimed_user(headers: &axum::http::HeaderMap) -> Option<String> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?;
-    let (user, _password) = parse_basic(v.as_bytes()).ok()??;
-    // bounded, and escaped: it is stored and shown before anything checked it
-    Some(crate::model::printable(&user.chars().take(64).collect::<String>()).into_owned())
-}
-
 pub fn parse_basic(header: &[u8]) -> Result<Option<(String, String)>, AuthError> {
     let text = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
     let text = text.trim();

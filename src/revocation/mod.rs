@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use der::Decode;
 
 use crate::ca::ocsp::{self, IssuerHashes, Refusal, Responder, Status};

@@ -90,6 +90,15 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// The user name a request's Basic credentials claim (not verified), for the audit log: a
+/// failed or refused request is still found under the name it was made with.
+pub fn claimed_user(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    let (user, _password) = crate::auth::parse_basic(v.as_bytes()).ok()??;
+    // bounded, and escaped: it is stored and shown before anything checked it
+    Some(crate::model::printable(&user.chars().take(64).collect::<String>()).into_owned())
+}
+
 /// The HTTP status of a service's kind of refusal, for the JSON API and the portal alike.
 pub fn status_of(kind: Kind) -> StatusCode {
     match kind {

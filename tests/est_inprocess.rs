@@ -572,7 +572,7 @@ async fn every_error_body_names_its_request_id() {
     .await;
     assert_eq!(
         r.text(),
-        format!("{}\n", estd::api::MALFORMED_CSR),
+        format!("{}\n", estd::est::MALFORMED_CSR),
         "the FAQ's text is untouched"
     );
     // A success carries the id in the header only.

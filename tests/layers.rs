@@ -1,7 +1,9 @@
 //! The module layers of README's module map, checked from the source: every `crate::x`
-//! (and `estd::x` in main.rs) a file names, in `use` lines and in inline paths, must point
-//! to a module below the file's own, and the client to the wire codec and the shared value
-//! types only. No compiler help needed: it reads `src/` as text.
+//! (`$crate::x` in macros, `super::x` that climbs to the crate root, and `estd::x` in
+//! main.rs) a file names, in `use` lines and in inline paths, must point to a module below
+//! the file's own, and the client to the wire codec and the shared value types only. No
+//! compiler help needed: it reads `src/` as text. Not followed: aliases of the crate
+//! (`use crate as c`), which no file uses.
 //!
 //! `cargo test --test layers -- --nocapture` prints the import graph between the top-level
 //! modules and its cycles (none, when the test passes).
@@ -9,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The layers, lowest first. A module may name modules of a lower layer only. Within a
-/// layer the order is spelt out where one depends on another (`ca` before `policy`).
+/// The layers, lowest first. A module may name modules of a lower layer only: modules of
+/// one layer do not use each other.
 const LAYERS: &[&[&str]] = &[
     // leaves: the wire codec, shared value types and checks, counters
     &["est", "model", "metrics"],
@@ -68,6 +70,20 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     (name != "lib").then(|| name.to_string())
 }
 
+/// How many `super::` lead from a file's module to the crate root: `src/gate.rs` and
+/// `src/api/mod.rs` 1, `src/api/est.rs` 2, `src/portal/pages/bulk.rs` 3.
+fn depth_of(src: &Path, file: &Path) -> usize {
+    let Ok(rel) = file.strip_prefix(src) else {
+        return 0;
+    };
+    let parts = rel.components().count();
+    if rel.file_name().is_some_and(|n| n == "mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
 fn ident_at(s: &str) -> &str {
     let end = s
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -75,8 +91,9 @@ fn ident_at(s: &str) -> &str {
     &s[..end]
 }
 
-/// Top-level modules named after `prefix::` in one line of code: `crate::api::x`,
-/// `crate::{ca, model::Role}` (the first name of each item in braces).
+/// Top-level modules named after `prefix::` in code: `crate::api::x`, `crate::{ca,
+/// model::Role}` (the first name of each item in braces). `$crate::` counts as `crate::`;
+/// `my_crate::` does not.
 fn named(code: &str, prefix: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = code;
@@ -84,10 +101,41 @@ fn named(code: &str, prefix: &str) -> Vec<String> {
         let before = rest[..i].chars().last();
         let after = &rest[i + prefix.len()..];
         rest = after;
-        // `$crate::` in macros and `my_crate::` are not this crate's paths
-        if before.is_some_and(|c| c == '$' || c.is_ascii_alphanumeric() || c == '_') {
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
             continue;
         }
+        names_after(after, &mut out);
+    }
+    out
+}
+
+/// Top-level modules named through `super::` chains that reach the crate root from a file
+/// `depth` modules deep: from `src/api/est.rs` (2), `super::super::portal::x` names `portal`.
+fn named_through_super(code: &str, depth: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("super::") {
+        let before = rest[..i].chars().last();
+        rest = &rest[i..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            rest = &rest["super::".len()..];
+            continue;
+        }
+        let mut n = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            n += 1;
+            rest = r;
+        }
+        if n == depth {
+            names_after(rest, &mut out);
+        }
+    }
+    out
+}
+
+/// The first name after a path prefix, or the first name of each item of a `{…}` group.
+fn names_after(after: &str, out: &mut Vec<String>) {
+    {
         if let Some(group) = after.strip_prefix('{') {
             let mut depth = 0usize;
             let mut start = true;
@@ -114,11 +162,11 @@ fn named(code: &str, prefix: &str) -> Vec<String> {
             }
         }
     }
-    out
 }
 
-/// Joins a file's lines into code with comments and string contents left out, so that a
-/// `use crate::{` spread over several lines reads as one.
+/// Joins a file's lines into code with line comments left out (a `//` after a `"` on its
+/// line is kept, in case it is inside a string), so that a `use crate::{` spread over
+/// several lines reads as one.
 fn code_of(text: &str) -> String {
     let mut code = String::new();
     for line in text.lines() {
@@ -159,7 +207,9 @@ fn graph() -> Graph {
             .display()
             .to_string();
         let entry = edges.entry(from.clone()).or_default();
-        for to in named(&code, prefix) {
+        let mut names = named(&code, prefix);
+        names.extend(named_through_super(&code, depth_of(&src, &file)));
+        for to in names {
             // the lib's own helpers (`crate::outln`, `crate::write_out`) are not modules
             if to == from || rank(&to).is_none() && !is_module(&src, &to) {
                 continue;
@@ -237,22 +287,10 @@ fn cycles(g: &Graph) -> Vec<Vec<String>> {
     t.out
 }
 
-#[test]
-fn imports_point_down_the_layers_only() {
-    let g = graph();
-    println!("import graph (module -> modules it names):");
-    for (from, tos) in &g.edges {
-        let list: Vec<&str> = tos.keys().map(String::as_str).collect();
-        println!("  {from:<8} -> {}", list.join(" "));
-    }
-    let cyc = cycles(&g);
-    println!("cycles: {}", cyc.len());
-    for c in &cyc {
-        println!("  {}", c.join(" <-> "));
-    }
-
+/// What breaks the layers in a graph of module → module → files.
+fn violations(edges: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
     let mut wrong = Vec::new();
-    for (from, tos) in &g.edges {
+    for (from, tos) in edges {
         let Some(rf) = rank(from) else {
             wrong.push(format!("{from}: not in the layer table (tests/layers.rs)"));
             continue;
@@ -280,6 +318,24 @@ fn imports_point_down_the_layers_only() {
             }
         }
     }
+    wrong
+}
+
+#[test]
+fn imports_point_down_the_layers_only() {
+    let g = graph();
+    println!("import graph (module -> modules it names):");
+    for (from, tos) in &g.edges {
+        let list: Vec<&str> = tos.keys().map(String::as_str).collect();
+        println!("  {from:<8} -> {}", list.join(" "));
+    }
+    let cyc = cycles(&g);
+    println!("cycles: {}", cyc.len());
+    for c in &cyc {
+        println!("  {}", c.join(" <-> "));
+    }
+
+    let wrong = violations(&g.edges);
     if !wrong.is_empty() {
         println!("imports against the layers: {}", wrong.len());
         for w in &wrong {
@@ -332,8 +388,10 @@ fn no_http_types_below_the_adapters() {
             "axum::",
             "hyper::",
             "hyper_util::",
-            "http::StatusCode",
+            "http::",
+            "http_body_util::",
             "tower::",
+            "tower_http::",
         ] {
             if code.contains(name) {
                 found.push(format!("{} names {name}", f.display()));
@@ -365,9 +423,66 @@ fn no_source_file_is_too_long() {
 #[test]
 fn the_parser_finds_grouped_and_inline_paths() {
     let code = code_of(
-        "use crate::{ca::{self, hex}, model::Role,\n  store};\n// crate::portal in a comment\nlet x = crate::api::media_type_is(y); $crate::out_result(); other_crate::x;",
+        "use crate::{ca::{self, hex}, model::Role,\n  store};\n// crate::portal in a comment\nlet x = crate::api::media_type_is(y); $crate::jobs::x(); other_crate::x; a::crate::b;",
     );
-    assert_eq!(named(&code, "crate::"), ["ca", "model", "store", "api"]);
+    assert_eq!(
+        named(&code, "crate::"),
+        ["ca", "model", "store", "api", "jobs"]
+    );
+    // from src/api/est.rs (two deep): super::super:: is the crate root, super:: is api
+    let code =
+        code_of("use super::super::{portal, web::x};\nuse super::json;\nsuper::super::app::y();");
+    assert_eq!(named_through_super(&code, 2), ["portal", "web", "app"]);
+    assert_eq!(named_through_super(&code, 1), ["json"]);
+    let root = Path::new("/s");
+    assert_eq!(depth_of(root, Path::new("/s/gate.rs")), 1);
+    assert_eq!(depth_of(root, Path::new("/s/api/mod.rs")), 1);
+    assert_eq!(depth_of(root, Path::new("/s/api/est.rs")), 2);
+    assert_eq!(depth_of(root, Path::new("/s/portal/pages/bulk.rs")), 3);
+}
+
+#[test]
+fn an_upward_import_is_refused() {
+    fn add(g: &mut BTreeMap<String, BTreeMap<String, BTreeSet<String>>>, from: &str, to: &str) {
+        g.entry(from.into())
+            .or_default()
+            .entry(to.into())
+            .or_default()
+            .insert(format!("src/{from}/x.rs"));
+    }
+    let mut g = BTreeMap::new();
+    add(&mut g, "api", "enroll"); // down: fine
+    add(&mut g, "client", "est"); // the wire codec: fine
+    assert!(violations(&g).is_empty());
+    add(&mut g, "portal", "api"); // one adapter into the other
+    add(&mut g, "client", "ca"); // the client into the server
+    add(&mut g, "store", "enroll"); // up
+    add(&mut g, "ca", "config"); // config is for app and main
+    let v = violations(&g);
+    for want in [
+        "portal -> api",
+        "client -> ca",
+        "store -> enroll",
+        "ca -> config",
+    ] {
+        assert!(
+            v.iter().any(|w| w.starts_with(want)),
+            "{want} not caught: {v:?}"
+        );
+    }
+}
+
+#[test]
+fn the_crate_root_re_exports_nothing() {
+    // `pub use api::AppState;` in lib.rs would let any layer write `crate::AppState` unseen
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("src/lib.rs");
+    assert!(
+        !code_of(&lib)
+            .lines()
+            .any(|l| l.trim_start().starts_with("pub use")),
+        "src/lib.rs re-exports a module's item"
+    );
 }
 
 #[test]

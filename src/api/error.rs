@@ -8,7 +8,7 @@ use crate::enroll::EnrollError;
 use crate::est::WireError;
 
 /// The portal FAQ's text for a CSR that cannot be read.
-pub use crate::est::MALFORMED_CSR;
+use crate::est::MALFORMED_CSR;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

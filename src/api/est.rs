@@ -44,14 +44,12 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
         ..AuditNote::default()
     };
     // identifiers are refused at the door when they hold control characters
-    let bad_label = label
-        .as_deref()
-        .is_some_and(crate::policy::rules::has_control);
+    let bad_label = label.as_deref().is_some_and(crate::fields::has_control);
     let bad_user = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| auth::parse_basic(v.as_bytes()).ok().flatten())
-        .is_some_and(|(u, _)| crate::policy::rules::has_control(&u));
+        .is_some_and(|(u, _)| crate::fields::has_control(&u));
     let checked = if bad_label {
         Err(EstError::BadRequest(
             "The CA label is invalid. Cannot contain control characters".into(),

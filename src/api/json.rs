@@ -119,7 +119,7 @@ pub(crate) async fn authenticate(
                 "use HTTP Basic or the portal's session",
             ));
         };
-        if crate::policy::rules::has_control(&user) {
+        if crate::fields::has_control(&user) {
             return Err(err(
                 StatusCode::BAD_REQUEST,
                 "bad_request",

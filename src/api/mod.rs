@@ -11,7 +11,7 @@ pub mod health;
 mod json;
 pub mod revocation;
 
-pub use error::{EstError, MALFORMED_CSR};
+pub use error::EstError;
 
 use std::sync::Arc;
 

@@ -1,7 +1,10 @@
-//! The RFC 7030 wire format: operations, media types, base64 bodies (RFC 8951), PKCS#10
-//! parsing with proof-of-possession, certs-only PKCS#7 and csrattrs.
+//! The RFC 7030 wire format: operations, labels, media types, base64 bodies (RFC 8951),
+//! PKCS#10 parsing with proof-of-possession, certs-only PKCS#7 and csrattrs; and what both
+//! ends of the wire need to make or read it: hex and DER TLV (`bytes`), key types, key
+//! generation and X.509 names in rcgen's model (`keys`), OIDs.
 //!
-//! Everything here is pure: bytes in, bytes or typed values out, no I/O.
+//! No I/O and nothing of the server: bytes in, bytes or typed values out (key generation
+//! draws from the system's random source).
 
 mod body;
 mod bytes;

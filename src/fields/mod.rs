@@ -1,6 +1,6 @@
 //! Rules and value types the server and the EST client both need: what a typed value may
-//! hold, a file name made safe, the SAN patterns, the MDM test certificate's fields. Below
-//! every other layer but the wire codec: no I/O, nothing of the server.
+//! hold, a file name made safe, the SAN patterns, the MDM test certificate's fields. Uses
+//! the wire codec only; no I/O, nothing of the server.
 
 mod pattern;
 mod testcert;
@@ -10,6 +10,11 @@ pub use testcert::{
     DOMAIN_INVALID, EMAIL_INVALID, Field, FieldError, NAME_HAS_SPACES, NAME_MISSING, TestRequest,
     USER_INVALID, check_fields, valid_fqdn,
 };
+
+/// What a value with a control character is told (`what`: "CN", "user name", …).
+pub fn control_chars_message(what: &str) -> String {
+    format!("The given {what} is invalid. Cannot contain control characters")
+}
 
 /// A control character: C0 (NUL … US, so TAB, CR, LF and ESC too), DEL, C1
 /// (U+0080–U+009F), and the invisible format characters that reorder or hide text (bidi

@@ -131,10 +131,7 @@ pub fn check_fields(req: &TestRequest) -> Result<SanVars, FieldError> {
         (Field::Email, "email address", &req.email),
     ] {
         if super::has_control(value.trim()) {
-            return bad(
-                field,
-                &format!("The given {what} is invalid. Cannot contain control characters"),
-            );
+            return bad(field, &super::control_chars_message(what));
         }
     }
     let name = req.cert_name.trim();

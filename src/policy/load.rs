@@ -2,6 +2,7 @@
 //! filled in.
 
 use super::*;
+use crate::fields::PatternEntry;
 
 impl Template {
     /// Parses one template from TOML text; `file` names it in errors.

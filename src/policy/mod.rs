@@ -16,7 +16,7 @@ pub mod subject;
 pub use mac::Mac;
 pub use names::{NameRules, ReservedNames};
 pub use rules::{PolicyError, Requester, RequiredRdn};
-pub use san::{MacEncoding, PatternEntry, SanStyle, SanVars, UPN_OID, build_pattern};
+pub use san::{MacEncoding, SanStyle, SanVars};
 pub use subject::SubjectRules;
 
 use std::collections::BTreeMap;

@@ -35,7 +35,7 @@ pub enum PolicyError {
     #[error("{MSG_INVALID_MAC}")]
     InvalidMac,
     /// A subject attribute (`CN`, `O`, …) or SAN value with a control character.
-    #[error("The given {field} is invalid. Cannot contain control characters")]
+    #[error("{}", crate::fields::control_chars_message(field))]
     ControlChars { field: String },
     /// A subject attribute or SAN value over its upper bound (X.520, RFC 5280).
     #[error("The given {field} is invalid. Cannot be longer than {max} characters")]

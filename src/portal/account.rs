@@ -61,7 +61,7 @@ pub(super) async fn login_submit(
         );
     }
     let peer = peer_of(&conn);
-    if crate::policy::rules::has_control(&user) || user.chars().count() > auth::MAX_USER {
+    if crate::fields::has_control(&user) || user.chars().count() > auth::MAX_USER {
         note.reason = Some("a user name with control characters, or too long".into());
         return with_note(
             login_form(

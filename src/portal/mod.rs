@@ -1,6 +1,6 @@
 //! The certificate provisioning portal (`/portal/`), an HTTP adapter beside `api/`: log in
 //! and account (`account.rs`), the certificate forms (`forms.rs`), requests and certificates
-//! (`records.rs`), bulk requests (`bulk.rs`); the pages themselves in `pages.rs`.
+//! (`records.rs`), bulk requests (`bulk.rs`); the pages themselves in `pages/`.
 //! Server-rendered HTML; the same services, rules and audit as the JSON API and EST.
 
 mod account;

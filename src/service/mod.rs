@@ -1,8 +1,8 @@
 //! The service layer: what a user can ask of estd whatever surface they use (the JSON API,
 //! the portal; EST goes straight to `enroll`). Typed requests in, typed results or domain
 //! errors out; nothing here knows HTTP. The adapters (`api/`, `portal/`) parse a request,
-//! call a service and render its answer, and are the only places that turn a `Kind` into
-//! a status.
+//! call a service and render its answer; `web::status_of` is the one place a `Kind`
+//! becomes a status.
 
 pub mod certs;
 pub mod single;
@@ -25,8 +25,8 @@ pub struct Context<'a> {
     pub bundle: &'a Arc<BundleAssets>,
 }
 
-/// What kind of answer a refused or failed request gets. The adapters map each to one HTTP
-/// status (`api/error.rs`, the portal's pages); the service never names a status.
+/// What kind of answer a refused or failed request gets. `web::status_of` maps each to one
+/// HTTP status for the JSON API and the portal; the service never names a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// The request is malformed or a value is invalid (400).

@@ -240,3 +240,24 @@ pub async fn read_submission(req: Request) -> Result<(Submission, String), Respo
     }
     Ok((sub, csrf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_refusal_has_its_status() {
+        // the statuses the JSON API and the portal answered with before `Kind` existed
+        for (kind, status) in [
+            (Kind::Invalid, 400),
+            (Kind::Forbidden, 403),
+            (Kind::Pending, 202),
+            (Kind::Conflict, 409),
+            (Kind::Throttled, 429),
+            (Kind::Unavailable, 503),
+            (Kind::Internal, 500),
+        ] {
+            assert_eq!(status_of(kind).as_u16(), status, "{kind:?}");
+        }
+    }
+}

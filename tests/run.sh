@@ -18,6 +18,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 # PostgreSQL for the store suite and the several-instances tests (they start their own
 # server with initdb/pg_ctl in a temporary directory)
 command -v pg_config >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# SoftHSM2 (a PKCS#11 token in a temporary directory) and pkcs11-tool for tests/hsm.rs
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -6,6 +6,7 @@
 pub mod devpki;
 pub mod import;
 pub mod ocsp;
+pub mod pkcs11;
 pub mod seal;
 
 use std::time::{Duration, SystemTime};

@@ -1,0 +1,175 @@
+//! Keys in a real PKCS#11 token (SoftHSM2, in a temporary directory): P-256, P-384 and
+//! RSA-2048 keys generated inside the token (sensitive, never extractable) sign a CA
+//! certificate and a CRL through rcgen, and openssl verifies both. A wrong PIN, an unknown
+//! token and a missing key are refused with what went wrong.
+//!
+//! One test function: the token directory is chosen by SOFTHSM2_CONF, which the module
+//! reads once per process.
+
+use std::path::Path;
+use std::process::Command;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "1234-estd";
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("the command runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed: {text}");
+    text
+}
+
+fn tool(conf: &Path) -> Command {
+    let mut c = Command::new("pkcs11-tool");
+    c.env("SOFTHSM2_CONF", conf).args([
+        "--module",
+        MODULE,
+        "--token-label",
+        "estd",
+        "--login",
+        "--pin",
+        PIN,
+    ]);
+    c
+}
+
+#[test]
+fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
+    assert!(
+        Path::new(MODULE).exists(),
+        "SoftHSM2 is not installed ({MODULE}); tests/run.sh installs it (apt-get install softhsm2 opensc)"
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).expect("the token directory");
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("the SoftHSM configuration");
+    run(Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "estd",
+            "--pin",
+            PIN,
+            "--so-pin",
+            "5678",
+        ]));
+    for (label, id, kind) in [
+        ("ca-p256", "01", "EC:prime256v1"),
+        ("ca-p384", "02", "EC:secp384r1"),
+        ("ca-rsa", "03", "rsa:2048"),
+    ] {
+        run(tool(&conf).args([
+            "--keypairgen",
+            "--key-type",
+            kind,
+            "--label",
+            label,
+            "--id",
+            id,
+        ]));
+    }
+    let listed = run(tool(&conf).args(["--list-objects", "--type", "privkey"]));
+    assert!(
+        listed.matches("never extractable").count() >= 3,
+        "the keys are not marked never extractable: {listed}"
+    );
+    // SAFETY of the test's environment: set before the module is loaded, read once by it
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+
+    use estd::ca::pkcs11::{Pkcs11Uri, Token};
+    let uri = |s: &str| Pkcs11Uri::parse(s).expect("a PKCS#11 URI");
+
+    // refusals, each saying what went wrong
+    let e = Token::open(
+        "/nonexistent/libnothing.so",
+        &uri("pkcs11:token=estd;object=ca-p256"),
+        PIN,
+        1,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot be loaded"), "{e}");
+    let e = Token::open(MODULE, &uri("pkcs11:token=nosuch;object=ca-p256"), PIN, 1).unwrap_err();
+    assert!(e.to_string().contains("no such token"), "{e}");
+    let e = Token::open(MODULE, &uri("pkcs11:token=estd;object=ca-p256"), "0000", 1).unwrap_err();
+    assert_eq!(e.ckr, Some("CKR_PIN_INCORRECT"), "{e}");
+    assert!(!e.to_string().contains("0000"), "the PIN is printed: {e}");
+
+    let token = Token::open(MODULE, &uri("pkcs11:token=estd;object=ca-p256"), PIN, 2)
+        .expect("the token opens");
+    let e = token
+        .key(&uri("pkcs11:token=estd;object=nosuch"))
+        .unwrap_err();
+    assert!(e.to_string().contains("no such private key"), "{e}");
+
+    for (object, want) in [
+        ("object=ca-p256", "ecdsa-with-SHA256"),
+        ("id=%02", "ecdsa-with-SHA384"),
+        ("object=ca-rsa", "sha256WithRSAEncryption"),
+    ] {
+        let key = token
+            .key(&uri(&format!("pkcs11:token=estd;{object}")))
+            .expect("the key is found");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("HSM CA {object}"));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("signed in the token");
+        let issuer = rcgen::Issuer::new(params, &key);
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2036, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(42u64),
+                revocation_time: rcgen::date_time_ymd(2026, 1, 2),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .expect("CRL signed in the token");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, cert.pem()).expect("ca.pem");
+        let crl_path = dir.path().join("ca.crl");
+        std::fs::write(&crl_path, crl.der().as_ref()).expect("ca.crl");
+        let text = run(Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&ca));
+        assert!(
+            text.contains(want),
+            "{object}: not signed with {want}: {text}"
+        );
+        run(Command::new("openssl")
+            .args(["verify", "-check_ss_sig", "-CAfile"])
+            .arg(&ca)
+            .arg(&ca));
+        let out = run(Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-in"])
+            .arg(&crl_path)
+            .arg("-CAfile")
+            .arg(&ca));
+        assert!(out.contains("verify OK"), "{object}: CRL: {out}");
+        assert!(key.take_error().is_none());
+    }
+}

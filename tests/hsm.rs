@@ -171,5 +171,34 @@ fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
             .arg(&ca));
         assert!(out.contains("verify OK"), "{object}: CRL: {out}");
         assert!(key.take_error().is_none());
+
+        // the CA itself, with its key in the token: a device certificate that chains to it
+        drop(issuer);
+        let ca_issuer =
+            estd::ca::LocalIssuer::new(vec![cert.der().to_vec()], key).expect("a token CA");
+        let device = estd::ca::generate_key(estd::est::KeyType::EcP256).expect("a device key");
+        let issued = estd::ca::Issuer::issue(
+            &ca_issuer,
+            &estd::ca::IssuanceRequest {
+                subject: "CN=device-1".parse().expect("a name"),
+                key_type: device.key_type,
+                public_key: device.public_key.clone(),
+                san: None,
+                validity: std::time::Duration::from_secs(86_400),
+                key_usage: vec![rcgen::KeyUsagePurpose::DigitalSignature],
+                extended_key_usage: vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+                crl_url: None,
+                ocsp_url: None,
+                ocsp_no_check: false,
+            },
+        )
+        .expect("issued by the token CA");
+        let leaf = dir.path().join("device.pem");
+        std::fs::write(&leaf, estd::est::pem("CERTIFICATE", &issued.der)).expect("device.pem");
+        run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(&ca)
+            .arg(&leaf));
+        estd::ca::Issuer::check_key(&ca_issuer).expect("the token key answers");
     }
 }

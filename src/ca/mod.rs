@@ -95,9 +95,52 @@ pub trait Issuer: Send + Sync {
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
+/// The issuing CA's private key: from a file (held in memory), or in a PKCS#11 token.
+pub enum CaKey {
+    File(KeyPair),
+    Token(pkcs11::TokenKey),
+}
+
+impl From<KeyPair> for CaKey {
+    fn from(k: KeyPair) -> Self {
+        Self::File(k)
+    }
+}
+
+impl From<pkcs11::TokenKey> for CaKey {
+    fn from(k: pkcs11::TokenKey) -> Self {
+        Self::Token(k)
+    }
+}
+
+impl rcgen::PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            Self::File(k) => k.der_bytes(),
+            Self::Token(k) => k.der_bytes(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            Self::File(k) => k.algorithm(),
+            Self::Token(k) => k.algorithm(),
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            Self::File(k) => k.sign(msg),
+            Self::Token(k) => k.sign(msg),
+        }
+    }
+}
+
 /// Signs with a CA key held in memory.
 pub struct LocalIssuer {
-    issuer: rcgen::Issuer<'static, KeyPair>,
+    issuer: rcgen::Issuer<'static, CaKey>,
     chain: Vec<Vec<u8>>,
     ca_not_after: SystemTime,
     /// How the CA's key identifier is made (for the CRL's Authority Key Identifier).
@@ -118,7 +161,8 @@ const SKI_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 impl LocalIssuer {
     /// `chain[0]` is the issuing CA certificate (DER) whose key is `key`; the rest lead to
     /// the root.
-    pub fn new(chain: Vec<Vec<u8>>, key: KeyPair) -> Result<Self, CaError> {
+    pub fn new(chain: Vec<Vec<u8>>, key: impl Into<CaKey>) -> Result<Self, CaError> {
+        let key: CaKey = key.into();
         let ca_der = chain
             .first()
             .ok_or_else(|| CaError::Files("empty CA chain".into()))?;
@@ -129,7 +173,7 @@ impl LocalIssuer {
             .subject_public_key_info()
             .to_der()
             .map_err(|e| CaError::Files(e.to_string()))?;
-        if spki != key.subject_public_key_info() {
+        if spki != rcgen::PublicKeyData::subject_public_key_info(&key) {
             return Err(CaError::Files(
                 "the CA key does not belong to the issuing CA certificate".into(),
             ));
@@ -157,7 +201,19 @@ impl LocalIssuer {
     }
 
     /// The rcgen issuer, for the development PKI's own TLS certificate.
-    pub(crate) fn rcgen_issuer(&self) -> &rcgen::Issuer<'static, KeyPair> {
+    /// A failed signature as the CA's error: a token's own (with its `CKR_*` code) when the
+    /// key is in a token, rcgen's otherwise.
+    fn signing_error(&self, e: rcgen::Error) -> CaError {
+        match self.issuer.key() {
+            CaKey::Token(k) => match k.take_error() {
+                Some(t) => CaError::Signing(t.to_string()),
+                None => CaError::Signing(e.to_string()),
+            },
+            CaKey::File(_) => CaError::Signing(e.to_string()),
+        }
+    }
+
+    pub(crate) fn rcgen_issuer(&self) -> &rcgen::Issuer<'static, CaKey> {
         &self.issuer
     }
 }
@@ -312,7 +368,7 @@ impl Issuer for LocalIssuer {
         };
         let cert = params
             .signed_by(&key, &self.issuer)
-            .map_err(|e| CaError::Signing(e.to_string()))?;
+            .map_err(|e| self.signing_error(e))?;
         let der = cert.der().to_vec();
 
         // rcgen rebuilds the subject from its own model: make sure it is byte for byte the
@@ -367,7 +423,7 @@ impl Issuer for LocalIssuer {
         };
         let crl = params
             .signed_by(&self.issuer)
-            .map_err(|e| CaError::Signing(e.to_string()))?;
+            .map_err(|e| self.signing_error(e))?;
         Ok(crl.der().to_vec())
     }
 
@@ -383,7 +439,7 @@ impl Issuer for LocalIssuer {
             .key()
             .sign(b"estd readiness check")
             .map(|_| ())
-            .map_err(|e| CaError::Signing(e.to_string()))
+            .map_err(|e| self.signing_error(e))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -143,9 +143,36 @@ pub struct Built {
     pub admin_password: Option<String>,
 }
 
+/// Logs in to the token once and finds the CA key (on the blocking pool: PKCS#11 calls
+/// block). Sessions: one per core for signing, one for the CRL and OCSP.
+async fn open_token_key(t: &crate::config::CaToken) -> Result<crate::ca::CaKey, StartError> {
+    let t = t.clone();
+    tokio::task::spawn_blocking(move || {
+        let pin = t.pin().map_err(StartError::Other)?;
+        let module = t.module.to_string_lossy().into_owned();
+        let sessions = crate::enroll::default_parallelism() + 1;
+        let token = crate::ca::pkcs11::Token::open(&module, &t.uri, &pin, sessions)
+            .map_err(|e| StartError::Other(format!("ca.key: {e}")))?;
+        let key = token
+            .key(&t.uri)
+            .map_err(|e| StartError::Other(format!("ca.key: {e}")))?;
+        Ok(crate::ca::CaKey::Token(key))
+    })
+    .await
+    .map_err(|e| StartError::Other(format!("ca.key: {e}")))?
+}
+
 pub async fn build(config: &Config) -> Result<Built, StartError> {
     let templates = Arc::new(load_templates(config)?);
-    let loaded = devpki::ensure_ca(&CaPaths::in_dir(&config.ca_dir), config.ca_key_type)?;
+    let paths = CaPaths::in_dir(&config.ca_dir);
+    let loaded = match &config.ca_token {
+        None => devpki::ensure_ca(&paths, config.ca_key_type)?,
+        Some(t) => {
+            let key = open_token_key(t).await?;
+            tracing::info!(key = %t.uri, module = %t.module.display(), "the issuing CA's key is in a PKCS#11 token");
+            devpki::load_ca_with_key(&paths, key)?
+        }
+    };
     if loaded.generated {
         tracing::info!(dir = %config.ca_dir.display(), "generated a development root and issuing CA");
     }

@@ -6,6 +6,8 @@
 //! One test function: the token directory is chosen by SOFTHSM2_CONF, which the module
 //! reads once per process.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -37,8 +39,8 @@ fn tool(conf: &Path) -> Command {
     c
 }
 
-#[test]
-fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
+#[tokio::test(flavor = "multi_thread")]
+async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
     assert!(
         Path::new(MODULE).exists(),
         "SoftHSM2 is not installed ({MODULE}); tests/run.sh installs it (apt-get install softhsm2 opensc)"
@@ -151,6 +153,9 @@ fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
         .expect("CRL signed in the token");
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, cert.pem()).expect("ca.pem");
+        if object == "object=ca-p256" {
+            std::fs::write(dir.path().join("p256-ca.pem"), cert.pem()).expect("p256-ca.pem");
+        }
         let crl_path = dir.path().join("ca.crl");
         std::fs::write(&crl_path, crl.der().as_ref()).expect("ca.crl");
         let text = run(Command::new("openssl")
@@ -201,4 +206,66 @@ fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
             .arg(&leaf));
         estd::ca::Issuer::check_key(&ca_issuer).expect("the token key answers");
     }
+
+    // estd serve with the issuing CA's key in the token: its TLS certificate and a device's
+    // certificate are signed there
+    let data = dir.path().join("data");
+    let certs = data.join("certs");
+    std::fs::create_dir_all(&certs).expect("certs/");
+    let ca_pem = std::fs::read(dir.path().join("p256-ca.pem")).expect("the token CA");
+    std::fs::write(certs.join("issuing-ca.pem"), &ca_pem).expect("issuing-ca.pem");
+    std::fs::write(certs.join("root-ca.pem"), &ca_pem).expect("root-ca.pem");
+    let conf_s = conf.to_string_lossy().into_owned();
+    let (mut estd, ports) = common::spawn_estd_ports(
+        &data,
+        &[
+            ("ESTD_CA_KEY", "pkcs11:token=estd;object=ca-p256"),
+            ("ESTD_CA_PKCS11_MODULE", MODULE),
+            ("ESTD_CA_PIN", PIN),
+            ("SOFTHSM2_CONF", &conf_s),
+        ],
+        std::process::Stdio::inherit(),
+    );
+    let password = std::fs::read_to_string(data.join("admin-password")).expect("admin-password");
+    let kp = common::key(common::Key::P256);
+    let resp = common::client(&ca_pem, None, false)
+        .post(format!(
+            "https://127.0.0.1:{}/.well-known/est/simpleenroll",
+            ports.est
+        ))
+        .basic_auth("admin", Some(password.trim()))
+        .header("content-type", "application/pkcs10")
+        .body(common::b64(&common::csr(&kp, "admin", &[])))
+        .send()
+        .await
+        .expect("enrollment");
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.expect("body");
+    let device = common::der_of(&common::certs_of(&body)[0]);
+    let leaf = dir.path().join("enrolled.pem");
+    std::fs::write(&leaf, estd::est::pem("CERTIFICATE", &device)).expect("enrolled.pem");
+    let ca_file = dir.path().join("p256-ca.pem");
+    run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&ca_file)
+        .arg(&leaf));
+    let _ = estd.kill();
+    let _ = estd.wait();
+
+    // a wrong PIN stops start-up, saying so and not printing the PIN
+    let out = Command::new(env!("CARGO_BIN_EXE_estd"))
+        .arg("serve")
+        .env("ESTD_DATA_DIR", &data)
+        .env("ESTD_LISTEN", "127.0.0.1:0")
+        .env("ESTD_CA_KEY", "pkcs11:token=estd;object=ca-p256")
+        .env("ESTD_CA_PKCS11_MODULE", MODULE)
+        .env("ESTD_CA_PIN", "9999-wrong")
+        .env("SOFTHSM2_CONF", &conf)
+        .env_remove("ESTD_CONFIG")
+        .output()
+        .expect("estd serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("CKR_PIN_INCORRECT"), "{err}");
+    assert!(!err.contains("9999-wrong"), "the PIN is printed: {err}");
 }

@@ -179,6 +179,30 @@ pub fn ensure_ca(paths: &CaPaths, key_type: CaKeyType) -> Result<LoadedCa, CaErr
     Ok(LoadedCa { issuer, generated })
 }
 
+/// Loads the CA whose key is elsewhere (a token): the chain from `paths`' certificate
+/// files, nothing generated. The key must belong to the issuing CA certificate.
+pub fn load_ca_with_key(paths: &CaPaths, key: super::CaKey) -> Result<LoadedCa, CaError> {
+    for p in [&paths.issuing_cert, &paths.root_cert] {
+        if !p.exists() {
+            return Err(files_err(
+                p,
+                "missing (with ca.key in a token, the CA certificates are files in ca.dir)",
+            ));
+        }
+    }
+    let mut chain = read_certs(&paths.issuing_cert)?;
+    for c in read_certs(&paths.root_cert)? {
+        if !chain.contains(&c) {
+            chain.push(c);
+        }
+    }
+    let issuer = LocalIssuer::new(chain, key)?;
+    Ok(LoadedCa {
+        issuer,
+        generated: false,
+    })
+}
+
 /// The TLS server certificate chain and key, generated (signed by the issuing CA, for
 /// `names`) when `cert` and `key` do not exist yet.
 pub fn ensure_tls(

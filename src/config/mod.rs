@@ -182,6 +182,10 @@ pub struct RawTls {
 pub struct RawCa {
     pub dir: String,
     pub key_type: String,
+    /// Empty: the key file beside the CA certificate. Or a PKCS#11 URI.
+    pub key: String,
+    pub pkcs11_module: String,
+    pub pin_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +273,9 @@ impl Default for RawCa {
         Self {
             dir: String::new(),
             key_type: "ec-p256".into(),
+            key: String::new(),
+            pkcs11_module: String::new(),
+            pin_file: String::new(),
         }
     }
 }
@@ -400,6 +407,8 @@ pub struct Config {
     pub tls_names: Vec<String>,
     pub ca_dir: PathBuf,
     pub ca_key_type: CaKeyType,
+    /// The issuing CA's key in a PKCS#11 token (`ca.key` a `pkcs11:` URI).
+    pub ca_token: Option<CaToken>,
     pub database: Database,
     /// A bulk row claimed longer ago than this and still running is presumed abandoned
     /// (its instance died) and is claimed again.
@@ -487,17 +496,103 @@ impl Config {
     }
 }
 
-/// `ESTD_*` variables; `ESTD_SECTION_KEY` is `section.key`.
-fn env() -> Env {
-    Env::prefixed("ESTD_").ignore(&["config"]).map(|key| {
-        let k = key.as_str().to_ascii_lowercase();
-        for s in SECTIONS {
-            if let Some(rest) = k.strip_prefix(s).and_then(|r| r.strip_prefix('_')) {
-                return format!("{s}.{rest}").into();
+/// Where the issuing CA's key is when it is in a token. The PIN is not here: it is read
+/// from `pin_file`, or from `ESTD_CA_PIN`, when the token is opened.
+#[derive(Debug, Clone)]
+pub struct CaToken {
+    pub uri: crate::ca::pkcs11::Pkcs11Uri,
+    /// The vendor's PKCS#11 library (`ca.pkcs11_module`, or the URI's `module-path`).
+    pub module: PathBuf,
+    pub pin_file: Option<PathBuf>,
+}
+
+/// The environment variable that may hold the token's PIN (never the TOML).
+pub const CA_PIN_ENV: &str = "ESTD_CA_PIN";
+
+impl CaToken {
+    /// The PIN: `pin_file`'s first line, or `ESTD_CA_PIN`.
+    pub fn pin(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        if let Some(f) = &self.pin_file {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("ca.pin_file {}: {e}", f.display()))?,
+            );
+            let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+            if line.is_empty() {
+                return Err(format!("ca.pin_file {}: empty", f.display()));
+            }
+            return Ok(zeroize::Zeroizing::new(line.to_string()));
+        }
+        std::env::var(CA_PIN_ENV)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| format!("the token's PIN: set ca.pin_file or {CA_PIN_ENV}"))
+    }
+}
+
+fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
+    use crate::ca::pkcs11::Pkcs11Uri;
+    if raw.key.is_empty() {
+        for (k, v) in [
+            ("ca.pkcs11_module", &raw.pkcs11_module),
+            ("ca.pin_file", &raw.pin_file),
+        ] {
+            if !v.is_empty() {
+                return Err(bad(k, "needs ca.key to be a PKCS#11 URI"));
             }
         }
-        k.into()
-    })
+        return Ok(None);
+    }
+    if !Pkcs11Uri::is_uri(&raw.key) {
+        return Err(bad(
+            "ca.key",
+            "a PKCS#11 URI (pkcs11:token=…;object=…), or empty for the key file in ca.dir",
+        ));
+    }
+    let uri = Pkcs11Uri::parse(&raw.key).map_err(|e| bad("ca.key", e))?;
+    let module = if raw.pkcs11_module.is_empty() {
+        uri.module_path.clone().map(PathBuf::from).ok_or_else(|| {
+            bad(
+                "ca.pkcs11_module",
+                "the vendor's PKCS#11 library (.so) is needed for ca.key",
+            )
+        })?
+    } else {
+        PathBuf::from(&raw.pkcs11_module)
+    };
+    let pin_file = if raw.pin_file.is_empty() {
+        uri.pin_source
+            .as_deref()
+            .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
+    } else {
+        Some(PathBuf::from(&raw.pin_file))
+    };
+    if pin_file.is_none() && std::env::var_os(CA_PIN_ENV).is_none() {
+        return Err(bad(
+            "ca.key",
+            format!("the token's PIN: set ca.pin_file or {CA_PIN_ENV} (never the TOML)"),
+        ));
+    }
+    Ok(Some(CaToken {
+        uri,
+        module,
+        pin_file,
+    }))
+}
+
+/// `ESTD_*` variables; `ESTD_SECTION_KEY` is `section.key`. `ESTD_CA_PIN` is not a setting:
+/// `CaToken::pin` reads it.
+fn env() -> Env {
+    Env::prefixed("ESTD_")
+        .ignore(&["config", "ca_pin"])
+        .map(|key| {
+            let k = key.as_str().to_ascii_lowercase();
+            for s in SECTIONS {
+                if let Some(rest) = k.strip_prefix(s).and_then(|r| r.strip_prefix('_')) {
+                    return format!("{s}.{rest}").into();
+                }
+            }
+            k.into()
+        })
 }
 
 fn bad(key: &str, reason: impl std::fmt::Display) -> ConfigError {
@@ -556,6 +651,7 @@ impl TryFrom<RawConfig> for Config {
                 ),
             )
         })?;
+        let ca_token = ca_token(&raw.ca)?;
         let sync = match raw.database.synchronous.as_str() {
             "full" => Synchronous::Full,
             "normal" => Synchronous::Normal,
@@ -730,6 +826,7 @@ impl TryFrom<RawConfig> for Config {
             tls_names: raw.tls.names,
             ca_dir,
             ca_key_type,
+            ca_token,
             database,
             job_lease: secs("jobs.lease_secs", raw.jobs.lease_secs, 3600)?,
             templates_dir_is_default: raw.est.templates_dir == RawEst::default().templates_dir,

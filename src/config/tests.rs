@@ -168,3 +168,58 @@ fn a_named_file_must_exist() {
             .contains("/nonexistent/estd.toml: no such file")
     );
 }
+
+#[test]
+fn a_ca_key_in_a_token() {
+    Jail::expect_with(|jail| {
+        // the module and the PIN's source are needed; the PIN itself is not a setting
+        jail.set_env("ESTD_CA_KEY", "pkcs11:token=estd;object=issuing-ca");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("ca.pkcs11_module:"), "{e}");
+        jail.set_env("ESTD_CA_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("ESTD_CA_PIN"), "{e}");
+        jail.set_env("ESTD_CA_PIN", "1234");
+        let c = load_in_jail(jail).unwrap();
+        assert!(
+            !format!("{c:?}").contains("1234"),
+            "the PIN is in the configuration"
+        );
+        let t = c.ca_token.expect("a token");
+        assert_eq!(t.uri.object.as_deref(), Some("issuing-ca"));
+        assert_eq!(t.pin().unwrap().as_str(), "1234");
+        // a PIN written into the URI is refused, and not echoed
+        jail.set_env("ESTD_CA_KEY", "pkcs11:object=issuing-ca?pin-value=4321");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("pin-value") && !e.contains("4321"), "{e}");
+        // a file path is not a URI
+        jail.set_env("ESTD_CA_KEY", "certs/issuing-ca.key");
+        assert!(
+            load_in_jail(jail)
+                .unwrap_err()
+                .to_string()
+                .contains("ca.key:")
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        // the module without a token key is a mistake, not ignored
+        jail.set_env("ESTD_CA_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("ca.pkcs11_module:"), "{e}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        // the module and the PIN file from the URI's module-path and pin-source
+        jail.create_file("pin", "5678\n")?;
+        jail.set_env(
+            "ESTD_CA_KEY",
+            "pkcs11:token=estd;object=ca?module-path=/usr/lib/x.so&pin-source=file:pin",
+        );
+        let c = load_in_jail(jail).unwrap();
+        let t = c.ca_token.expect("a token");
+        assert_eq!(t.module, PathBuf::from("/usr/lib/x.so"));
+        assert_eq!(t.pin().unwrap().as_str(), "5678");
+        Ok(())
+    });
+}

@@ -2,9 +2,9 @@
 //! module, a pool of sessions, and a key that signs for rcgen (certificates, CRLs) without
 //! its private part ever leaving the token.
 //!
-//! Work in progress (issue 21): the token and the key are here with their tests; wiring
-//! `ca.key = "pkcs11:…"` into the issuer, the OCSP responder and the sealer, `estd ca init
-//! --pkcs11`, reconnecting after a token error and `/readyz` are not done yet.
+//! The issuing CA's key is one when `ca.key` is a `pkcs11:` URI. Not yet (issue 21): the
+//! OCSP responder's and the sealing key in a token, `estd ca init --pkcs11`, reconnecting
+//! after a token error (today: restart estd).
 
 pub mod uri;
 

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -98,6 +98,34 @@ enum CertCommand {
 
 #[derive(Subcommand)]
 enum CaCommand {
+    /// Make the CA's key inside a PKCS#11 token (sensitive, never extractable), then a
+    /// self-signed CA certificate in ca.dir, or a certificate request for an external root.
+    /// The module comes from --module, ca.pkcs11_module or the URI; the PIN from
+    /// ca.pin_file or ESTD_CA_PIN.
+    Init {
+        /// The key's PKCS#11 URI, e.g. "pkcs11:token=estd;object=issuing-ca"
+        #[arg(long)]
+        pkcs11: String,
+        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096
+        #[arg(long, default_value = "ec-p256")]
+        key_type: String,
+        /// Write a certificate request (PEM) for the key here
+        #[arg(
+            long,
+            conflicts_with = "self_signed",
+            required_unless_present = "self_signed"
+        )]
+        csr: Option<PathBuf>,
+        /// Make a self-signed CA certificate (a root) in ca.dir
+        #[arg(long)]
+        self_signed: bool,
+        /// The CA's common name
+        #[arg(long, default_value = "estd issuing CA")]
+        name: String,
+        /// The vendor's PKCS#11 library (.so)
+        #[arg(long)]
+        module: Option<PathBuf>,
+    },
     /// Use an existing CA: its certificate and key become estd's issuing CA (in ca.dir)
     Import {
         /// The issuing CA certificate (PEM)
@@ -254,6 +282,14 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Template(cmd) => template(cmd, &config),
         Command::Pending(cmd) => pending(cmd, config).await,
         Command::Cert(cmd) => cert(cmd, config).await,
+        Command::Ca(CaCommand::Init {
+            pkcs11,
+            key_type,
+            csr,
+            self_signed: _,
+            name,
+            module,
+        }) => ca_init(&config, &pkcs11, &key_type, csr.as_deref(), &name, module),
         Command::Ca(CaCommand::Import {
             cert,
             key,
@@ -754,5 +790,50 @@ async fn requests(
                 .unwrap_or(""))
         );
     }
+    Ok(())
+}
+
+/// `estd ca init --pkcs11`: the module and the PIN as `serve` finds them.
+fn ca_init(
+    config: &Config,
+    uri: &str,
+    key_type: &str,
+    csr: Option<&Path>,
+    name: &str,
+    module: Option<PathBuf>,
+) -> Result<(), String> {
+    use estd::ca::pkcs11::{Pkcs11Uri, init};
+    let uri = Pkcs11Uri::parse(uri).map_err(|e| format!("--pkcs11: {e}"))?;
+    let key_type = estd::est::KeyType::parse(key_type).ok_or_else(|| {
+        format!("--key-type {key_type:?}: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096")
+    })?;
+    let configured = config.ca_token.as_ref();
+    let module = module
+        .or_else(|| configured.map(|t| t.module.clone()))
+        .or_else(|| uri.module_path.clone().map(PathBuf::from))
+        .ok_or("the PKCS#11 module: give --module, ca.pkcs11_module or the URI's module-path")?;
+    let token = estd::config::CaToken {
+        uri: uri.clone(),
+        module: module.clone(),
+        pin_file: configured.and_then(|t| t.pin_file.clone()).or_else(|| {
+            uri.pin_source
+                .as_deref()
+                .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
+        }),
+    };
+    let pin = token.pin()?;
+    let output = match csr {
+        Some(path) => init::InitOutput::Csr(path),
+        None => init::InitOutput::SelfSigned(&config.ca_dir),
+    };
+    let text = init::init(
+        &module.to_string_lossy(),
+        &uri,
+        &pin,
+        key_type,
+        name,
+        output,
+    )?;
+    estd::outln!("{text}");
     Ok(())
 }

@@ -268,4 +268,83 @@ async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
     assert!(!out.status.success());
     assert!(err.contains("CKR_PIN_INCORRECT"), "{err}");
     assert!(!err.contains("9999-wrong"), "the PIN is printed: {err}");
+
+    // estd ca init --pkcs11: the key made in the token, a self-signed CA in ca.dir, and
+    // estd serve with it; a request for an external root; the same key twice is refused
+    let data2 = dir.path().join("data2");
+    let init = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_estd"))
+            .args(["ca", "init"])
+            .args(args)
+            .env("ESTD_DATA_DIR", &data2)
+            .env("ESTD_CA_PIN", PIN)
+            .env("SOFTHSM2_CONF", &conf)
+            .env_remove("ESTD_CONFIG")
+            .output()
+            .expect("estd ca init")
+    };
+    let out = init(&[
+        "--pkcs11",
+        "pkcs11:token=estd;object=made-ca",
+        "--key-type",
+        "ec-p384",
+        "--self-signed",
+        "--module",
+        MODULE,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = data2.join("certs/issuing-ca.pem");
+    run(Command::new("openssl")
+        .args(["verify", "-check_ss_sig", "-CAfile"])
+        .arg(&made)
+        .arg(&made));
+    let listed = run(tool(&conf).args(["--list-objects", "--type", "privkey"]));
+    let made_key = listed
+        .split("Private Key Object")
+        .find(|o| o.contains("made-ca"))
+        .expect("the key is in the token");
+    assert!(made_key.contains("never extractable"), "{made_key}");
+    let (mut estd2, _) = common::spawn_estd_ports(
+        &data2,
+        &[
+            ("ESTD_CA_KEY", "pkcs11:token=estd;object=made-ca"),
+            ("ESTD_CA_PKCS11_MODULE", MODULE),
+            ("ESTD_CA_PIN", PIN),
+            ("SOFTHSM2_CONF", &conf_s),
+        ],
+        std::process::Stdio::inherit(),
+    );
+    let _ = estd2.kill();
+    let _ = estd2.wait();
+    let again = init(&[
+        "--pkcs11",
+        "pkcs11:token=estd;object=made-ca",
+        "--self-signed",
+        "--module",
+        MODULE,
+    ]);
+    assert!(!again.status.success());
+    let csr = dir.path().join("sub.csr");
+    let out = init(&[
+        "--pkcs11",
+        "pkcs11:token=estd;object=sub-ca",
+        "--key-type",
+        "rsa-2048",
+        "--csr",
+        &csr.to_string_lossy(),
+        "--module",
+        MODULE,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-in"])
+        .arg(&csr));
 }

@@ -305,7 +305,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), CaError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| files_err(dir, e))
 }
 
-fn write_public(path: &Path, text: &str) -> Result<(), CaError> {
+pub(crate) fn write_public(path: &Path, text: &str) -> Result<(), CaError> {
     write_new(path, text, 0o644)
 }
 

@@ -6,6 +6,7 @@
 //! OCSP responder's and the sealing key in a token, `estd ca init --pkcs11`, reconnecting
 //! after a token error (today: restart estd).
 
+pub mod init;
 pub mod uri;
 
 use std::sync::{Arc, Mutex};
@@ -88,7 +89,7 @@ pub struct Token {
     _ctx: Pkcs11,
     slot: Slot,
     /// Keeps the login: closing the last session of an application logs it out.
-    _anchor: Mutex<Session>,
+    anchor: Mutex<Session>,
     pool: Vec<Mutex<Session>>,
 }
 
@@ -129,7 +130,7 @@ impl Token {
         Ok(Arc::new(Self {
             _ctx: ctx,
             slot,
-            _anchor: Mutex::new(anchor),
+            anchor: Mutex::new(anchor),
             pool,
         }))
     }
@@ -144,6 +145,81 @@ impl Token {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
             })
+    }
+
+    /// Generates a key pair in the token under the URI's label and id: the private key
+    /// sensitive, never extractable, for signing only. Refused when the URI already names a
+    /// key. `key_type`: EC P-256/P-384 or RSA 2048/3072/4096.
+    pub fn generate(
+        self: &Arc<Self>,
+        uri: &Pkcs11Uri,
+        key_type: crate::est::KeyType,
+    ) -> Result<TokenKey, TokenError> {
+        use crate::est::KeyType;
+        if self.key(uri).is_ok() {
+            return Err(TokenError::new(format!(
+                "{uri}: the token already holds this key"
+            )));
+        }
+        let mut names = Vec::new();
+        if let Some(l) = &uri.object {
+            names.push(Attribute::Label(l.as_bytes().to_vec()));
+        }
+        if let Some(id) = &uri.id {
+            names.push(Attribute::Id(id.clone()));
+        }
+        let (mechanism, mut public) = match key_type {
+            KeyType::EcP256 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(vec![
+                    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                ])],
+            ),
+            KeyType::EcP384 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(vec![
+                    0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22,
+                ])],
+            ),
+            KeyType::Rsa(bits @ (2048 | 3072 | 4096)) => (
+                Mechanism::RsaPkcsKeyPairGen,
+                vec![
+                    Attribute::ModulusBits(u64::from(bits).into()),
+                    Attribute::PublicExponent(vec![1, 0, 1]),
+                ],
+            ),
+            other => {
+                return Err(TokenError::new(format!(
+                    "{other} keys cannot be made in a token here (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)"
+                )));
+            }
+        };
+        public.extend([
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+        ]);
+        public.extend(names.iter().cloned());
+        let mut private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ];
+        private.extend(names);
+        {
+            let s = self
+                .anchor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.generate_key_pair(&mechanism, &public, &private)
+                .map_err(|e| TokenError::from_ck(format!("{uri}: key generation failed"), &e))?;
+        }
+        self.key(uri)
     }
 
     /// The private key the URI names, with its public key, ready to sign.

@@ -403,7 +403,7 @@ fn no_http_types_below_the_adapters() {
 
 /// A source file longer than this holds more than one can keep in mind: split it by
 /// concern (its tests may go to a sibling `tests.rs`).
-const MAX_LINES: usize = 950;
+const MAX_LINES: usize = 900;
 
 #[test]
 fn no_source_file_is_too_long() {

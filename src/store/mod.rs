@@ -1,6 +1,7 @@
 //! Persistent state behind one `Store` trait: users and groups, issued certificates, and the
 //! audit log. SQLite (one file, WAL) is the default implementation.
 
+mod rows;
 #[macro_use]
 mod sql;
 mod pg;

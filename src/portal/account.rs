@@ -211,14 +211,7 @@ pub(super) async fn password_submit(
     };
     let viewer = viewer(&state, &s);
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        return with_note(
-            page(
-                StatusCode::FORBIDDEN,
-                pages::password(&viewer, &vec![("general", EXPIRED_FORM.to_string())], false),
-            ),
-            note,
-        );
+        return expired_form(note, pages::password(&viewer, &expired_errors(), false));
     }
     let mut errors: Errors = Vec::new();
     // the current password is checked like a log-in: throttled

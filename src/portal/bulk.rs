@@ -83,15 +83,9 @@ pub(super) async fn bulk_submit(
         }
     };
     if !session::csrf_ok(&s.csrf, Some(&csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
         let values = bulk_values(sub.template, sub.description, sub.format);
-        return with_note(
-            page(
-                StatusCode::FORBIDDEN,
-                pages::bulk_form(&viewer, &choices, &values, &[EXPIRED_FORM.to_string()]),
-            ),
-            note,
-        );
+        let markup = pages::bulk_form(&viewer, &choices, &values, &[EXPIRED_FORM.to_string()]);
+        return expired_form(note, markup);
     }
     let values = bulk_values(
         sub.template.clone(),
@@ -231,17 +225,13 @@ pub(super) async fn bulk_action(
         ..AuditNote::default()
     };
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        let page = page(
-            StatusCode::FORBIDDEN,
-            pages::message(
-                "Bulk request",
-                None,
-                EXPIRED_FORM,
-                Some(("/portal/bulk/status", "Back to the status page")),
-            ),
+        let markup = pages::message(
+            "Bulk request",
+            None,
+            EXPIRED_FORM,
+            Some(("/portal/bulk/status", "Back to the status page")),
         );
-        return with_note(page, note);
+        return expired_form(note, markup);
     }
     let (result, next) = match action {
         BulkAction::Cancel => (

@@ -124,15 +124,8 @@ pub(super) async fn submit(
         csr_pem: form.csr_pem.clone(),
     };
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        let errors = vec![("general", EXPIRED_FORM.to_string())];
-        return with_note(
-            page(
-                StatusCode::FORBIDDEN,
-                pages::single(&viewer, with_csr, &choices, &values, &errors),
-            ),
-            note,
-        );
+        let markup = pages::single(&viewer, with_csr, &choices, &values, &expired_errors());
+        return expired_form(note, markup);
     }
     let meta = RequestMeta {
         request_id: rid.map(|r| r.0.0.clone()).unwrap_or_default(),
@@ -225,15 +218,8 @@ pub(super) async fn test_submit(
         email: form.email.clone(),
     };
     if !session::csrf_ok(&s.csrf, Some(&form.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        let errors = vec![("general", EXPIRED_FORM.to_string())];
-        return with_note(
-            page(
-                StatusCode::FORBIDDEN,
-                pages::test_form(&viewer, &choices, &values, &errors),
-            ),
-            note,
-        );
+        let markup = pages::test_form(&viewer, &choices, &values, &expired_errors());
+        return expired_form(note, markup);
     }
     let meta = RequestMeta {
         request_id: rid.map(|r| r.0.0.clone()).unwrap_or_default(),

@@ -78,6 +78,18 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// A form sent without the session's CSRF token: 403 with `markup` (the form again, saying
+/// `EXPIRED_FORM`), audited with that reason.
+fn expired_form(mut note: AuditNote, markup: Markup) -> Response {
+    note.reason = Some("form without a valid CSRF token".into());
+    with_note(page(StatusCode::FORBIDDEN, markup), note)
+}
+
+/// The form's errors when its CSRF token is missing or wrong.
+fn expired_errors() -> Errors {
+    vec![("general", EXPIRED_FORM.to_string())]
+}
+
 /// An HTML page with the portal's security headers.
 fn page(status: StatusCode, markup: Markup) -> Response {
     let mut resp = (status, markup.into_string()).into_response();

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -132,8 +132,15 @@ enum CaCommand {
         #[arg(long)]
         cert: PathBuf,
         /// Its private key (PEM, PKCS#8; RSA, P-256, P-384 or Ed25519)
+        #[arg(long, required_unless_present = "pkcs11", conflicts_with = "pkcs11")]
+        key: Option<PathBuf>,
+        /// Or its key in a PKCS#11 token (as made by `ca init --pkcs11 … --csr`); the module
+        /// and PIN as for `ca init`
         #[arg(long)]
-        key: PathBuf,
+        pkcs11: Option<String>,
+        /// The vendor's PKCS#11 library (.so), with --pkcs11
+        #[arg(long, requires = "pkcs11")]
+        module: Option<PathBuf>,
         /// The certificates above it up to the root (PEM); not needed for a root CA
         #[arg(long)]
         chain: Option<PathBuf>,
@@ -141,6 +148,8 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
+    /// The CA certificates, and where each key lives (a file, or a token's URI)
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -289,24 +298,26 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             self_signed: _,
             name,
             module,
-        }) => ca_init(&config, &pkcs11, &key_type, csr.as_deref(), &name, module),
+        }) => {
+            estd::app::ca_cli::ca_init(&config, &pkcs11, &key_type, csr.as_deref(), &name, module)
+        }
         Command::Ca(CaCommand::Import {
             cert,
             key,
+            pkcs11,
+            module,
             chain,
             force,
-        }) => estd::ca::import::import(
-            estd::ca::import::Target {
-                ca_dir: &config.ca_dir,
-                tls_cert: &config.tls_cert,
-            },
+        }) => estd::app::ca_cli::ca_import(
+            &config,
             &cert,
-            &key,
+            key.as_deref(),
+            pkcs11,
+            module,
             chain.as_deref(),
             force,
-        )
-        .map(|text| estd::out!("{text}"))
-        .map_err(|e| e.to_string()),
+        ),
+        Command::Ca(CaCommand::Show) => estd::app::ca_cli::ca_show(&config),
         Command::Requests {
             since,
             user,
@@ -790,50 +801,5 @@ async fn requests(
                 .unwrap_or(""))
         );
     }
-    Ok(())
-}
-
-/// `estd ca init --pkcs11`: the module and the PIN as `serve` finds them.
-fn ca_init(
-    config: &Config,
-    uri: &str,
-    key_type: &str,
-    csr: Option<&Path>,
-    name: &str,
-    module: Option<PathBuf>,
-) -> Result<(), String> {
-    use estd::ca::pkcs11::{Pkcs11Uri, init};
-    let uri = Pkcs11Uri::parse(uri).map_err(|e| format!("--pkcs11: {e}"))?;
-    let key_type = estd::est::KeyType::parse(key_type).ok_or_else(|| {
-        format!("--key-type {key_type:?}: ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096")
-    })?;
-    let configured = config.ca_token.as_ref();
-    let module = module
-        .or_else(|| configured.map(|t| t.module.clone()))
-        .or_else(|| uri.module_path.clone().map(PathBuf::from))
-        .ok_or("the PKCS#11 module: give --module, ca.pkcs11_module or the URI's module-path")?;
-    let token = estd::config::CaToken {
-        uri: uri.clone(),
-        module: module.clone(),
-        pin_file: configured.and_then(|t| t.pin_file.clone()).or_else(|| {
-            uri.pin_source
-                .as_deref()
-                .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
-        }),
-    };
-    let pin = token.pin()?;
-    let output = match csr {
-        Some(path) => init::InitOutput::Csr(path),
-        None => init::InitOutput::SelfSigned(&config.ca_dir),
-    };
-    let text = init::init(
-        &module.to_string_lossy(),
-        &uri,
-        &pin,
-        key_type,
-        name,
-        output,
-    )?;
-    estd::outln!("{text}");
     Ok(())
 }

@@ -207,6 +207,46 @@ async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
         estd::ca::Issuer::check_key(&ca_issuer).expect("the token key answers");
     }
 
+    // the sealing key: AES-256-GCM in the token, the same layout as the file key's
+    // (nonce ‖ ciphertext ‖ tag), bound to its context
+    let (secret, made) = token
+        .secret_or_generate(&uri("pkcs11:token=estd;object=seal"))
+        .expect("an AES key made in the token");
+    assert!(made);
+    let sealer = estd::ca::seal::Sealer::in_token(secret);
+    let sealed = sealer.seal("item-1", b"a device key").expect("sealed");
+    assert_eq!(sealed.len(), 12 + 12 + 16, "nonce, ciphertext, tag");
+    assert!(!sealed.windows(12).any(|w| w == b"a device key"));
+    assert_eq!(
+        sealer.open("item-1", &sealed).expect("opened").as_slice(),
+        b"a device key"
+    );
+    let e = sealer.open("item-2", &sealed).unwrap_err().to_string();
+    assert!(e.contains("does not open"), "another context: {e}");
+    let mut altered = sealed.clone();
+    altered[14] ^= 1;
+    assert!(
+        sealer.open("item-1", &altered).is_err(),
+        "altered data opens"
+    );
+    let (_, made) = token
+        .secret_or_generate(&uri("pkcs11:token=estd;object=seal"))
+        .expect("found again");
+    assert!(!made, "a second AES key was made");
+    let listed = run(tool(&conf).args(["--list-objects", "--type", "secrkey"]));
+    assert!(
+        listed.contains("never extractable") && listed.contains("seal"),
+        "the AES key is not in the token, never extractable: {listed}"
+    );
+    // a key generated over a name already taken is refused, whatever the object's class
+    let e = token
+        .generate(
+            &uri("pkcs11:token=estd;object=seal"),
+            estd::est::KeyType::EcP256,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("already holds"), "{e}");
+
     // estd serve with the issuing CA's key in the token: its TLS certificate and a device's
     // certificate are signed there
     let data = dir.path().join("data");

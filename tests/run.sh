@@ -43,6 +43,10 @@ echo "== interop: estd client against a running estd (every operation, bootstrap
 bash interop/estd-client.sh
 
 echo
+echo "== interop: every key in a PKCS#11 token (SoftHSM2): EST, revocation, bulk, the token lost and back"
+bash interop/hsm.sh
+
+echo
 echo "== interop: libest (cisco/libest's estclient and estserver) and estd, both directions"
 # exit 77: libest's source (../shared/peers/libest) is not beside this clone; the stage
 # says SKIPPED and counts as neither passed nor failed

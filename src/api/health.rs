@@ -64,8 +64,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             READY_TIMEOUT.as_secs()
         )),
     }
-    if let Err(e) = state.enroll.issuer().check_key() {
-        problems.push(format!("CA key: {e}"));
+    // A key in a token is checked on the blocking pool, and reconnected when it was lost.
+    let check = crate::ca::signing(state.enroll.issuer(), |ca| ca.check_key());
+    match tokio::time::timeout(READY_TIMEOUT, check).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("CA key: {e}")),
+        Err(_) => problems.push(format!(
+            "CA key: no signature within {} s",
+            READY_TIMEOUT.as_secs()
+        )),
     }
     if problems.is_empty() {
         text(

@@ -1,6 +1,8 @@
 //! `estd ca import`: an existing CA (certificate, key, the chain above it) becomes estd's
 //! issuing CA, in the files `ensure_ca` reads (`issuing-ca.pem`, `issuing-ca.key`, and
-//! `root-ca.pem` holding the certificates above it up to the root).
+//! `root-ca.pem` holding the certificates above it up to the root). The key is a PKCS#8
+//! file (copied into `ca.dir`), or a key in a PKCS#11 token (only the certificates are
+//! written; `ca.key` names the key).
 
 use std::path::Path;
 
@@ -60,11 +62,18 @@ pub struct Target<'a> {
     pub tls_cert: &'a Path,
 }
 
+/// The CA's key: a file, or a key in a token (opened by the caller).
+#[derive(Debug)]
+pub enum ImportKey<'a> {
+    File(&'a Path),
+    Token(Box<super::pkcs11::TokenKey>),
+}
+
 /// Imports the CA into `to.ca_dir`; returns what to tell the operator.
 pub fn import(
     to: Target<'_>,
     cert_path: &Path,
-    key_path: &Path,
+    key: ImportKey<'_>,
     chain_path: Option<&Path>,
     force: bool,
 ) -> Result<String, CaError> {
@@ -86,9 +95,18 @@ pub fn import(
         }
         above.push(ca_der.clone());
     }
-    let key_pem = std::fs::read_to_string(key_path).map_err(|e| bad(key_path, e))?;
-    let key = rcgen::KeyPair::from_pem(&key_pem)
-        .map_err(|e| bad(key_path, format!("not a PKCS#8 PEM key estd can use: {e}")))?;
+    let (key, key_pem, key_place): (super::CaKey, _, _) = match key {
+        ImportKey::File(key_path) => {
+            let key_pem = std::fs::read_to_string(key_path).map_err(|e| bad(key_path, e))?;
+            let key = rcgen::KeyPair::from_pem(&key_pem)
+                .map_err(|e| bad(key_path, format!("not a PKCS#8 PEM key estd can use: {e}")))?;
+            (key.into(), Some(key_pem), None)
+        }
+        ImportKey::Token(k) => {
+            let place = k.uri().to_string();
+            (super::CaKey::Token(*k), None, Some(place))
+        }
+    };
     let mut chain = vec![ca_der.clone()];
     chain.extend(above.iter().filter(|c| **c != ca_der).cloned());
     // the key must be the certificate's (LocalIssuer checks it), and it must sign
@@ -135,7 +153,9 @@ pub fn import(
             ));
         }
     }
-    replace_file(&paths.issuing_key, &key_pem, true)?;
+    if let Some(key_pem) = &key_pem {
+        replace_file(&paths.issuing_key, key_pem, true)?;
+    }
     replace_file(
         &paths.issuing_cert,
         &crate::est::pem("CERTIFICATE", &ca_der),
@@ -148,10 +168,13 @@ pub fn import(
     replace_file(&paths.root_cert, &chain_text, false)?;
     out.push_str(&format!(
         "imported the issuing CA {} (valid until {})\n  {}\n  {}\n  {} ({} certificate(s) above it)\n",
-        ca.tbs_certificate().subject(),
+        crate::model::printable(&ca.tbs_certificate().subject().to_string()),
         crate::model::timestamp(ca.tbs_certificate().validity().not_after.to_system_time()),
         paths.issuing_cert.display(),
-        paths.issuing_key.display(),
+        match &key_place {
+            Some(uri) => format!("key {uri} in the token (set ca.key to it)"),
+            None => paths.issuing_key.display().to_string(),
+        },
         paths.root_cert.display(),
         above.len(),
     ));

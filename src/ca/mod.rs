@@ -8,6 +8,7 @@ pub mod import;
 pub mod ocsp;
 pub mod pkcs11;
 pub mod seal;
+pub mod show;
 
 use std::time::{Duration, SystemTime};
 
@@ -93,6 +94,28 @@ pub trait Issuer: Send + Sync {
     fn check_key(&self) -> Result<(), CaError>;
     /// For the wiring code to reach an implementation's extras (the local key).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Whether a signature may block for milliseconds (a key in a token, perhaps across a
+    /// network): then callers sign on the blocking pool (`signing`).
+    fn signs_remotely(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `f` with the issuer: on the blocking pool when its key is in a token (a network
+/// HSM takes milliseconds a signature, which must not stall the async executor), inline
+/// otherwise (a file key signs in microseconds).
+pub async fn signing<T, F>(issuer: &std::sync::Arc<dyn Issuer>, f: F) -> Result<T, CaError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Issuer) -> Result<T, CaError> + Send + 'static,
+{
+    if !issuer.signs_remotely() {
+        return f(issuer.as_ref());
+    }
+    let issuer = std::sync::Arc::clone(issuer);
+    tokio::task::spawn_blocking(move || f(issuer.as_ref()))
+        .await
+        .map_err(|e| CaError::Signing(format!("the signing task failed: {e}")))?
 }
 
 /// The issuing CA's private key: from a file (held in memory), or in a PKCS#11 token.
@@ -444,6 +467,10 @@ impl Issuer for LocalIssuer {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn signs_remotely(&self) -> bool {
+        matches!(self.issuer.key(), CaKey::Token(_))
     }
 }
 

@@ -175,7 +175,7 @@ pub enum Status {
 /// The responder: its certificate and key, signing basic responses.
 pub struct Responder {
     cert_der: Vec<u8>,
-    key: rcgen::KeyPair,
+    key: super::CaKey,
     key_hash: Vec<u8>,
 }
 
@@ -186,7 +186,8 @@ impl std::fmt::Debug for Responder {
 }
 
 impl Responder {
-    pub fn new(cert_der: Vec<u8>, key: rcgen::KeyPair) -> Result<Self, String> {
+    pub fn new(cert_der: Vec<u8>, key: impl Into<super::CaKey>) -> Result<Self, String> {
+        let key: super::CaKey = key.into();
         let cert = x509_cert::Certificate::from_der(&cert_der).map_err(|e| e.to_string())?;
         let bits = cert
             .tbs_certificate()
@@ -194,7 +195,7 @@ impl Responder {
             .subject_public_key
             .raw_bytes()
             .to_vec();
-        if bits != key.public_key_raw() {
+        if bits != rcgen::PublicKeyData::der_bytes(&key) {
             return Err("the OCSP responder key does not belong to its certificate".into());
         }
         let key_hash =
@@ -210,6 +211,11 @@ impl Responder {
 
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der
+    }
+
+    /// Whether the key is in a token (sign off the async executor then).
+    pub fn signs_remotely(&self) -> bool {
+        matches!(self.key, super::CaKey::Token(_))
     }
 
     /// A successful response about `answers`, valid until `next_update`.
@@ -255,7 +261,10 @@ impl Responder {
             data.extend_from_slice(&tlv(0xa1, &tlv(0x30, &tlv(0x30, &ext))));
         }
         let tbs = tlv(0x30, &data);
-        let sig = rcgen::SigningKey::sign(&self.key, &tbs).map_err(|e| e.to_string())?;
+        let sig = rcgen::SigningKey::sign(&self.key, &tbs).map_err(|e| match &self.key {
+            super::CaKey::Token(k) => k.take_error().map_or(e.to_string(), |t| t.to_string()),
+            super::CaKey::File(_) => e.to_string(),
+        })?;
         let mut basic = tbs;
         basic.extend_from_slice(&signature_algorithm(&self.key)?);
         let mut bits = vec![0u8];
@@ -272,8 +281,8 @@ impl Responder {
 }
 
 /// The DER `AlgorithmIdentifier` of the signatures `key` makes.
-fn signature_algorithm(key: &rcgen::KeyPair) -> Result<Vec<u8>, String> {
-    let alg = key.algorithm();
+fn signature_algorithm(key: &super::CaKey) -> Result<Vec<u8>, String> {
+    let alg = rcgen::PublicKeyData::algorithm(key);
     let (oid, null) = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         ("1.2.840.10045.4.3.2", false)
     } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {

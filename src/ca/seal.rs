@@ -1,5 +1,6 @@
 //! Sealing secrets at rest (bulk jobs' generated keys and certificate passwords until the
-//! download is confirmed): AES-256-GCM with a key kept in a 0600 file beside the CA keys.
+//! download is confirmed): AES-256-GCM with a key kept in a 0600 file beside the CA keys,
+//! or in the CA's PKCS#11 token (`ca.seal_key`). Both write nonce ‖ ciphertext ‖ tag.
 
 use std::path::Path;
 
@@ -8,7 +9,12 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use super::CaError;
 
 pub struct Sealer {
-    key: LessSafeKey,
+    key: SealKey,
+}
+
+enum SealKey {
+    File(LessSafeKey),
+    Token(super::pkcs11::TokenSecret),
 }
 
 impl std::fmt::Debug for Sealer {
@@ -22,8 +28,23 @@ impl Sealer {
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| CaError::Files("the jobs key must be 32 bytes".into()))?;
         Ok(Self {
-            key: LessSafeKey::new(key),
+            key: SealKey::File(LessSafeKey::new(key)),
         })
+    }
+
+    /// Seals with an AES key in a token: it never leaves the token.
+    pub fn in_token(key: super::pkcs11::TokenSecret) -> Self {
+        Self {
+            key: SealKey::Token(key),
+        }
+    }
+
+    /// Where the key is, for logs and `estd ca show`.
+    pub fn location(&self) -> String {
+        match &self.key {
+            SealKey::File(_) => "a file".into(),
+            SealKey::Token(k) => k.uri().to_string(),
+        }
     }
 
     /// Loads the key file, creating it (32 random bytes, mode 0600) when missing.
@@ -47,14 +68,21 @@ impl Sealer {
     pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, CaError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CaError::Signing("no randomness".into()))?;
-        let mut buf = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut buf,
-            )
-            .map_err(|_| CaError::Signing("sealing failed".into()))?;
+        let buf = match &self.key {
+            SealKey::File(key) => {
+                let mut buf = plain.to_vec();
+                key.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(context.as_bytes()),
+                    &mut buf,
+                )
+                .map_err(|_| CaError::Signing("sealing failed".into()))?;
+                buf
+            }
+            SealKey::Token(key) => key
+                .encrypt(&nonce, context.as_bytes(), plain)
+                .map_err(|e| CaError::Signing(format!("sealing failed: {e}")))?,
+        };
         let mut out = nonce.to_vec();
         out.extend(buf);
         Ok(out)
@@ -69,18 +97,32 @@ impl Sealer {
             return Err(CaError::Signing("sealed data too short".into()));
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| CaError::Signing("bad nonce".into()))?;
-        let mut buf = zeroize::Zeroizing::new(rest.to_vec());
-        let plain_len = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-            .map_err(|_| {
-                CaError::Signing("sealed data does not open (wrong key or context)".into())
-            })?
-            .len();
-        buf.truncate(plain_len);
-        Ok(buf)
+        let refused =
+            || CaError::Signing("sealed data does not open (wrong key or context)".into());
+        match &self.key {
+            SealKey::File(key) => {
+                let nonce = Nonce::try_assume_unique_for_key(nonce)
+                    .map_err(|_| CaError::Signing("bad nonce".into()))?;
+                let mut buf = zeroize::Zeroizing::new(rest.to_vec());
+                let plain_len = key
+                    .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+                    .map_err(|_| refused())?
+                    .len();
+                buf.truncate(plain_len);
+                Ok(buf)
+            }
+            SealKey::Token(key) => {
+                let nonce: [u8; NONCE_LEN] = nonce
+                    .try_into()
+                    .map_err(|_| CaError::Signing("bad nonce".into()))?;
+                match key.decrypt(&nonce, context.as_bytes(), rest) {
+                    Ok(plain) => Ok(zeroize::Zeroizing::new(plain)),
+                    // a tag that does not match, or the token's own failure
+                    Err(e) if e.lost => Err(CaError::Signing(format!("unsealing failed: {e}"))),
+                    Err(_) => Err(refused()),
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,38 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigError, RawCa, bad};
+use serde::Deserialize;
+
+use super::{ConfigError, bad};
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCa {
+    pub dir: String,
+    pub key_type: String,
+    /// Empty: the key file beside the CA certificate. Or a PKCS#11 URI.
+    pub key: String,
+    pub pkcs11_module: String,
+    pub pin_file: String,
+    /// The OCSP responder's key in the same token (a PKCS#11 URI), or empty for a file.
+    pub ocsp_key: String,
+    /// The key sealing bulk jobs' keys, an AES key in the same token, or empty for a file.
+    pub seal_key: String,
+}
+
+impl Default for RawCa {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            key_type: "ec-p256".into(),
+            key: String::new(),
+            pkcs11_module: String::new(),
+            pin_file: String::new(),
+            ocsp_key: String::new(),
+            seal_key: String::new(),
+        }
+    }
+}
 
 /// Where the issuing CA's key is when it is in a token. The PIN is not here: it is read
 /// from `pin_file`, or from `ESTD_CA_PIN`, when the token is opened.
@@ -12,6 +43,12 @@ pub struct CaToken {
     /// The vendor's PKCS#11 library (`ca.pkcs11_module`, or the URI's `module-path`).
     pub module: PathBuf,
     pub pin_file: Option<PathBuf>,
+    /// The OCSP responder's key pair in the same token (`ca.ocsp_key`), made there when
+    /// missing; `None`: a file in `ca.dir`, as without a token.
+    pub ocsp_key: Option<crate::ca::pkcs11::Pkcs11Uri>,
+    /// The AES key sealing bulk jobs' keys in the same token (`ca.seal_key`), made there
+    /// when missing; `None`: `jobs.key` in `ca.dir`.
+    pub seal_key: Option<crate::ca::pkcs11::Pkcs11Uri>,
 }
 
 /// The environment variable that may hold the token's PIN (never the TOML).
@@ -43,6 +80,8 @@ pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
         for (k, v) in [
             ("ca.pkcs11_module", &raw.pkcs11_module),
             ("ca.pin_file", &raw.pin_file),
+            ("ca.ocsp_key", &raw.ocsp_key),
+            ("ca.seal_key", &raw.seal_key),
         ] {
             if !v.is_empty() {
                 return Err(bad(k, "needs ca.key to be a PKCS#11 URI"));
@@ -80,9 +119,48 @@ pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
             format!("the token's PIN: set ca.pin_file or {CA_PIN_ENV} (never the TOML)"),
         ));
     }
+    let same_token = |k: &str, v: &str| -> Result<Option<Pkcs11Uri>, ConfigError> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let other = Pkcs11Uri::parse(v).map_err(|e| bad(k, e))?;
+        if other.module_path.is_some() || other.pin_source.is_some() {
+            return Err(bad(k, "module-path and pin-source are ca.key's"));
+        }
+        // the same token as ca.key: its attributes when none are given, else equal ones
+        let mut other = other;
+        if other.token.is_none() && other.serial.is_none() && other.slot_id.is_none() {
+            other.token = uri.token.clone();
+            other.serial = uri.serial.clone();
+            other.slot_id = uri.slot_id;
+        } else if (&other.token, &other.serial, other.slot_id)
+            != (&uri.token, &uri.serial, uri.slot_id)
+        {
+            return Err(bad(
+                k,
+                "must name the token ca.key is in (one log-in, one PIN)",
+            ));
+        }
+        if (&other.object, &other.id) == (&uri.object, &uri.id) {
+            return Err(bad(k, "must name another object than ca.key"));
+        }
+        Ok(Some(other))
+    };
+    let ocsp_key = same_token("ca.ocsp_key", &raw.ocsp_key)?;
+    let seal_key = same_token("ca.seal_key", &raw.seal_key)?;
+    if let (Some(o), Some(s)) = (&ocsp_key, &seal_key)
+        && (&o.object, &o.id) == (&s.object, &s.id)
+    {
+        return Err(bad(
+            "ca.seal_key",
+            "must name another object than ca.ocsp_key",
+        ));
+    }
     Ok(Some(CaToken {
         uri,
         module,
         pin_file,
+        ocsp_key,
+        seal_key,
     }))
 }

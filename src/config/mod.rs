@@ -7,7 +7,7 @@
 
 mod ca;
 
-pub use ca::{CA_PIN_ENV, CaToken};
+pub use ca::{CA_PIN_ENV, CaToken, RawCa};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -183,17 +183,6 @@ pub struct RawTls {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawCa {
-    pub dir: String,
-    pub key_type: String,
-    /// Empty: the key file beside the CA certificate. Or a PKCS#11 URI.
-    pub key: String,
-    pub pkcs11_module: String,
-    pub pin_file: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct RawDatabase {
     pub url: String,
     pub synchronous: String,
@@ -268,18 +257,6 @@ impl Default for RawTls {
             cert: String::new(),
             key: String::new(),
             names: vec!["localhost".into(), "127.0.0.1".into()],
-        }
-    }
-}
-
-impl Default for RawCa {
-    fn default() -> Self {
-        Self {
-            dir: String::new(),
-            key_type: "ec-p256".into(),
-            key: String::new(),
-            pkcs11_module: String::new(),
-            pin_file: String::new(),
         }
     }
 }

@@ -192,6 +192,52 @@ fn a_ca_key_in_a_token() {
         jail.set_env("ESTD_CA_KEY", "pkcs11:object=issuing-ca?pin-value=4321");
         let e = load_in_jail(jail).unwrap_err().to_string();
         assert!(e.contains("pin-value") && !e.contains("4321"), "{e}");
+        // the OCSP and sealing keys: in the same token (its attributes when none are
+        // given), other objects, never another token or module
+        jail.set_env("ESTD_CA_KEY", "pkcs11:token=estd;object=issuing-ca");
+        jail.set_env("ESTD_CA_OCSP_KEY", "pkcs11:object=ocsp");
+        jail.set_env("ESTD_CA_SEAL_KEY", "pkcs11:token=estd;object=seal");
+        let t = load_in_jail(jail).unwrap().ca_token.expect("a token");
+        let ocsp = t.ocsp_key.expect("the OCSP key");
+        assert_eq!(
+            (ocsp.token.as_deref(), ocsp.object.as_deref()),
+            (Some("estd"), Some("ocsp"))
+        );
+        assert_eq!(
+            t.seal_key.expect("the seal key").object.as_deref(),
+            Some("seal")
+        );
+        for (key, value, want) in [
+            (
+                "ESTD_CA_OCSP_KEY",
+                "pkcs11:token=other;object=ocsp",
+                "the token ca.key is in",
+            ),
+            (
+                "ESTD_CA_OCSP_KEY",
+                "pkcs11:object=issuing-ca",
+                "another object than ca.key",
+            ),
+            (
+                "ESTD_CA_SEAL_KEY",
+                "pkcs11:object=ocsp",
+                "another object than ca.ocsp_key",
+            ),
+            (
+                "ESTD_CA_SEAL_KEY",
+                "pkcs11:object=s?module-path=/x.so",
+                "module-path",
+            ),
+            ("ESTD_CA_SEAL_KEY", "jobs.key", "ca.seal_key:"),
+        ] {
+            jail.set_env("ESTD_CA_OCSP_KEY", "pkcs11:object=ocsp");
+            jail.set_env("ESTD_CA_SEAL_KEY", "pkcs11:object=seal");
+            jail.set_env(key, value);
+            let e = load_in_jail(jail).unwrap_err().to_string();
+            assert!(e.contains(want), "{key}={value}: {e}");
+        }
+        jail.set_env("ESTD_CA_OCSP_KEY", "");
+        jail.set_env("ESTD_CA_SEAL_KEY", "");
         // a file path is not a URI
         jail.set_env("ESTD_CA_KEY", "certs/issuing-ca.key");
         assert!(
@@ -207,6 +253,10 @@ fn a_ca_key_in_a_token() {
         jail.set_env("ESTD_CA_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so");
         let e = load_in_jail(jail).unwrap_err().to_string();
         assert!(e.contains("ca.pkcs11_module:"), "{e}");
+        jail.set_env("ESTD_CA_PKCS11_MODULE", "");
+        jail.set_env("ESTD_CA_SEAL_KEY", "pkcs11:object=seal");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("ca.seal_key:"), "{e}");
         Ok(())
     });
     Jail::expect_with(|jail| {

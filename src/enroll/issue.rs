@@ -185,7 +185,9 @@ impl EnrollService {
 
         let mut last = None;
         for _ in 0..SERIAL_ATTEMPTS {
-            let cert = self.issuer.issue(&request).map_err(|e| match e {
+            let req = request.clone();
+            let signed = crate::ca::signing(&self.issuer, move |ca| ca.issue(&req)).await;
+            let cert = signed.map_err(|e| match e {
                 CaError::UnsupportedSubject(m) => {
                     EnrollError::BadRequest(format!("the CSR subject cannot be issued: {m}"))
                 }

@@ -86,6 +86,13 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
+/// How long CRLs and OCSP answers are valid (`nextUpdate`).
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    pub crl: Duration,
+    pub ocsp: Duration,
+}
+
 /// Where certificates send relying parties, from `revocation.base_url`.
 #[derive(Debug, Clone, Default)]
 pub struct Urls {
@@ -114,7 +121,7 @@ pub struct RevocationService {
     issuer: Arc<dyn Issuer>,
     /// None when no responder certificate could be issued (an expired CA): OCSP then
     /// answers `internalError`, and the start-up log says why.
-    responder: Option<Responder>,
+    responder: Option<Arc<Responder>>,
     hashes: IssuerHashes,
     crl: RwLock<Option<Arc<Crl>>>,
     crl_validity: Duration,
@@ -137,17 +144,17 @@ impl RevocationService {
         issuer: Arc<dyn Issuer>,
         ca_dir: &Path,
         urls: Urls,
-        crl_validity: Duration,
-        ocsp_validity: Duration,
+        validity: Validity,
         revoked_keys: Arc<RevokedKeys>,
+        responder_key: Option<crate::ca::pkcs11::TokenKey>,
     ) -> Result<Self, CaError> {
         let ca = issuer
             .chain()
             .first()
             .ok_or_else(|| CaError::Files("empty CA chain".into()))?;
         let hashes = IssuerHashes::of(ca).map_err(CaError::Files)?;
-        let responder = match ensure_responder(ca_dir, issuer.as_ref()) {
-            Ok(r) => Some(r),
+        let responder = match ensure_responder(ca_dir, issuer.as_ref(), responder_key) {
+            Ok(r) => Some(Arc::new(r)),
             Err(e) => {
                 tracing::error!(error = %e, "no OCSP responder certificate: OCSP answers internalError until the CA can issue one (restart after fixing)");
                 None
@@ -159,8 +166,8 @@ impl RevocationService {
             responder,
             hashes,
             crl: RwLock::new(None),
-            crl_validity,
-            ocsp_validity,
+            crl_validity: validity.crl,
+            ocsp_validity: validity.ocsp,
             urls,
             revoked_keys,
         })
@@ -220,12 +227,12 @@ impl RevocationService {
                 .as_millis(),
         )
         .unwrap_or(u64::MAX);
-        let der = self.issuer.crl(
-            &entries,
-            number,
-            this_update,
-            this_update + self.crl_validity,
-        )?;
+        let next_update = this_update + self.crl_validity;
+        let listed = entries.clone();
+        let der = crate::ca::signing(&self.issuer, move |ca| {
+            ca.crl(&listed, number, this_update, next_update)
+        })
+        .await?;
         let der = Bytes::from(der);
         tracing::info!(entries = entries.len(), number, "CRL signed");
         if let Ok(mut c) = self.crl.write() {
@@ -322,12 +329,20 @@ impl RevocationService {
             return ocsp::refusal(Refusal::InternalError);
         };
         let now = SystemTime::now();
-        match responder.respond(
-            &answers,
-            req.nonce.as_deref(),
-            now,
-            now + self.ocsp_validity,
-        ) {
+        let next_update = now + self.ocsp_validity;
+        let nonce = req.nonce;
+        let signed = if responder.signs_remotely() {
+            // a key in a token: on the blocking pool (a network HSM takes milliseconds)
+            let responder = Arc::clone(responder);
+            tokio::task::spawn_blocking(move || {
+                responder.respond(&answers, nonce.as_deref(), now, next_update)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the signing task failed: {e}")))
+        } else {
+            responder.respond(&answers, nonce.as_deref(), now, next_update)
+        };
+        match signed {
             Ok(der) => der,
             Err(e) => {
                 tracing::error!(error = %e, "OCSP: cannot sign the response");

@@ -1,6 +1,8 @@
 //! The only wiring place: configuration → CA, store, templates, enrollment service, router,
 //! TLS listener.
 
+pub mod ca_cli;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,7 +28,7 @@ use crate::web::AppState;
 
 /// The template used when the templates directory is not there (running from elsewhere
 /// than the repository): the same text as `conf/templates/default.toml`.
-const BUILTIN_DEFAULT_TEMPLATE: &str = include_str!("../conf/templates/default.toml");
+const BUILTIN_DEFAULT_TEMPLATE: &str = include_str!("../../conf/templates/default.toml");
 
 /// Name of the file (in the data directory) holding the first admin's password.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
@@ -143,9 +145,18 @@ pub struct Built {
     pub admin_password: Option<String>,
 }
 
-/// Logs in to the token once and finds the CA key (on the blocking pool: PKCS#11 calls
-/// block). Sessions: one per core for signing, one for the CRL and OCSP.
-async fn open_token_key(t: &crate::config::CaToken) -> Result<crate::ca::CaKey, StartError> {
+/// The keys estd keeps in the CA's token.
+struct TokenKeys {
+    ca: crate::ca::CaKey,
+    ocsp: Option<crate::ca::pkcs11::TokenKey>,
+    seal: Option<crate::ca::pkcs11::TokenSecret>,
+}
+
+/// Logs in to the token once and finds the CA key, and the OCSP responder's and the
+/// sealing key when they are configured in the token (made there when missing). On the
+/// blocking pool: PKCS#11 calls block. Sessions: one per core for signing, one for the
+/// CRL and OCSP.
+async fn open_token_keys(t: &crate::config::CaToken) -> Result<TokenKeys, StartError> {
     let t = t.clone();
     tokio::task::spawn_blocking(move || {
         let pin = t.pin().map_err(StartError::Other)?;
@@ -156,7 +167,35 @@ async fn open_token_key(t: &crate::config::CaToken) -> Result<crate::ca::CaKey, 
         let key = token
             .key(&t.uri)
             .map_err(|e| StartError::Other(format!("ca.key: {e}")))?;
-        Ok(crate::ca::CaKey::Token(key))
+        let ocsp = match &t.ocsp_key {
+            None => None,
+            Some(uri) => {
+                let (k, made) = token
+                    .key_or_generate(uri, crate::est::KeyType::EcP256)
+                    .map_err(|e| StartError::Other(format!("ca.ocsp_key: {e}")))?;
+                if made {
+                    tracing::info!(key = %uri, "made the OCSP responder's P-256 key in the token");
+                }
+                Some(k)
+            }
+        };
+        let seal = match &t.seal_key {
+            None => None,
+            Some(uri) => {
+                let (k, made) = token
+                    .secret_or_generate(uri)
+                    .map_err(|e| StartError::Other(format!("ca.seal_key: {e}")))?;
+                if made {
+                    tracing::info!(key = %uri, "made the AES-256 sealing key in the token");
+                }
+                Some(k)
+            }
+        };
+        Ok(TokenKeys {
+            ca: crate::ca::CaKey::Token(key),
+            ocsp,
+            seal,
+        })
     })
     .await
     .map_err(|e| StartError::Other(format!("ca.key: {e}")))?
@@ -165,12 +204,16 @@ async fn open_token_key(t: &crate::config::CaToken) -> Result<crate::ca::CaKey, 
 pub async fn build(config: &Config) -> Result<Built, StartError> {
     let templates = Arc::new(load_templates(config)?);
     let paths = CaPaths::in_dir(&config.ca_dir);
+    let mut ocsp_key = None;
+    let mut seal_key = None;
     let loaded = match &config.ca_token {
         None => devpki::ensure_ca(&paths, config.ca_key_type)?,
         Some(t) => {
-            let key = open_token_key(t).await?;
+            let keys = open_token_keys(t).await?;
             tracing::info!(key = %t.uri, module = %t.module.display(), "the issuing CA's key is in a PKCS#11 token");
-            devpki::load_ca_with_key(&paths, key)?
+            ocsp_key = keys.ocsp;
+            seal_key = keys.seal;
+            devpki::load_ca_with_key(&paths, keys.ca)?
         }
     };
     if loaded.generated {
@@ -234,9 +277,10 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         let der = est::csrattrs(&t.csr_attrs()).map_err(|e| StartError::Other(e.to_string()))?;
         csrattrs_bodies.insert(t.name.clone(), Bytes::from(est::encode_body(&der)));
     }
-    let sealer = Arc::new(crate::ca::seal::Sealer::load_or_create(
-        &config.ca_dir.join("jobs.key"),
-    )?);
+    let sealer = Arc::new(match seal_key {
+        Some(k) => crate::ca::seal::Sealer::in_token(k),
+        None => crate::ca::seal::Sealer::load_or_create(&config.ca_dir.join("jobs.key"))?,
+    });
     let enroll = Arc::new(
         EnrollService::new(
             issuer,
@@ -261,9 +305,12 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
                 enroll.issuer().clone(),
                 &config.ca_dir,
                 urls,
-                config.crl_validity,
-                config.ocsp_validity,
+                crate::revocation::Validity {
+                    crl: config.crl_validity,
+                    ocsp: config.ocsp_validity,
+                },
                 enroll.revoked_keys().clone(),
+                ocsp_key.take(),
             )?);
             service.regenerate().await?;
             service.clone().spawn_refresher();

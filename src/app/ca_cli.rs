@@ -51,6 +51,7 @@ fn cli_token(
         }),
         ocsp_key: None,
         seal_key: None,
+        sessions: 1,
     };
     Ok((module.to_string_lossy().into_owned(), token.pin()?))
 }

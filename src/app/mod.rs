@@ -154,15 +154,13 @@ struct TokenKeys {
 
 /// Logs in to the token once and finds the CA key, and the OCSP responder's and the
 /// sealing key when they are configured in the token (made there when missing). On the
-/// blocking pool: PKCS#11 calls block. Sessions: one per core for signing, one for the
-/// CRL and OCSP.
+/// blocking pool: PKCS#11 calls block. Sessions: `ca.pkcs11_sessions`.
 async fn open_token_keys(t: &crate::config::CaToken) -> Result<TokenKeys, StartError> {
     let t = t.clone();
     tokio::task::spawn_blocking(move || {
         let pin = t.pin().map_err(StartError::Other)?;
         let module = t.module.to_string_lossy().into_owned();
-        let sessions = crate::enroll::default_parallelism() + 1;
-        let token = crate::ca::pkcs11::Token::open(&module, &t.uri, &pin, sessions)
+        let token = crate::ca::pkcs11::Token::open(&module, &t.uri, &pin, t.sessions)
             .map_err(|e| StartError::Other(format!("ca.key: {e}")))?;
         let key = token
             .key(&t.uri)
@@ -210,7 +208,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         None => devpki::ensure_ca(&paths, config.ca_key_type)?,
         Some(t) => {
             let keys = open_token_keys(t).await?;
-            tracing::info!(key = %t.uri, module = %t.module.display(), "the issuing CA's key is in a PKCS#11 token");
+            tracing::info!(key = %t.uri, module = %t.module.display(), sessions = t.sessions, "the issuing CA's key is in a PKCS#11 token");
             ocsp_key = keys.ocsp;
             seal_key = keys.seal;
             devpki::load_ca_with_key(&paths, keys.ca)?

@@ -19,6 +19,8 @@ pub struct RawCa {
     pub ocsp_key: String,
     /// The key sealing bulk jobs' keys, an AES key in the same token, or empty for a file.
     pub seal_key: String,
+    /// Sessions with the token to sign in at once; 0: the default (`DEFAULT_SESSIONS`).
+    pub pkcs11_sessions: usize,
 }
 
 impl Default for RawCa {
@@ -31,6 +33,7 @@ impl Default for RawCa {
             pin_file: String::new(),
             ocsp_key: String::new(),
             seal_key: String::new(),
+            pkcs11_sessions: 0,
         }
     }
 }
@@ -49,6 +52,16 @@ pub struct CaToken {
     /// The AES key sealing bulk jobs' keys in the same token (`ca.seal_key`), made there
     /// when missing; `None`: `jobs.key` in `ca.dir`.
     pub seal_key: Option<crate::ca::pkcs11::Pkcs11Uri>,
+    /// Sessions with the token (each signs one thing at a time): `ca.pkcs11_sessions`.
+    pub sessions: usize,
+}
+
+/// Sessions with the token when `ca.pkcs11_sessions` is 0: at least 16, and one more than
+/// the cores. A local token signs in well under a millisecond, so a few sessions keep up;
+/// an HSM across a network holds a session for its round trip (1–5 ms), and S sessions
+/// then sign at most S per round trip (S / 5 ms = 3,200 a second for 16): BENCHMARKS.md.
+pub fn default_sessions(cores: usize) -> usize {
+    (cores + 1).max(16)
 }
 
 /// The environment variable that may hold the token's PIN (never the TOML).
@@ -113,6 +126,9 @@ pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
     } else {
         Some(PathBuf::from(&raw.pin_file))
     };
+    if raw.pkcs11_sessions > 1024 {
+        return Err(bad("ca.pkcs11_sessions", "at most 1024 (0: the default)"));
+    }
     if pin_file.is_none() && std::env::var_os(CA_PIN_ENV).is_none() {
         return Err(bad(
             "ca.key",
@@ -162,5 +178,9 @@ pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
         pin_file,
         ocsp_key,
         seal_key,
+        sessions: match raw.pkcs11_sessions {
+            0 => default_sessions(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            n => n,
+        },
     }))
 }

@@ -238,6 +238,22 @@ fn a_ca_key_in_a_token() {
         }
         jail.set_env("ESTD_CA_OCSP_KEY", "");
         jail.set_env("ESTD_CA_SEAL_KEY", "");
+        // sessions: 16 at least by default, as many as asked, not thousands
+        let t = load_in_jail(jail).unwrap().ca_token.expect("a token");
+        assert!(t.sessions >= 16, "{}", t.sessions);
+        jail.set_env("ESTD_CA_PKCS11_SESSIONS", "3");
+        assert_eq!(
+            load_in_jail(jail)
+                .unwrap()
+                .ca_token
+                .expect("a token")
+                .sessions,
+            3
+        );
+        jail.set_env("ESTD_CA_PKCS11_SESSIONS", "100000");
+        let e = load_in_jail(jail).unwrap_err().to_string();
+        assert!(e.contains("ca.pkcs11_sessions:"), "{e}");
+        jail.set_env("ESTD_CA_PKCS11_SESSIONS", "0");
         // a file path is not a URI
         jail.set_env("ESTD_CA_KEY", "certs/issuing-ca.key");
         assert!(

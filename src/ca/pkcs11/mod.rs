@@ -9,7 +9,7 @@ pub mod init;
 pub mod uri;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -119,7 +119,7 @@ struct Conn {
     generation: u64,
     /// Keeps the login: closing the last session of an application logs it out.
     anchor: Mutex<Session>,
-    pool: Vec<Mutex<Session>>,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Token {
@@ -200,10 +200,14 @@ impl Token {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(e) => return Err(TokenError::from_ck("log-in to the token refused", &e)),
         }
-        let pool = (0..self.sessions)
-            .map(|_| self.ctx.open_ro_session(slot).map(Mutex::new))
+        let sessions = (0..self.sessions)
+            .map(|_| self.ctx.open_ro_session(slot))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TokenError::from_ck("no session with the token", &e))?;
+        let pool = Pool {
+            free: Mutex::new(sessions),
+            ready: Condvar::new(),
+        };
         Ok(Conn {
             generation: self.generation.fetch_add(1, Ordering::AcqRel) + 1,
             anchor: Mutex::new(anchor),
@@ -267,10 +271,7 @@ impl Token {
             return Err(TokenError::new("the token is unreachable"));
         };
         let generation = conn.generation;
-        let result = {
-            let s = conn.session();
-            f(&s, generation)
-        };
+        let result = conn.session().and_then(|s| f(&s, generation));
         drop(read);
         if let Err(e) = &result
             && e.lost
@@ -448,12 +449,75 @@ impl Token {
 }
 
 impl Conn {
-    /// A free session, or the first one when all are busy.
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.pool
-            .iter()
-            .find_map(|m| m.try_lock().ok())
-            .unwrap_or_else(|| self.pool[0].lock().unwrap_or_else(PoisonError::into_inner))
+    /// A free session, waiting for one (in turn) when all are in use.
+    fn session(&self) -> Result<PoolGuard<'_>, TokenError> {
+        let mut free = self
+            .pool
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let deadline = Instant::now() + SESSION_WAIT;
+        loop {
+            if let Some(s) = free.pop() {
+                return Ok(PoolGuard {
+                    pool: &self.pool,
+                    session: Some(s),
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TokenError::new(format!(
+                    "no free session with the token within {} s",
+                    SESSION_WAIT.as_secs()
+                )));
+            }
+            free = self
+                .pool
+                .ready
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// At most this long waiting for a free session (a token that hangs must not hold every
+/// signing request forever).
+const SESSION_WAIT: Duration = Duration::from_secs(30);
+
+/// The sessions to sign with: each used by one thread at a time (a `Session` is not
+/// `Sync`), handed out in turn.
+struct Pool {
+    free: Mutex<Vec<Session>>,
+    ready: Condvar,
+}
+
+/// A session taken from the pool, put back when dropped.
+struct PoolGuard<'a> {
+    pool: &'a Pool,
+    session: Option<Session>,
+}
+
+impl std::ops::Deref for PoolGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        // Some until dropped
+        self.session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a pool guard holds a session until dropped"))
+    }
+}
+
+impl Drop for PoolGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(s);
+            self.pool.ready.notify_one();
+        }
     }
 }
 

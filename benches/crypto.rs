@@ -52,6 +52,7 @@ fn request(key: &estd::ca::GeneratedKey) -> IssuanceRequest {
         crl_url: None,
         ocsp_url: None,
         ocsp_no_check: false,
+        rsa_pss: false,
     }
 }
 

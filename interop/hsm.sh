@@ -174,6 +174,8 @@ kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 
 # --- an external root: ca init --csr, the root signs it, ca import --pkcs11, serve ----------
 rm -rf tokens/* && cp -a tokens.saved/. tokens/
+# from here on, a template whose certificates are signed with RSASSA-PSS
+printf 'name = "pss"\nkey_types = ["ec-p256"]\nvalidity_days = 30\nrsa_pss = true\n' >"$WORK/templates/pss.toml"
 SUB="pkcs11:token=estd;object=sub-ca"
 est2() { env ESTD_DATA_DIR="$WORK/data2" ESTD_CA_KEY="$SUB" ESTD_CA_OCSP_KEY= ESTD_CA_SEAL_KEY= "$@"; }
 est2 "$ESTD_BIN" --config "$ROOT/conf/estd.toml" ca init --pkcs11 "$SUB" --key-type rsa-2048 --csr sub.csr --name "HSM Sub CA" >init2.out 2>&1 \
@@ -200,6 +202,12 @@ code=$(curl -s --cacert ext-root.pem -o body.out -w '%{http_code}' -u "admin:$PW
   && openssl verify -CAfile ext-root.pem -untrusted sub.pem sub-dev.pem >/dev/null 2>&1 \
   && openssl x509 -in sub-dev.pem -noout -text | grep -q sha256WithRSAEncryption \
   && pass "under the external root: TLS and a device certificate signed by the token's RSA key" || fail "sub CA serve" "$code $(tail -3 stderr2)"
+code=$(curl -s --cacert ext-root.pem -o body.out -w '%{http_code}' -u "admin:$PW2" -H "Content-Type: application/pkcs10" \
+  --data-binary @<(csr_b64 dev.key /CN=admin) "https://localhost:$PORT2/.well-known/est/pss/simpleenroll")
+[ "$code" = 200 ] && base64 -d body.out | openssl pkcs7 -inform DER -print_certs >pss-dev.pem 2>/dev/null \
+  && openssl verify -CAfile ext-root.pem -untrusted sub.pem pss-dev.pem >/dev/null 2>&1 \
+  && openssl x509 -in pss-dev.pem -noout -text | grep -A3 "Signature Algorithm: rsassaPss" | grep -q "Salt Length: 0x20" \
+  && pass "template rsa_pss: RSASSA-PSS (SHA-256, salt 32) signed in the token, openssl verifies it" || fail "rsa_pss" "$code $(head -c 200 body.out)"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 
 # --- start-ups that must fail, each naming the key and why ----------------------------------
@@ -211,8 +219,10 @@ serve_fails() { # WHAT PATTERN ENV...
   [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -qE -- "$pattern" start.out && ! grep -q "$PIN" start.out \
     && pass "start-up refused: $what" || fail "start-up: $what" "rc $rc: $(tail -3 start.out)"
 }
-printf '0000\n' >wrong-pin
+printf '0000\n' >wrong-pin; chmod 600 wrong-pin
 serve_fails "wrong PIN (CKR_PIN_INCORRECT)" 'ca\.key: .*CKR_PIN_INCORRECT' ESTD_CA_PIN_FILE="$WORK/wrong-pin"
+cp pin open-pin; chmod 644 open-pin
+serve_fails "a PIN file others may read (0644)" 'ca\.pin_file .*mode 644' ESTD_CA_PIN_FILE="$WORK/open-pin"
 serve_fails "key missing" 'ca\.key: .*object=nosuch.*no such private key' ESTD_CA_KEY="pkcs11:token=estd;object=nosuch"
 serve_fails "token missing" 'ca\.key: .*no such token' ESTD_CA_KEY="pkcs11:token=other;object=issuing-ca" ESTD_CA_OCSP_KEY= ESTD_CA_SEAL_KEY=
 serve_fails "module missing" 'ca\.key: .*cannot be loaded' ESTD_CA_PKCS11_MODULE=/nonexistent/libp11.so
@@ -220,6 +230,8 @@ p11 --keypairgen --key-type EC:secp521r1 --label p521 >/dev/null
 serve_fails "key type not allowed (P-521)" 'ca\.key: .*P-256 or P-384 only' ESTD_CA_KEY="pkcs11:token=estd;object=p521"
 p11 --keypairgen --key-type EC:prime256v1 --label other-key >/dev/null
 serve_fails "a token key that is not the certificate's" 'does not belong to the issuing CA certificate' ESTD_CA_KEY="pkcs11:token=estd;object=other-key"
+serve_fails "an rsa_pss template with an EC CA key" 'template pss: rsa_pss needs an RSA CA key'
+rm "$WORK/templates/pss.toml"
 
 # (HSM_KEEP=DIR keeps the work directory for a look after a failure)
 [ -n "${HSM_KEEP:-}" ] && cp -a "$WORK" "$HSM_KEEP"

@@ -195,6 +195,7 @@ async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
                 crl_url: None,
                 ocsp_url: None,
                 ocsp_no_check: false,
+                rsa_pss: false,
             },
         )
         .expect("issued by the token CA");

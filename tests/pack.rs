@@ -50,6 +50,7 @@ fn entity(f: &Fixture, cn: &str, mac: &str, key_type: KeyType) -> Entity {
             crl_url: None,
             ocsp_url: None,
             ocsp_no_check: false,
+            rsa_pss: false,
         })
         .unwrap();
     Entity {

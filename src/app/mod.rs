@@ -218,6 +218,12 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         tracing::info!(dir = %config.ca_dir.display(), "generated a development root and issuing CA");
     }
     let issuer: Arc<dyn Issuer> = Arc::new(loaded.issuer);
+    if let Some(t) = templates.iter().find(|t| t.rsa_pss && !issuer.signs_pss()) {
+        return Err(StartError::Other(format!(
+            "template {}: rsa_pss needs an RSA CA key, and the issuing CA's is not one",
+            t.name
+        )));
+    }
     let (chain, key, tls_generated) = devpki::ensure_tls(
         &config.tls_cert,
         &config.tls_key,

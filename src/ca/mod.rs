@@ -7,6 +7,7 @@ pub mod devpki;
 pub mod import;
 pub mod ocsp;
 pub mod pkcs11;
+mod pss;
 pub mod seal;
 pub mod show;
 
@@ -55,6 +56,8 @@ pub struct IssuanceRequest {
     pub ocsp_url: Option<String>,
     /// A delegated OCSP responder's certificate: `id-pkix-ocsp-nocheck` (RFC 6960 §4.2.2.2.1).
     pub ocsp_no_check: bool,
+    /// Sign with RSASSA-PSS (the template's `rsa_pss`; an RSA CA key only).
+    pub rsa_pss: bool,
 }
 
 /// One entry of a CRL.
@@ -97,6 +100,10 @@ pub trait Issuer: Send + Sync {
     /// Whether a signature may block for milliseconds (a key in a token, perhaps across a
     /// network): then callers sign on the blocking pool (`signing`).
     fn signs_remotely(&self) -> bool {
+        false
+    }
+    /// Whether the CA can sign with RSASSA-PSS (its key is RSA): a template's `rsa_pss`.
+    fn signs_pss(&self) -> bool {
         false
     }
 }
@@ -164,6 +171,10 @@ impl rcgen::SigningKey for CaKey {
 /// Signs with a CA key held in memory.
 pub struct LocalIssuer {
     issuer: rcgen::Issuer<'static, CaKey>,
+    /// The CA's parameters again, for the capturing issuer of PSS certificates.
+    params: CertificateParams,
+    /// The file key as aws-lc-rs's RSA key pair, for PSS (rcgen has none): RSA file keys only.
+    pss_file_key: Option<aws_lc_rs::signature::RsaKeyPair>,
     chain: Vec<Vec<u8>>,
     ca_not_after: SystemTime,
     /// How the CA's key identifier is made (for the CRL's Authority Key Identifier).
@@ -215,8 +226,17 @@ impl LocalIssuer {
         }
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_not_after = tbs.validity().not_after.to_system_time();
+        let pss_file_key = match &key {
+            CaKey::File(k) if is_rsa(k.algorithm()) => Some(
+                aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&k.serialize_der())
+                    .map_err(|e| CaError::Files(format!("the CA's RSA key: {e}")))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             key_identifier_method: params.key_identifier_method.clone(),
+            params: params.clone(),
+            pss_file_key,
             issuer: rcgen::Issuer::new(params, key),
             chain,
             ca_not_after,
@@ -239,6 +259,50 @@ impl LocalIssuer {
     pub(crate) fn rcgen_issuer(&self) -> &rcgen::Issuer<'static, CaKey> {
         &self.issuer
     }
+
+    /// A PSS signature with the CA's RSA key, in the token or from the file.
+    fn sign_pss(&self, msg: &[u8]) -> Result<Vec<u8>, CaError> {
+        match (self.issuer.key(), &self.pss_file_key) {
+            (CaKey::Token(k), _) if k.is_rsa() => {
+                k.sign_pss(msg).map_err(|e| CaError::Signing(e.to_string()))
+            }
+            (CaKey::File(_), Some(k)) => pss::sign_with_file_key(k, msg),
+            _ => Err(CaError::Signing(
+                "rsa_pss: the CA's key is not an RSA key".into(),
+            )),
+        }
+    }
+
+    /// Signs `params` for `key` with RSASSA-PSS: rcgen builds the TBS, PSS signs it.
+    fn signed_pss(
+        &self,
+        params: &CertificateParams,
+        key: &RequestKey<'_>,
+    ) -> Result<Vec<u8>, CaError> {
+        let capture = pss::Capture {
+            key: self.issuer.key(),
+            tbs: std::cell::RefCell::new(None),
+        };
+        let issuer = rcgen::Issuer::new(self.params.clone(), &capture);
+        params
+            .signed_by(key, &issuer)
+            .map_err(|e| CaError::Signing(e.to_string()))?;
+        let tbs = capture
+            .tbs
+            .take()
+            .ok_or_else(|| CaError::Signing("PSS: nothing to sign".into()))?;
+        pss::certificate(&tbs, |m| self.sign_pss(m))
+    }
+}
+
+/// Whether a key signs with RSA (PKCS#1 v1.5 in rcgen's terms).
+fn is_rsa(alg: &'static SignatureAlgorithm) -> bool {
+    [
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .contains(&alg)
 }
 
 /// The CSR's public key, presented to rcgen.
@@ -389,10 +453,15 @@ impl Issuer for LocalIssuer {
             alg: spki_algorithm(req.key_type),
             raw: &req.public_key,
         };
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|e| self.signing_error(e))?;
-        let der = cert.der().to_vec();
+        let der = if req.rsa_pss {
+            self.signed_pss(&params, &key)?
+        } else {
+            params
+                .signed_by(&key, &self.issuer)
+                .map_err(|e| self.signing_error(e))?
+                .der()
+                .to_vec()
+        };
 
         // rcgen rebuilds the subject from its own model: make sure it is byte for byte the
         // one that was approved.
@@ -472,6 +541,13 @@ impl Issuer for LocalIssuer {
     fn signs_remotely(&self) -> bool {
         matches!(self.issuer.key(), CaKey::Token(_))
     }
+
+    fn signs_pss(&self) -> bool {
+        match self.issuer.key() {
+            CaKey::Token(k) => k.is_rsa(),
+            CaKey::File(_) => self.pss_file_key.is_some(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -502,6 +578,7 @@ mod tests {
             crl_url: None,
             ocsp_url: None,
             ocsp_no_check: false,
+            rsa_pss: false,
         }
     }
 
@@ -576,6 +653,58 @@ mod tests {
         assert!(matches!(err, CaError::UnsupportedSubject(_)), "{err}");
         let err = issuer.issue(&request("CN=x+OU=a")).unwrap_err();
         assert!(matches!(err, CaError::UnsupportedSubject(_)), "{err}");
+    }
+
+    #[test]
+    fn rsa_pss_certificates_verify_and_need_an_rsa_ca() {
+        use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
+        let pki = devpki::DevPki::generate(devpki::CaKeyType::Rsa2048).unwrap();
+        let issuer = LocalIssuer::new(
+            vec![pki.issuing_cert.clone()],
+            KeyPair::from_pem(&pki.issuing_key_pem).unwrap(),
+        )
+        .unwrap();
+        assert!(issuer.signs_pss());
+        let mut req = request("CN=pss-device");
+        req.rsa_pss = true;
+        let cert = issuer.issue(&req).unwrap();
+        let parsed = Certificate::from_der(&cert.der).unwrap();
+        assert_eq!(
+            parsed.signature_algorithm().to_der().unwrap(),
+            pss::PSS_SHA256
+        );
+        assert_eq!(
+            parsed.tbs_certificate().signature().to_der().unwrap(),
+            pss::PSS_SHA256,
+            "the TBS names the same algorithm"
+        );
+        assert_eq!(
+            subject_der(&cert.der).unwrap(),
+            req.subject.to_der().unwrap()
+        );
+        let ca = Certificate::from_der(&pki.issuing_cert).unwrap();
+        let ca_key = ca
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes()
+            .to_vec();
+        let tbs = parsed.tbs_certificate().to_der().unwrap();
+        UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &ca_key)
+            .verify(&tbs, parsed.signature().raw_bytes())
+            .expect("a PSS signature by the CA");
+        // without rsa_pss: PKCS#1 v1.5 as before
+        let plain = issuer.issue(&request("CN=plain")).unwrap();
+        let plain = Certificate::from_der(&plain.der).unwrap();
+        assert_eq!(
+            plain.signature_algorithm().oid.to_string(),
+            "1.2.840.113549.1.1.11"
+        );
+        // an EC CA cannot
+        let (ec, _) = test_ca();
+        assert!(!ec.signs_pss());
+        let e = ec.issue(&req).unwrap_err();
+        assert!(e.to_string().contains("not an RSA key"), "{e}");
     }
 
     #[test]

@@ -71,6 +71,18 @@ impl CaToken {
     /// The PIN: `pin_file`'s first line, or `ESTD_CA_PIN`.
     pub fn pin(&self) -> Result<zeroize::Zeroizing<String>, String> {
         if let Some(f) = &self.pin_file {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f)
+                .map_err(|e| format!("ca.pin_file {}: {e}", f.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o007 != 0 {
+                return Err(format!(
+                    "ca.pin_file {}: other users may read or write it (mode {:o}): chmod 600 (or 640 for a group)",
+                    f.display(),
+                    mode & 0o777
+                ));
+            }
             let text = zeroize::Zeroizing::new(
                 std::fs::read_to_string(f)
                     .map_err(|e| format!("ca.pin_file {}: {e}", f.display()))?,

@@ -276,8 +276,11 @@ fn a_ca_key_in_a_token() {
         Ok(())
     });
     Jail::expect_with(|jail| {
-        // the module and the PIN file from the URI's module-path and pin-source
+        // the module and the PIN file from the URI's module-path and pin-source; a PIN
+        // file others may read is refused
+        use std::os::unix::fs::PermissionsExt;
         jail.create_file("pin", "5678\n")?;
+        std::fs::set_permissions("pin", std::fs::Permissions::from_mode(0o644)).unwrap();
         jail.set_env(
             "ESTD_CA_KEY",
             "pkcs11:token=estd;object=ca?module-path=/usr/lib/x.so&pin-source=file:pin",
@@ -285,6 +288,9 @@ fn a_ca_key_in_a_token() {
         let c = load_in_jail(jail).unwrap();
         let t = c.ca_token.expect("a token");
         assert_eq!(t.module, PathBuf::from("/usr/lib/x.so"));
+        let e = t.pin().unwrap_err();
+        assert!(e.contains("mode 644") && !e.contains("5678"), "{e}");
+        std::fs::set_permissions("pin", std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(t.pin().unwrap().as_str(), "5678");
         Ok(())
     });

@@ -179,6 +179,7 @@ impl EnrollService {
                 .filter(|_| template.crl_distribution_point),
             ocsp_url: self.revocation_urls.ocsp.clone().filter(|_| template.ocsp),
             ocsp_no_check: false,
+            rsa_pss: template.rsa_pss,
         };
         let subject = approved_subject.to_string();
         let san_text = san_text(san);

@@ -194,6 +194,7 @@ impl Template {
             fill_missing: raw.fill_missing,
             domain: raw.domain,
             pkcs12_legacy: raw.pkcs12_legacy,
+            rsa_pss: raw.rsa_pss,
             crl_distribution_point: raw.crl_distribution_point,
             ocsp: raw.ocsp,
             allowed_groups: raw.allowed_groups,

@@ -82,6 +82,8 @@ struct RawTemplate {
     domain: Option<String>,
     #[serde(default)]
     pkcs12_legacy: bool,
+    #[serde(default)]
+    rsa_pss: bool,
     #[serde(default = "yes")]
     crl_distribution_point: bool,
     #[serde(default = "yes")]
@@ -236,6 +238,9 @@ pub struct Template {
     /// PKCS#12 downloads with 3DES and a SHA-1 MAC (old device importers) instead of
     /// AES-256 and SHA-256.
     pub pkcs12_legacy: bool,
+    /// The CA (an RSA key) signs with RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) instead
+    /// of PKCS#1 v1.5.
+    pub rsa_pss: bool,
     /// Certificates name the CRL's URL (CRL Distribution Points), when estd serves one.
     pub crl_distribution_point: bool,
     /// Certificates name the OCSP responder (Authority Information Access), when estd runs

@@ -140,6 +140,7 @@ impl Template {
             names_of(&raw.csr_attrs),
         );
         put("pkcs12_legacy", Value::Boolean(raw.pkcs12_legacy), None);
+        put("rsa_pss", Value::Boolean(raw.rsa_pss), None);
         match &raw.allowed_groups {
             Some(g) => put("allowed_groups", strings(g), None),
             None => out.push(Setting {

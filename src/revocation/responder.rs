@@ -93,6 +93,7 @@ fn issue_responder(
         crl_url: None,
         ocsp_url: None,
         ocsp_no_check: true,
+        rsa_pss: false,
     })
 }
 

@@ -191,7 +191,10 @@ else fail "ca import --pkcs11" "$(cat import.out)"; fi
 est2 "$ESTD_BIN" --config "$ROOT/conf/estd.toml" ca import --cert sub.pem --chain ext-root.pem \
   --pkcs11 "pkcs11:token=estd;object=issuing-ca" --force >import.out 2>&1
 grep -q "does not belong" import.out && pass "ca import --pkcs11 with another token key: refused" || fail "import mismatch" "$(cat import.out)"
-est2 env ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn \
+# (env, not the est2 function: a function in the background is a subshell, and $! would be
+# its pid, not estd's)
+env ESTD_DATA_DIR="$WORK/data2" ESTD_CA_KEY="$SUB" ESTD_CA_OCSP_KEY= ESTD_CA_SEAL_KEY= \
+  ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn \
   "$ESTD_BIN" --config "$ROOT/conf/estd.toml" serve >stdout2 2>stderr2 &
 PID=$!
 for _ in $(seq 100); do PORT2=$(sed -n 's#^estd listening on https://127.0.0.1:\([0-9]*\)/.*#\1#p' stdout2); [ -n "$PORT2" ] && break; sleep 0.1; done

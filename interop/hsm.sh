@@ -63,7 +63,7 @@ grep -B2 -A8 'label: *jobs-seal' objects.txt | grep -q "^Secret Key Object; AES"
   && grep -A8 'label: *jobs-seal' objects.txt | grep -q "never extractable" \
   && pass "token: AES sealing key jobs-seal, never extractable" || fail "token: jobs-seal" "$(grep -B2 -A8 jobs-seal objects.txt)"
 ls data/certs >files.txt
-! grep -qE '^(issuing-ca\.key|root-ca\.key|ocsp-responder\.key|jobs\.key)$' files.txt \
+grep -qx issuing-ca.pem files.txt && ! grep -qE '^(issuing-ca\.key|root-ca\.key|ocsp-responder\.key|jobs\.key)$' files.txt \
   && pass "no CA, OCSP or sealing key file in certs/ ($(tr '\n' ' ' <files.txt))" || fail "key files on disk" "$(cat files.txt)"
 
 # --- EST with the key in the token ----------------------------------------------------------
@@ -150,7 +150,8 @@ code=$(ready)
 [ "$code" = 200 ] && pass "token back: readyz 200 (reconnected, no restart)" || fail "readyz after" "$code $(cat ready.out)"
 enroll gone.key admin back.pem && openssl verify -CAfile "$CA" back.pem >/dev/null 2>&1 \
   && pass "token back: enrollment signed by the same CA key" || fail "token back: enrollment" "$code $(head -c 300 body.out)"
-ocsp -cert dev.pem | grep -q "^dev.pem: revoked" && pass "token back: OCSP signs again" || fail "OCSP after"
+ocsp -cert dev.pem >ocsp.txt
+grep -q "^dev.pem: revoked" ocsp.txt && grep -q "Response verify OK" ocsp.txt && pass "token back: OCSP signs again, verified" || fail "OCSP after" "$(cat ocsp.txt)"
 code=$(bulk)
 [ "$code" = 200 ] && [ "$(unzip -l bulk.zip 2>/dev/null | grep -c '\.p12$')" = 2 ] \
   && pass "token back: a bulk job's 2 keys sealed and unsealed again" || fail "bulk after" "$code $(cat job.json)"
@@ -171,6 +172,10 @@ enroll gone.key admin x.pem
 grep -q "another key under this name" audit.txt && grep -q "ERROR.*another key under this name" "$WORK/stderr" \
   && pass "another key under the CA's name: the reason logged and audited" || fail "replaced key: reason" "$(tail -3 audit.txt)"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+
+# the PIN in no output and no audit row
+! grep -qF -- "$PIN" "$WORK/stdout" "$WORK/stderr" audit.txt init.out show.txt \
+  && pass "the PIN appears in no log, output or audit row" || fail "the PIN leaked"
 
 # --- an external root: ca init --csr, the root signs it, ca import --pkcs11, serve ----------
 rm -rf tokens/* && cp -a tokens.saved/. tokens/

@@ -174,6 +174,13 @@ async fn open_token_keys(t: &crate::config::CaToken) -> Result<TokenKeys, StartE
                 if made {
                     tracing::info!(key = %uri, "made the OCSP responder's P-256 key in the token");
                 }
+                // another name for the CA's own key (object= here, id= there) is refused:
+                // the responder's certificate would certify the CA key for OCSP signing
+                if rcgen::PublicKeyData::der_bytes(&k) == rcgen::PublicKeyData::der_bytes(&key) {
+                    return Err(StartError::Other(format!(
+                        "ca.ocsp_key: {uri} is the issuing CA's own key; name another key"
+                    )));
+                }
                 Some(k)
             }
         };

@@ -279,6 +279,11 @@ impl LocalIssuer {
         params: &CertificateParams,
         key: &RequestKey<'_>,
     ) -> Result<Vec<u8>, CaError> {
+        if !Issuer::signs_pss(self) {
+            return Err(CaError::Signing(
+                "rsa_pss: the CA's key is not an RSA key".into(),
+            ));
+        }
         let capture = pss::Capture {
             key: self.issuer.key(),
             tbs: std::cell::RefCell::new(None),
@@ -527,11 +532,14 @@ impl Issuer for LocalIssuer {
                 crate::model::timestamp(self.ca_not_after)
             )));
         }
-        self.issuer
-            .key()
-            .sign(b"estd readiness check")
-            .map(|_| ())
-            .map_err(|e| self.signing_error(e))
+        match self.issuer.key() {
+            // signed in the token and verified with the certificate's public key
+            CaKey::Token(k) => k.check().map_err(|e| CaError::Signing(e.to_string())),
+            CaKey::File(k) => k
+                .sign(b"estd readiness check")
+                .map(|_| ())
+                .map_err(|e| self.signing_error(e)),
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -26,6 +26,11 @@ pub const PSS_SHA256: &[u8] = &[
     0xa2, 0x03, 0x02, 0x01, 0x20, // [2] saltLength 32
 ];
 
+/// `AlgorithmIdentifier { sha256WithRSAEncryption, NULL }`, as rcgen writes it.
+const SHA256_WITH_RSA: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
+];
+
 /// A key that records what rcgen asks it to sign and signs nothing.
 pub(super) struct Capture<'a> {
     pub key: &'a CaKey,
@@ -57,8 +62,13 @@ fn pss_tbs(tbs: &[u8]) -> Result<Vec<u8>, CaError> {
     let mut index = 0;
     while !der::Reader::is_finished(&r) {
         let field = AnyRef::decode(&mut r).map_err(bad)?;
-        // [0] version, serialNumber, then signature
+        // [0] version, serialNumber, then signature: rcgen's sha256WithRSAEncryption
         if index == 2 {
+            if field.to_der().map_err(bad)? != SHA256_WITH_RSA {
+                return Err(CaError::Signing(
+                    "PSS: the certificate to sign names an unexpected algorithm".into(),
+                ));
+            }
             body.extend_from_slice(PSS_SHA256);
         } else {
             body.extend_from_slice(&field.to_der().map_err(bad)?);

@@ -14,7 +14,7 @@ pub struct Sealer {
 
 enum SealKey {
     File(LessSafeKey),
-    Token(super::pkcs11::TokenSecret),
+    Token(Box<super::pkcs11::TokenSecret>),
 }
 
 impl std::fmt::Debug for Sealer {
@@ -35,8 +35,48 @@ impl Sealer {
     /// Seals with an AES key in a token: it never leaves the token.
     pub fn in_token(key: super::pkcs11::TokenSecret) -> Self {
         Self {
-            key: SealKey::Token(key),
+            key: SealKey::Token(Box::new(key)),
         }
+    }
+
+    /// Whether sealing calls a token (then the `_async` forms use the blocking pool).
+    pub fn in_a_token(&self) -> bool {
+        matches!(self.key, SealKey::Token(_))
+    }
+
+    /// `seal` from async code: on the blocking pool when the key is in a token (a call to
+    /// an HSM may take milliseconds), inline for a file key.
+    pub async fn seal_async(
+        self: &std::sync::Arc<Self>,
+        context: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, CaError> {
+        if !self.in_a_token() {
+            return self.seal(context, plain);
+        }
+        let me = std::sync::Arc::clone(self);
+        let context = context.to_string();
+        let plain = zeroize::Zeroizing::new(plain.to_vec());
+        tokio::task::spawn_blocking(move || me.seal(&context, &plain))
+            .await
+            .map_err(|e| CaError::Signing(format!("the sealing task failed: {e}")))?
+    }
+
+    /// `open` from async code, as `seal_async`.
+    pub async fn open_async(
+        self: &std::sync::Arc<Self>,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CaError> {
+        if !self.in_a_token() {
+            return self.open(context, sealed);
+        }
+        let me = std::sync::Arc::clone(self);
+        let context = context.to_string();
+        let sealed = sealed.to_vec();
+        tokio::task::spawn_blocking(move || me.open(&context, &sealed))
+            .await
+            .map_err(|e| CaError::Signing(format!("the sealing task failed: {e}")))?
     }
 
     /// Where the key is, for logs and `estd ca show`.
@@ -68,7 +108,7 @@ impl Sealer {
     pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, CaError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CaError::Signing("no randomness".into()))?;
-        let buf = match &self.key {
+        let (nonce, buf) = match &self.key {
             SealKey::File(key) => {
                 let mut buf = plain.to_vec();
                 key.seal_in_place_append_tag(
@@ -77,8 +117,9 @@ impl Sealer {
                     &mut buf,
                 )
                 .map_err(|_| CaError::Signing("sealing failed".into()))?;
-                buf
+                (nonce, buf)
             }
+            // the nonce the token used (it may choose its own)
             SealKey::Token(key) => key
                 .encrypt(&nonce, context.as_bytes(), plain)
                 .map_err(|e| CaError::Signing(format!("sealing failed: {e}")))?,
@@ -117,9 +158,10 @@ impl Sealer {
                     .map_err(|_| CaError::Signing("bad nonce".into()))?;
                 match key.decrypt(&nonce, context.as_bytes(), rest) {
                     Ok(plain) => Ok(zeroize::Zeroizing::new(plain)),
-                    // a tag that does not match, or the token's own failure
-                    Err(e) if e.lost => Err(CaError::Signing(format!("unsealing failed: {e}"))),
-                    Err(_) => Err(refused()),
+                    // the token refused the data (a tag that does not match)
+                    Err(e) if e.ckr.is_some() && !e.lost => Err(refused()),
+                    // the token is away, or not the one we knew
+                    Err(e) => Err(CaError::Signing(format!("unsealing failed: {e}"))),
                 }
             }
         }

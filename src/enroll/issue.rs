@@ -237,7 +237,8 @@ impl EnrollService {
                         detail: "no key sealer configured for bulk jobs".into(),
                     })?;
                     let sealed = sealer
-                        .seal(&job_key_context(item.item_id), &key.pkcs8)
+                        .seal_async(&job_key_context(item.item_id), &key.pkcs8)
+                        .await
                         .map_err(|e| EnrollError::Ca {
                             cn: cn.clone(),
                             detail: e.to_string(),

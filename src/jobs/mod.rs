@@ -217,7 +217,8 @@ impl JobService {
         }
         let sealed = self
             .sealer
-            .seal(&password_context(&principal.name), sub.password.as_bytes())
+            .seal_async(&password_context(&principal.name), sub.password.as_bytes())
+            .await
             .map_err(|e| BulkError::Internal(e.to_string()))?;
         let job = JobRecord {
             id: 0,
@@ -486,7 +487,8 @@ impl JobService {
         })?;
         let password = self
             .sealer
-            .open(&password_context(&job.owner), sealed_password)
+            .open_async(&password_context(&job.owner), sealed_password)
+            .await
             .map_err(|e| BulkError::Internal(e.to_string()))?;
         let template = self.templates.get(Some(job.template.as_str()));
         let mut entities = Vec::new();
@@ -503,7 +505,8 @@ impl JobService {
                 })?;
             let key = self
                 .sealer
-                .open(&enroll::job_key_context(item.id), sealed)
+                .open_async(&enroll::job_key_context(item.id), sealed)
+                .await
                 .map_err(|e| BulkError::Internal(e.to_string()))?;
             let san = template
                 .as_ref()

@@ -20,6 +20,13 @@ pub(super) struct Found {
     signer: Signer,
 }
 
+/// The DER OIDs of `CKA_EC_PARAMS` for P-256 and P-384 (namedCurve).
+pub(super) const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub(super) const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+/// What a key signs to show it is the key it claims to be.
+const PROBE: &[u8] = b"estd: is this the key whose public key I hold?";
+
 /// Finds the private key the URI names and reads its public key.
 pub(super) fn find_key(s: &Session, uri: &Pkcs11Uri) -> Result<Found, TokenError> {
     let want = names(uri);
@@ -64,12 +71,17 @@ pub(super) fn find_key(s: &Session, uri: &Pkcs11Uri) -> Result<Found, TokenError
                 .ok_or_else(|| TokenError::new(format!("{uri}: EC point unreadable")))?,
             _ => return Err(TokenError::new(format!("{uri}: no EC point"))),
         };
-        match point.len() {
-            65 => (&rcgen::PKCS_ECDSA_P256_SHA256, point, Signer::EcdsaSha256),
-            97 => (&rcgen::PKCS_ECDSA_P384_SHA384, point, Signer::EcdsaSha384),
-            n => {
+        // the curve by its OID (a point's length would take secp256k1 for P-256)
+        let curve = match attr(public, AttributeType::EcParams)?.first() {
+            Some(Attribute::EcParams(p)) => p.clone(),
+            _ => Vec::new(),
+        };
+        match (curve.as_slice(), point.len()) {
+            (P256_OID, 65) => (&rcgen::PKCS_ECDSA_P256_SHA256, point, Signer::EcdsaSha256),
+            (P384_OID, 97) => (&rcgen::PKCS_ECDSA_P384_SHA384, point, Signer::EcdsaSha384),
+            _ => {
                 return Err(TokenError::new(format!(
-                    "{uri}: an EC key of {n}-byte points (P-256 or P-384 only)"
+                    "{uri}: an EC key on another curve (P-256 or P-384 only)"
                 )));
             }
         }
@@ -85,6 +97,7 @@ pub(super) fn find_key(s: &Session, uri: &Pkcs11Uri) -> Result<Found, TokenError
         else {
             return Err(TokenError::new(format!("{uri}: RSA key unreadable")));
         };
+        let n = &n[n.iter().take_while(|&&b| b == 0).count()..];
         if !matches!(n.len() * 8, 2048 | 3072 | 4096) {
             return Err(TokenError::new(format!(
                 "{uri}: RSA keys of 2048, 3072 or 4096 bits only"
@@ -194,7 +207,13 @@ impl TokenKey {
         let mut cached = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
         if cached.0 != generation {
             let found = find_key(s, &self.uri)?;
-            if found.public != self.public {
+            // the public key object must be the same, and the private key must sign for it
+            // (a private object swapped under the name would not)
+            let same = found.public == self.public
+                && self
+                    .sign_with(s, found.handle, PROBE)
+                    .is_ok_and(|sig| self.verifies(PROBE, &sig));
+            if !same {
                 tracing::error!(key = %self.uri, "the token now holds another key under this name: nothing is signed with it");
                 return Err(TokenError::new(format!(
                     "{}: the token now holds another key under this name",
@@ -209,26 +228,61 @@ impl TokenKey {
     fn sign_now(&self, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
         self.token.with_session(|s, generation| {
             let handle = self.handle_in(s, generation)?;
-            let fail =
-                |e: CkError| TokenError::from_ck(format!("{}: signing failed", self.uri), &e);
-            match self.signer {
-                Signer::EcdsaSha256 | Signer::EcdsaSha384 => {
-                    let alg = if matches!(self.signer, Signer::EcdsaSha256) {
-                        &aws_lc_rs::digest::SHA256
-                    } else {
-                        &aws_lc_rs::digest::SHA384
-                    };
-                    let digest = aws_lc_rs::digest::digest(alg, msg);
-                    let raw = s
-                        .sign(&Mechanism::Ecdsa, handle, digest.as_ref())
-                        .map_err(fail)?;
-                    ecdsa_raw_to_der(&raw).ok_or_else(|| {
-                        TokenError::new(format!("{}: an odd ECDSA signature", self.uri))
-                    })
-                }
-                Signer::RsaSha256 => s.sign(&Mechanism::Sha256RsaPkcs, handle, msg).map_err(fail),
-            }
+            self.sign_with(s, handle, msg)
         })
+    }
+
+    /// The signature X.509 carries, made in the token with `handle`.
+    fn sign_with(
+        &self,
+        s: &Session,
+        handle: ObjectHandle,
+        msg: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        let fail = |e: CkError| TokenError::from_ck(format!("{}: signing failed", self.uri), &e);
+        match self.signer {
+            Signer::EcdsaSha256 | Signer::EcdsaSha384 => {
+                let alg = if matches!(self.signer, Signer::EcdsaSha256) {
+                    &aws_lc_rs::digest::SHA256
+                } else {
+                    &aws_lc_rs::digest::SHA384
+                };
+                let digest = aws_lc_rs::digest::digest(alg, msg);
+                let raw = s
+                    .sign(&Mechanism::Ecdsa, handle, digest.as_ref())
+                    .map_err(fail)?;
+                ecdsa_raw_to_der(&raw)
+                    .ok_or_else(|| TokenError::new(format!("{}: an odd ECDSA signature", self.uri)))
+            }
+            Signer::RsaSha256 => s.sign(&Mechanism::Sha256RsaPkcs, handle, msg).map_err(fail),
+        }
+    }
+
+    /// Whether `sig` is this key's signature of `msg`, checked with the public key.
+    fn verifies(&self, msg: &[u8], sig: &[u8]) -> bool {
+        use aws_lc_rs::signature as v;
+        let alg: &dyn v::VerificationAlgorithm = match self.signer {
+            Signer::EcdsaSha256 => &v::ECDSA_P256_SHA256_ASN1,
+            Signer::EcdsaSha384 => &v::ECDSA_P384_SHA384_ASN1,
+            Signer::RsaSha256 => &v::RSA_PKCS1_2048_8192_SHA256,
+        };
+        v::UnparsedPublicKey::new(alg, &self.public)
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    /// Signs a test message in the token and verifies it with the public key: the token
+    /// answers, and its key is the one estd holds the public key of.
+    pub fn check(&self) -> Result<(), TokenError> {
+        let sig = self.sign_now(PROBE)?;
+        if self.verifies(PROBE, &sig) {
+            Ok(())
+        } else {
+            Err(TokenError::new(format!(
+                "{}: the token's signature does not verify with the key's public key",
+                self.uri
+            )))
+        }
     }
 }
 
@@ -244,6 +298,8 @@ impl rcgen::PublicKeyData for TokenKey {
 
 impl rcgen::SigningKey for TokenKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        // nothing stale from an earlier failure nobody took
+        LAST_ERROR.with(|last| last.borrow_mut().take());
         self.sign_now(msg).map_err(|e| {
             LAST_ERROR.with(|last| *last.borrow_mut() = Some(e));
             rcgen::Error::RemoteKeyError

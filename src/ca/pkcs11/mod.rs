@@ -276,7 +276,20 @@ impl Token {
             return Err(TokenError::new("the token is unreachable"));
         };
         let generation = conn.generation;
-        let result = conn.session().and_then(|s| f(&s, generation));
+        let result = conn.session().and_then(|s| {
+            f(&s, generation).map_err(|mut e| {
+                // CKR_GENERAL_ERROR and CKR_FUNCTION_FAILED are also what some tokens say
+                // for a refused operation (SoftHSM: a GCM tag that does not match): the
+                // connection is lost only when the token no longer answers either
+                if e.lost
+                    && matches!(e.ckr, Some("CKR_GENERAL_ERROR" | "CKR_FUNCTION_FAILED"))
+                    && self.answers(&s)
+                {
+                    e.lost = false;
+                }
+                e
+            })
+        });
         drop(read);
         if let Err(e) = &result
             && e.lost
@@ -379,6 +392,7 @@ impl Token {
             s.generate_key_pair(&mechanism, &public, &private)
                 .map_err(|e| TokenError::from_ck(format!("{uri}: key generation failed"), &e))
         })?;
+        self.made_once(uri, 2)?;
         self.key(uri)
     }
 
@@ -424,26 +438,37 @@ impl Token {
                 s.generate_key(&Mechanism::AesKeyGen, &template)
                     .map_err(|e| TokenError::from_ck(format!("{uri}: key generation failed"), &e))
             })?;
+            self.made_once(uri, 1)?;
             true
         } else {
             false
         };
         let (handle, generation) = self.with_session(|s, g| Ok((find_secret(s, uri)?, g)))?;
         Ok((
-            TokenSecret::new(Arc::clone(self), handle, generation, uri.clone()),
+            TokenSecret::new(Arc::clone(self), handle, generation, uri.clone()).with_check_value(),
             made,
         ))
+    }
+
+    /// After making a key: the name must hold exactly the objects made (`objects`), else
+    /// another process (a second estd starting at the same moment) made one too.
+    fn made_once(&self, uri: &Pkcs11Uri, objects: usize) -> Result<(), TokenError> {
+        let n = self.with_session(|s, _| count_objects(s, uri))?;
+        if n != objects {
+            return Err(TokenError::new(format!(
+                "{uri}: {n} objects under this name after making one key ({objects} expected): another process made one at the same time; delete the extra ones (pkcs11-tool --delete-object) and start one estd first"
+            )));
+        }
+        Ok(())
     }
 
     /// The private key the URI names, with its public key, ready to sign.
     pub fn key(self: &Arc<Self>, uri: &Pkcs11Uri) -> Result<TokenKey, TokenError> {
         let (found, generation) = self.with_session(|s, g| Ok((find_key(s, uri)?, g)))?;
-        Ok(TokenKey::new(
-            Arc::clone(self),
-            found,
-            generation,
-            uri.clone(),
-        ))
+        let key = TokenKey::new(Arc::clone(self), found, generation, uri.clone());
+        // the private key must sign for the public key found beside it
+        key.check()?;
+        Ok(key)
     }
 }
 

@@ -240,6 +240,9 @@ p11 --keypairgen --key-type EC:prime256v1 --label other-key >/dev/null
 serve_fails "a token key that is not the certificate's" 'does not belong to the issuing CA certificate' ESTD_CA_KEY="pkcs11:token=estd;object=other-key"
 serve_fails "an rsa_pss template with an EC CA key" 'template pss: rsa_pss needs an RSA CA key'
 rm "$WORK/templates/pss.toml"
+# ca.ocsp_key naming the CA's own key by its id (the text differs from ca.key's)
+p11 --set-id 77 --type privkey --label issuing-ca >/dev/null && p11 --set-id 77 --type pubkey --label issuing-ca >/dev/null
+serve_fails "ca.ocsp_key naming the CA's own key by another attribute" "ca\.ocsp_key: .*is the issuing CA's own key" ESTD_CA_OCSP_KEY="pkcs11:id=%77"
 
 # (HSM_KEEP=DIR keeps the work directory for a look after a failure)
 [ -n "${HSM_KEEP:-}" ] && cp -a "$WORK" "$HSM_KEEP"

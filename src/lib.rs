@@ -68,6 +68,7 @@ pub mod pack;
 pub mod policy;
 pub mod portal;
 pub mod revocation;
+pub mod scep;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // leaves: the wire codec, shared value types and checks, counters
     &["est", "model", "metrics"],
-    &["fields", "gate"],
+    &["fields", "gate", "scep"],
     // the domain's parts
     &["ca", "auth", "pack"],
     &["policy", "store"],
@@ -354,6 +354,7 @@ fn imports_point_down_the_layers_only() {
 /// typed results or domain errors out). `client` and `server` speak HTTP themselves.
 const NO_HTTP: &[&str] = &[
     "est",
+    "scep",
     "model",
     "metrics",
     "fields",

@@ -1,0 +1,256 @@
+//! The EnvelopedData inside a request (RFC 8894 §3.1, RFC 5652 §6): the content-encryption
+//! key unwrapped with an RA's RSA key (PKCS#1 v1.5 or OAEP with SHA-1), the content
+//! decrypted with AES-CBC, 3DES-CBC or (for old clients) DES-CBC.
+//!
+//! Bleichenbacher/Marvin: a key that does not unwrap, or unwraps to the wrong length, is
+//! replaced by a random one and the content decryption goes on, so every failure ends the
+//! same way (`badMessageCheck`, "does not decrypt") — no answer tells a padding error
+//! from a wrong key.
+
+use cms::content_info::ContentInfo;
+use cms::enveloped_data::{RecipientIdentifier, RecipientInfo, RecipientInfos};
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+
+use super::{FailInfo, ScepError, octets, oid};
+
+/// A key the server decrypts with (an RA's), and its certificate (to match the recipient).
+pub struct RecipientKey {
+    pub cert: Certificate,
+    pub key: aws_lc_rs::rsa::PrivateDecryptingKey,
+}
+
+impl std::fmt::Debug for RecipientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecipientKey(redacted)")
+    }
+}
+
+/// EncryptedContentInfo with the content as any `[0]`: Go clients send it constructed with
+/// a definite length, which `cms`'s strict type refuses.
+#[derive(der::Sequence)]
+struct LooseContent {
+    content_type: der::asn1::ObjectIdentifier,
+    content_enc_alg: x509_cert::spki::AlgorithmIdentifierOwned,
+    encrypted_content: Option<der::Any>,
+}
+
+#[derive(der::Sequence)]
+struct LooseEnvelope {
+    version: cms::content_info::CmsVersion,
+    recip_infos: RecipientInfos,
+    encrypted_content: LooseContent,
+    unprotected_attrs: Option<der::Any>,
+}
+
+fn check(reason: impl Into<String>) -> ScepError {
+    ScepError::new(FailInfo::BadMessageCheck, reason)
+}
+
+/// The plaintext of the envelope (`envelope`: a ContentInfo holding EnvelopedData), for
+/// the recipient among `keys`.
+pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<Vec<u8>, ScepError> {
+    let ci =
+        ContentInfo::from_ber(envelope).map_err(|e| check(format!("not a CMS message: {e}")))?;
+    if ci.content_type != oid::ENVELOPED_DATA {
+        return Err(check(format!(
+            "a {} where EnvelopedData was expected",
+            ci.content_type
+        )));
+    }
+    let body = ci
+        .content
+        .to_der()
+        .map_err(|e| check(format!("EnvelopedData: {e}")))?;
+    let ed = LooseEnvelope::from_ber(&body).map_err(|e| check(format!("EnvelopedData: {e}")))?;
+    let content = &ed.encrypted_content;
+    if content.content_type != oid::DATA {
+        return Err(check("the enveloped content is not data"));
+    }
+    let alg = Cipher::of(&content.content_enc_alg.oid).ok_or_else(|| {
+        ScepError::new(
+            FailInfo::BadAlg,
+            format!(
+                "content encryption {} (AES-CBC, 3DES-CBC or DES-CBC)",
+                content.content_enc_alg.oid
+            ),
+        )
+    })?;
+    let iv = content
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .map(|p| p.value().to_vec())
+        .ok_or_else(|| check("no IV"))?;
+    if iv.len() != alg.iv_len() {
+        return Err(check("an IV of the wrong length"));
+    }
+    let ciphertext = match &content.encrypted_content {
+        Some(any) => octets(any).map_err(|e| check(format!("the ciphertext: {e}")))?,
+        None => return Err(check("no encrypted content")),
+    };
+    // the recipient: one of our certificates
+    let (ktri, key) = ed
+        .recip_infos
+        .0
+        .iter()
+        .filter_map(|ri| match ri {
+            RecipientInfo::Ktri(k) => Some(k),
+            _ => None,
+        })
+        .find_map(|k| {
+            keys.iter()
+                .find(|key| names(&k.rid, &key.cert))
+                .map(|key| (k, key))
+        })
+        .ok_or_else(|| check("encrypted for another recipient"))?;
+    let wrapped = ktri.enc_key.as_bytes();
+    let unwrapped = if ktri.key_enc_alg.oid == oid::RSA_ENCRYPTION {
+        aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey::new(key.key.clone())
+            .ok()
+            .and_then(|k| {
+                let mut out = vec![0u8; k.min_output_size()];
+                k.decrypt(wrapped, &mut out).ok().map(|p| p.to_vec())
+            })
+    } else if ktri.key_enc_alg.oid == oid::RSAES_OAEP && oaep_sha1(&ktri.key_enc_alg) {
+        aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(key.key.clone())
+            .ok()
+            .and_then(|k| {
+                let mut out = vec![0u8; k.min_output_size()];
+                k.decrypt(&aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1, wrapped, &mut out, None)
+                    .ok()
+                    .map(|p| p.to_vec())
+            })
+    } else {
+        return Err(ScepError::new(
+            FailInfo::BadAlg,
+            format!(
+                "key transport {} (rsaEncryption or RSAES-OAEP with SHA-1)",
+                ktri.key_enc_alg.oid
+            ),
+        ));
+    };
+    let cek = match unwrapped {
+        Some(k) if k.len() == alg.key_len() => zeroize::Zeroizing::new(k),
+        _ => {
+            // never say which: a random key, and the decryption below fails
+            let mut k = vec![0u8; alg.key_len()];
+            aws_lc_rs::rand::fill(&mut k).map_err(|_| check("no randomness"))?;
+            zeroize::Zeroizing::new(k)
+        }
+    };
+    alg.decrypt(&cek, &iv, &ciphertext)
+        .ok_or_else(|| check("the message does not decrypt (another key, or altered)"))
+}
+
+/// Whether RSAES-OAEP's parameters are the defaults (SHA-1, MGF1-SHA-1), or absent.
+fn oaep_sha1(alg: &x509_cert::spki::AlgorithmIdentifierOwned) -> bool {
+    match &alg.parameters {
+        None => true,
+        // an empty SEQUENCE: every field at its default
+        Some(p) => p.value().is_empty(),
+    }
+}
+
+/// Whether the recipient identifier names `cert`.
+fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            cert.tbs_certificate().issuer() == &ias.issuer
+                && cert.tbs_certificate().serial_number() == &ias.serial_number
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            const SKI: der::asn1::ObjectIdentifier =
+                der::asn1::ObjectIdentifier::new_unwrap("2.5.29.14");
+            cert.tbs_certificate()
+                .extensions()
+                .into_iter()
+                .flatten()
+                .find(|e| e.extn_id == SKI)
+                .and_then(|e| der::asn1::OctetString::from_der(e.extn_value.as_bytes()).ok())
+                .is_some_and(|k| k.as_bytes() == ski.0.as_bytes())
+        }
+    }
+}
+
+/// The content-encryption algorithms SCEP clients use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    Aes128Cbc,
+    Aes192Cbc,
+    Aes256Cbc,
+    DesEde3Cbc,
+    /// Single DES: only to read old clients' requests (never used for a reply).
+    DesCbc,
+}
+
+impl Cipher {
+    pub fn of(o: &der::asn1::ObjectIdentifier) -> Option<Self> {
+        Some(if *o == oid::AES_128_CBC {
+            Self::Aes128Cbc
+        } else if *o == oid::AES_192_CBC {
+            Self::Aes192Cbc
+        } else if *o == oid::AES_256_CBC {
+            Self::Aes256Cbc
+        } else if *o == oid::DES_EDE3_CBC {
+            Self::DesEde3Cbc
+        } else if *o == oid::DES_CBC {
+            Self::DesCbc
+        } else {
+            return None;
+        })
+    }
+
+    pub fn key_len(self) -> usize {
+        match self {
+            Self::Aes128Cbc => 16,
+            Self::Aes192Cbc | Self::DesEde3Cbc => 24,
+            Self::Aes256Cbc => 32,
+            Self::DesCbc => 8,
+        }
+    }
+
+    pub fn iv_len(self) -> usize {
+        match self {
+            Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => 16,
+            Self::DesEde3Cbc | Self::DesCbc => 8,
+        }
+    }
+
+    /// CBC with PKCS#7 padding; `None` when the key, the IV or the padding is wrong.
+    pub fn decrypt(self, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
+        match self {
+            Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => {
+                use aws_lc_rs::cipher::{
+                    AES_128, AES_192, AES_256, DecryptionContext, PaddedBlockDecryptingKey,
+                    UnboundCipherKey,
+                };
+                let alg = match self {
+                    Self::Aes128Cbc => &AES_128,
+                    Self::Aes192Cbc => &AES_192,
+                    _ => &AES_256,
+                };
+                let key =
+                    PaddedBlockDecryptingKey::cbc_pkcs7(UnboundCipherKey::new(alg, key).ok()?)
+                        .ok()?;
+                let iv: [u8; 16] = iv.try_into().ok()?;
+                let mut buf = ciphertext.to_vec();
+                let plain = key
+                    .decrypt(&mut buf, DecryptionContext::Iv128(iv.into()))
+                    .ok()?
+                    .len();
+                buf.truncate(plain);
+                Some(buf)
+            }
+            Self::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+                .ok()?
+                .decrypt_padded_vec::<Pkcs7>(ciphertext)
+                .ok(),
+            Self::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv)
+                .ok()?
+                .decrypt_padded_vec::<Pkcs7>(ciphertext)
+                .ok(),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! SCEP messages as real clients send them (micromdm's scepclient 2.1.0, Debian's `scep`:
+//! SHA-1, DES-CBC, a BER constructed ciphertext): parsed, their signatures checked, their
+//! envelopes opened with the CA's key; and each way a message can be wrong, refused with the
+//! `failInfo` RFC 8894 names.
+
+use der::{Decode, DecodePem};
+use estd::scep::{self, FailInfo, MessageType, RecipientKey};
+use rustls_pki_types::pem::PemObject;
+
+const PKCSREQ: &[u8] = include_bytes!("fixtures/scep/pkcsreq-scepclient-2.1.0.der");
+const RENEWAL: &[u8] = include_bytes!("fixtures/scep/renewalreq-scepclient-2.1.0.der");
+const CERTREP: &[u8] = include_bytes!("fixtures/scep/certrep-success-micromdm-2.1.0.der");
+const CA_PEM: &str = include_str!("fixtures/scep/scep-ca.pem");
+const CA_KEY: &str = include_str!("fixtures/scep/scep-ca.key");
+const CLIENT_PEM: &str = include_str!("fixtures/scep/client-issued.pem");
+
+fn ca_key() -> RecipientKey {
+    let pem = rustls_pki_types::PrivateKeyDer::from_pem_slice(CA_KEY.as_bytes()).expect("the key");
+    RecipientKey {
+        cert: x509_cert::Certificate::from_pem(CA_PEM).expect("the CA"),
+        key: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(pem.secret_der()).expect("RSA"),
+    }
+}
+
+#[test]
+fn a_pkcsreq_from_scepclient_opens_to_its_csr() {
+    let msg = scep::parse(PKCSREQ).expect("a valid PKCSReq");
+    assert_eq!(msg.message_type, MessageType::PkcsReq);
+    assert_eq!(msg.digest, scep::Digest::Sha1);
+    assert!(!msg.transaction_id.is_empty());
+    assert_eq!(msg.sender_nonce.len(), 16);
+    let csr = scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens (DES-CBC)");
+    let csr = estd::est::Csr::parse(&csr).expect("a CSR whose signature verifies");
+    assert!(
+        csr.challenge_password.is_some(),
+        "the challenge password is in the CSR"
+    );
+    // the signer is the self-signed certificate of the CSR's key
+    let signer = x509_cert::Certificate::from_der(&msg.signer_cert).expect("a certificate");
+    assert_eq!(
+        signer
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes(),
+        csr.public_key.as_slice()
+    );
+}
+
+#[test]
+fn a_renewalreq_is_signed_with_the_current_certificate() {
+    let msg = scep::parse(RENEWAL).expect("a valid RenewalReq");
+    assert_eq!(msg.message_type, MessageType::RenewalReq);
+    let current = x509_cert::Certificate::from_pem(CLIENT_PEM).expect("the issued certificate");
+    assert_eq!(msg.signer_cert, der::Encode::to_der(&current).expect("DER"));
+    scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens");
+}
+
+#[test]
+fn what_is_wrong_is_refused_with_its_fail_info() {
+    let fail = |m: &[u8]| scep::parse(m).expect_err("refused").fail;
+    // not CMS at all, truncated, empty
+    assert_eq!(fail(b"garbage"), FailInfo::BadRequest);
+    assert_eq!(fail(&PKCSREQ[..PKCSREQ.len() / 2]), FailInfo::BadRequest);
+    assert_eq!(fail(b""), FailInfo::BadRequest);
+    // a CertRep is not a request
+    assert_eq!(fail(CERTREP), FailInfo::BadRequest);
+    // the signature altered (its last byte)
+    let mut m = PKCSREQ.to_vec();
+    let sig_end = m.len() - 1;
+    m[sig_end] ^= 1;
+    let e = scep::parse(&m).expect_err("refused");
+    assert_eq!(e.fail, FailInfo::BadMessageCheck, "{e}");
+    // a byte of the envelope altered: the messageDigest no longer matches
+    let msg = scep::parse(PKCSREQ).expect("valid");
+    let at = PKCSREQ
+        .windows(msg.envelope.len())
+        .position(|w| w == msg.envelope.as_slice())
+        .expect("the envelope is in the message as one piece");
+    let mut m = PKCSREQ.to_vec();
+    m[at + msg.envelope.len() / 2] ^= 0x40;
+    let e = scep::parse(&m).expect_err("refused");
+    assert_eq!(e.fail, FailInfo::BadMessageCheck, "{e}");
+    assert!(e.reason.contains("messageDigest"), "{e}");
+}
+
+#[test]
+fn an_envelope_for_another_key_does_not_open() {
+    let msg = scep::parse(PKCSREQ).expect("valid");
+    // another certificate: not a recipient
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let cert = rcgen::CertificateParams::new(vec!["other".into()])
+        .expect("params")
+        .self_signed(&other)
+        .expect("cert");
+    let stranger = RecipientKey {
+        cert: x509_cert::Certificate::from_der(cert.der()).expect("cert"),
+        key: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&other.serialize_der()).expect("RSA"),
+    };
+    let e = scep::open(&msg.envelope, &[stranger]).expect_err("refused");
+    assert_eq!(e.fail, FailInfo::BadMessageCheck);
+    assert!(e.reason.contains("another recipient"), "{e}");
+    // the CA's certificate with another key (the key transport fails): the same answer as
+    // any other decryption failure, no hint of why
+    let wrong_key = RecipientKey {
+        cert: x509_cert::Certificate::from_pem(CA_PEM).expect("the CA"),
+        key: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&other.serialize_der()).expect("RSA"),
+    };
+    let e = scep::open(&msg.envelope, &[wrong_key]).expect_err("refused");
+    assert_eq!(e.fail, FailInfo::BadMessageCheck);
+    assert!(e.reason.contains("does not decrypt"), "{e}");
+    assert!(scep::open(b"\x30\x00", &[ca_key()]).is_err());
+}
+
+#[test]
+fn the_content_ciphers_decrypt_what_they_encrypt() {
+    use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+    use estd::scep::envelope::Cipher;
+    let plain = b"a certificate request, more than one block long";
+    let key24 = [7u8; 24];
+    let iv8 = [9u8; 8];
+    let ct = cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key24, &iv8)
+        .unwrap()
+        .encrypt_padded_vec::<Pkcs7>(plain);
+    assert_eq!(
+        Cipher::DesEde3Cbc.decrypt(&key24, &iv8, &ct).as_deref(),
+        Some(&plain[..])
+    );
+    assert_ne!(
+        Cipher::DesEde3Cbc.decrypt(&[8u8; 24], &iv8, &ct).as_deref(),
+        Some(&plain[..])
+    );
+    for (alg, cipher) in [
+        (&aws_lc_rs::cipher::AES_128, Cipher::Aes128Cbc),
+        (&aws_lc_rs::cipher::AES_256, Cipher::Aes256Cbc),
+    ] {
+        let key = vec![5u8; cipher.key_len()];
+        let enc = aws_lc_rs::cipher::PaddedBlockEncryptingKey::cbc_pkcs7(
+            aws_lc_rs::cipher::UnboundCipherKey::new(alg, &key).unwrap(),
+        )
+        .unwrap();
+        let mut buf = plain.to_vec();
+        let ctx = enc.encrypt(&mut buf).unwrap();
+        let iv: &[u8] = (&ctx).try_into().unwrap();
+        assert_eq!(cipher.decrypt(&key, iv, &buf).as_deref(), Some(&plain[..]));
+        let mut altered = buf.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_ne!(
+            cipher.decrypt(&key, iv, &altered).as_deref(),
+            Some(&plain[..])
+        );
+    }
+}

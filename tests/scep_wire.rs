@@ -29,7 +29,9 @@ fn a_pkcsreq_from_scepclient_opens_to_its_csr() {
     assert_eq!(msg.digest, scep::Digest::Sha1);
     assert!(!msg.transaction_id.is_empty());
     assert_eq!(msg.sender_nonce.len(), 16);
-    let csr = scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens (DES-CBC)");
+    let (csr, cipher) =
+        scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens (DES-CBC)");
+    assert_eq!(cipher, estd::scep::envelope::Cipher::DesCbc);
     let csr = estd::est::Csr::parse(&csr).expect("a CSR whose signature verifies");
     assert!(
         csr.challenge_password.is_some(),
@@ -53,7 +55,8 @@ fn a_renewalreq_is_signed_with_the_current_certificate() {
     assert_eq!(msg.message_type, MessageType::RenewalReq);
     let current = x509_cert::Certificate::from_pem(CLIENT_PEM).expect("the issued certificate");
     assert_eq!(msg.signer_cert, der::Encode::to_der(&current).expect("DER"));
-    scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens");
+    let (csr, _) = scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens");
+    estd::est::Csr::parse(&csr).expect("a CSR");
 }
 
 #[test]
@@ -150,5 +153,206 @@ fn the_content_ciphers_decrypt_what_they_encrypt() {
             cipher.decrypt(&key, iv, &altered).as_deref(),
             Some(&plain[..])
         );
+    }
+}
+
+/// Runs openssl; its stdout, or a panic with its stderr.
+fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An RSA RA: a certificate and key, self-signed (what the test trusts).
+fn ra() -> (scep::Signer, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "estd SCEP RA");
+    let cert = params.self_signed(&key).expect("RA certificate");
+    let signer = scep::Signer {
+        cert: x509_cert::Certificate::from_der(cert.der()).expect("cert"),
+        key: aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&key.serialize_der()).expect("RSA"),
+    };
+    (signer, cert.pem())
+}
+
+#[test]
+fn a_cert_rep_verifies_and_opens_with_openssl() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let d = dir.path();
+    let (signer, ra_pem) = ra();
+    std::fs::write(d.join("ra.pem"), ra_pem).unwrap();
+    std::fs::write(
+        d.join("client.key"),
+        include_str!("fixtures/scep/client.key"),
+    )
+    .unwrap();
+    let req = scep::parse(PKCSREQ).expect("valid");
+    let issued =
+        der::Encode::to_der(&x509_cert::Certificate::from_pem(CLIENT_PEM).unwrap()).unwrap();
+    for cipher in [
+        estd::scep::envelope::Cipher::DesCbc,
+        estd::scep::envelope::Cipher::Aes256Cbc,
+    ] {
+        let status = scep::Status::Success {
+            issued: issued.clone(),
+            recipient: req.signer_cert.clone(),
+            cipher,
+        };
+        let rep = scep::cert_rep(&req, &status, &signer).expect("a CertRep");
+        std::fs::write(d.join("rep.der"), &rep).unwrap();
+        std::fs::write(d.join("signer.der"), &req.signer_cert).unwrap();
+        openssl(
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                "signer.der",
+                "-out",
+                "signer.pem",
+            ],
+            d,
+        );
+        // the RA's signature, then the envelope for the requester, then the certificate
+        openssl(
+            &[
+                "cms", "-verify", "-inform", "DER", "-in", "rep.der", "-CAfile", "ra.pem",
+                "-binary", "-out", "env.der",
+            ],
+            d,
+        );
+        let ci = openssl(
+            &[
+                "cms", "-cmsout", "-inform", "DER", "-in", "env.der", "-print",
+            ],
+            d,
+        );
+        let printed = String::from_utf8_lossy(&ci);
+        // a DES request is answered in 3DES (OpenSSL 3 has no DES by default), AES in AES
+        let want = if cipher == estd::scep::envelope::Cipher::DesCbc {
+            "des-ede3-cbc"
+        } else {
+            "aes-256-cbc"
+        };
+        assert!(printed.contains(want), "{want}: {printed}");
+        openssl(
+            &[
+                "cms",
+                "-decrypt",
+                "-inform",
+                "DER",
+                "-in",
+                "env.der",
+                "-inkey",
+                "client.key",
+                "-recip",
+                "signer.pem",
+                "-binary",
+                "-out",
+                "degenerate.der",
+            ],
+            d,
+        );
+        let certs = openssl(
+            &[
+                "pkcs7",
+                "-inform",
+                "DER",
+                "-in",
+                "degenerate.der",
+                "-print_certs",
+            ],
+            d,
+        );
+        let certs = String::from_utf8_lossy(&certs);
+        assert_eq!(
+            certs.matches("BEGIN CERTIFICATE").count(),
+            1,
+            "the issued certificate only"
+        );
+        assert!(
+            certs.contains("CN=dev1") || certs.contains("CN = dev1"),
+            "{certs}"
+        );
+        // estd's own parser reads the attributes back (as a client would)
+        let ours = cms::content_info::ContentInfo::from_der(&rep).expect("DER");
+        assert_eq!(ours.content_type.to_string(), "1.2.840.113549.1.7.2");
+    }
+    // PENDING and FAILURE: signed, with the status, the failInfo and the nonces
+    for (status, want) in [
+        (scep::Status::Pending, "pkiStatus=3"),
+        (
+            scep::Status::Failure(FailInfo::BadRequest),
+            "pkiStatus=2 failInfo=2",
+        ),
+    ] {
+        let rep = scep::cert_rep(&req, &status, &signer).expect("a CertRep");
+        std::fs::write(d.join("rep.der"), &rep).unwrap();
+        openssl(
+            &[
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-in",
+                "rep.der",
+                "-CAfile",
+                "ra.pem",
+                "-binary",
+                "-out",
+                "empty.der",
+            ],
+            d,
+        );
+        let ci = cms::content_info::ContentInfo::from_der(&rep).unwrap();
+        let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+        let attrs = sd
+            .signer_infos
+            .0
+            .iter()
+            .next()
+            .unwrap()
+            .signed_attrs
+            .clone()
+            .unwrap();
+        let get = |o: &str| {
+            attrs
+                .iter()
+                .find(|a| a.oid.to_string() == o)
+                .map(|a| a.values.iter().next().unwrap().value().to_vec())
+        };
+        let text = |o: &str| get(o).map(|v| String::from_utf8(v).unwrap());
+        let got = match text("2.16.840.1.113733.1.9.4") {
+            Some(f) => format!(
+                "pkiStatus={} failInfo={f}",
+                text("2.16.840.1.113733.1.9.3").unwrap()
+            ),
+            None => format!("pkiStatus={}", text("2.16.840.1.113733.1.9.3").unwrap()),
+        };
+        assert_eq!(got, want);
+        assert_eq!(text("2.16.840.1.113733.1.9.2").as_deref(), Some("3"));
+        assert_eq!(
+            text("2.16.840.1.113733.1.9.7").as_deref(),
+            Some(req.transaction_id.as_str())
+        );
+        assert_eq!(
+            get("2.16.840.1.113733.1.9.6"),
+            Some(req.sender_nonce.clone()),
+            "recipientNonce"
+        );
+        let sender = get("2.16.840.1.113733.1.9.5").unwrap();
+        assert_eq!(sender.len(), 16);
+        assert_ne!(sender, req.sender_nonce, "a new senderNonce");
     }
 }

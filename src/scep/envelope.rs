@@ -48,8 +48,8 @@ fn check(reason: impl Into<String>) -> ScepError {
 }
 
 /// The plaintext of the envelope (`envelope`: a ContentInfo holding EnvelopedData), for
-/// the recipient among `keys`.
-pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<Vec<u8>, ScepError> {
+/// the recipient among `keys`, and the cipher it came in (the reply uses the same).
+pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<(Vec<u8>, Cipher), ScepError> {
     let ci =
         ContentInfo::from_ber(envelope).map_err(|e| check(format!("not a CMS message: {e}")))?;
     if ci.content_type != oid::ENVELOPED_DATA {
@@ -140,6 +140,7 @@ pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<Vec<u8>, ScepError
         }
     };
     alg.decrypt(&cek, &iv, &ciphertext)
+        .map(|plain| (plain, alg))
         .ok_or_else(|| check("the message does not decrypt (another key, or altered)"))
 }
 
@@ -214,6 +215,49 @@ impl Cipher {
         match self {
             Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => 16,
             Self::DesEde3Cbc | Self::DesCbc => 8,
+        }
+    }
+
+    pub fn oid(self) -> der::asn1::ObjectIdentifier {
+        match self {
+            Self::Aes128Cbc => oid::AES_128_CBC,
+            Self::Aes192Cbc => oid::AES_192_CBC,
+            Self::Aes256Cbc => oid::AES_256_CBC,
+            Self::DesEde3Cbc => oid::DES_EDE3_CBC,
+            Self::DesCbc => oid::DES_CBC,
+        }
+    }
+
+    /// CBC with PKCS#7 padding and a random IV: (IV, ciphertext). Never single DES.
+    pub fn encrypt(self, key: &[u8], plain: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+        match self {
+            Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => {
+                use aws_lc_rs::cipher::{
+                    AES_128, AES_192, AES_256, PaddedBlockEncryptingKey, UnboundCipherKey,
+                };
+                let alg = match self {
+                    Self::Aes128Cbc => &AES_128,
+                    Self::Aes192Cbc => &AES_192,
+                    _ => &AES_256,
+                };
+                let key =
+                    PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(alg, key).ok()?)
+                        .ok()?;
+                let mut buf = plain.to_vec();
+                let ctx = key.encrypt(&mut buf).ok()?;
+                let iv: &[u8] = (&ctx).try_into().ok()?;
+                Some((iv.to_vec(), buf))
+            }
+            Self::DesEde3Cbc => {
+                let mut iv = [0u8; 8];
+                aws_lc_rs::rand::fill(&mut iv).ok()?;
+                let ct = cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, &iv)
+                    .ok()?
+                    .encrypt_padded_vec::<Pkcs7>(plain);
+                Some((iv.to_vec(), ct))
+            }
+            Self::DesCbc => None,
         }
     }
 

@@ -9,9 +9,11 @@
 
 pub mod envelope;
 pub mod message;
+pub mod reply;
 
 pub use envelope::{RecipientKey, open};
 pub use message::{PkiMessage, parse};
+pub use reply::{Signer, Status, cert_rep};
 
 use der::asn1::ObjectIdentifier;
 

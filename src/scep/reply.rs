@@ -1,0 +1,246 @@
+//! The CertRep (RFC 8894 §3.3.2): a SignedData signed by the RA, whose signed attributes
+//! carry messageType 3, pkiStatus, failInfo, a new senderNonce, the request's senderNonce as
+//! recipientNonce and its transactionID; on success its content is an EnvelopedData, for
+//! the requester's key, of a degenerate certs-only SignedData holding the issued certificate
+//! only (a chain there made iOS pair the CA with its key: UCM issue 228).
+//!
+//! Built from `cms`'s plain types (its `builder` feature would bring RustCrypto's RSA, with
+//! the Marvin advisory, and has no 3DES); RSA and AES by aws-lc-rs, 3DES by RustCrypto.
+//! Signed with SHA-256 whatever the request used.
+
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
+};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{OctetString, PrintableString, SetOfVec};
+use der::{Any, Decode, Encode};
+use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+
+use super::envelope::Cipher;
+use super::{Digest, FailInfo, PkiMessage, ScepError, oid};
+
+/// The RA: its certificate (sent with every reply) and its RSA key.
+pub struct Signer {
+    pub cert: Certificate,
+    pub key: aws_lc_rs::signature::RsaKeyPair,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(redacted)")
+    }
+}
+
+/// What the reply says.
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// Issued: the certificate (DER), enveloped for `recipient` (a DER certificate with an
+    /// RSA key: the request's signer) with `cipher` (the request's; DES becomes 3DES).
+    Success {
+        issued: Vec<u8>,
+        recipient: Vec<u8>,
+        cipher: Cipher,
+    },
+    /// Waiting for a decision: the client polls with CertPoll.
+    Pending,
+    Failure(FailInfo),
+}
+
+fn internal(e: impl std::fmt::Display) -> ScepError {
+    // our own failure to build the reply; the caller answers it without a CertRep
+    ScepError::new(FailInfo::BadRequest, format!("building the reply: {e}"))
+}
+
+fn attribute(o: der::asn1::ObjectIdentifier, value: Any) -> Result<Attribute, ScepError> {
+    let mut values = SetOfVec::new();
+    values.insert(value).map_err(internal)?;
+    Ok(Attribute { oid: o, values })
+}
+
+fn printable(s: &str) -> Result<Any, ScepError> {
+    Any::encode_from(&PrintableString::new(s).map_err(internal)?).map_err(internal)
+}
+
+fn octets(b: &[u8]) -> Result<Any, ScepError> {
+    Any::encode_from(&OctetString::new(b).map_err(internal)?).map_err(internal)
+}
+
+fn issuer_and_serial(c: &Certificate) -> IssuerAndSerialNumber {
+    IssuerAndSerialNumber {
+        issuer: c.tbs_certificate().issuer().clone(),
+        serial_number: c.tbs_certificate().serial_number().clone(),
+    }
+}
+
+fn random(n: usize) -> Result<Vec<u8>, ScepError> {
+    let mut b = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| internal("no randomness"))?;
+    Ok(b)
+}
+
+/// The CertRep answering `req` (DER).
+pub fn cert_rep(req: &PkiMessage, status: &Status, signer: &Signer) -> Result<Vec<u8>, ScepError> {
+    let (pki_status, fail, content) = match status {
+        Status::Success {
+            issued,
+            recipient,
+            cipher,
+        } => ("0", None, envelope(issued, recipient, *cipher)?),
+        Status::Pending => ("3", None, Vec::new()),
+        Status::Failure(f) => ("2", Some(*f), Vec::new()),
+    };
+    let mut attrs = SetOfVec::new();
+    let mut put = |a: Attribute| attrs.insert(a).map_err(internal);
+    put(attribute(
+        oid::CONTENT_TYPE,
+        Any::encode_from(&oid::DATA).map_err(internal)?,
+    )?)?;
+    put(attribute(
+        oid::MESSAGE_DIGEST,
+        octets(&Digest::Sha256.hash(&content))?,
+    )?)?;
+    put(attribute(oid::MESSAGE_TYPE, printable("3")?)?)?;
+    put(attribute(oid::PKI_STATUS, printable(pki_status)?)?)?;
+    if let Some(f) = fail {
+        put(attribute(oid::FAIL_INFO, printable(f.code())?)?)?;
+    }
+    put(attribute(oid::SENDER_NONCE, octets(&random(16)?)?)?)?;
+    put(attribute(oid::RECIPIENT_NONCE, octets(&req.sender_nonce)?)?)?;
+    put(attribute(
+        oid::TRANSACTION_ID,
+        printable(&req.transaction_id)?,
+    )?)?;
+    // the bytes signed: the attributes as a DER SET OF (RFC 5652 §5.4)
+    let signed = attrs.to_der().map_err(internal)?;
+    let mut signature = vec![0u8; signer.key.public_modulus_len()];
+    signer
+        .key
+        .sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            &signed,
+            &mut signature,
+        )
+        .map_err(|_| internal("the RA's signature failed"))?;
+    let sha256 = AlgorithmIdentifierOwned {
+        oid: SHA_256,
+        parameters: None,
+    };
+    let si = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(issuer_and_serial(&signer.cert)),
+        digest_alg: sha256.clone(),
+        signed_attrs: Some(attrs),
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: oid::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        signature: OctetString::new(signature).map_err(internal)?,
+        unsigned_attrs: None,
+    };
+    let mut digests = SetOfVec::new();
+    digests.insert(sha256).map_err(internal)?;
+    let mut certs = SetOfVec::new();
+    certs
+        .insert(CertificateChoices::Certificate(signer.cert.clone()))
+        .map_err(internal)?;
+    let mut signers = SetOfVec::new();
+    signers.insert(si).map_err(internal)?;
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: digests,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oid::DATA,
+            // PENDING and FAILURE: an empty content, as micromdm sends
+            econtent: Some(octets(&content)?),
+        },
+        certificates: Some(CertificateSet(certs)),
+        crls: None,
+        signer_infos: SignerInfos(signers),
+    };
+    ContentInfo {
+        content_type: oid::SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(internal)?,
+    }
+    .to_der()
+    .map_err(internal)
+}
+
+const SHA_256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+
+/// The issued certificate as a degenerate SignedData, enveloped for `recipient`'s RSA key.
+fn envelope(issued: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ScepError> {
+    let issued = Certificate::from_der(issued).map_err(internal)?;
+    let recipient = Certificate::from_der(recipient).map_err(internal)?;
+    let degenerate = ContentInfo::try_from(issued)
+        .and_then(|ci| ci.to_der())
+        .map_err(internal)?;
+    // DES only for reading: a DES request gets 3DES (OpenSSL 3 has no DES by default)
+    let cipher = if cipher == Cipher::DesCbc {
+        Cipher::DesEde3Cbc
+    } else {
+        cipher
+    };
+    let cek = zeroize::Zeroizing::new(random(cipher.key_len())?);
+    let (iv, ciphertext) = cipher
+        .encrypt(&cek, &degenerate)
+        .ok_or_else(|| internal("encryption"))?;
+    let spki = recipient
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(internal)?;
+    let bad_key = || {
+        ScepError::new(
+            FailInfo::BadAlg,
+            "the requester's key is not an RSA key to encrypt the certificate to",
+        )
+    };
+    let public = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).map_err(|_| bad_key())?;
+    let public = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(public).map_err(|_| bad_key())?;
+    let mut wrapped = vec![0u8; public.ciphertext_size()];
+    let wrapped = public
+        .encrypt(&cek, &mut wrapped)
+        .map_err(|_| internal("key transport"))?
+        .to_vec();
+    let mut recipients = SetOfVec::new();
+    recipients
+        .insert(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(&recipient)),
+            key_enc_alg: AlgorithmIdentifierOwned {
+                oid: oid::RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+            enc_key: OctetString::new(wrapped).map_err(internal)?,
+        }))
+        .map_err(internal)?;
+    let ed = EnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos(recipients),
+        encrypted_content: EncryptedContentInfo {
+            content_type: oid::DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: cipher.oid(),
+                parameters: Some(octets(&iv)?),
+            },
+            encrypted_content: Some(OctetString::new(ciphertext).map_err(internal)?),
+        },
+        unprotected_attrs: None,
+    };
+    ContentInfo {
+        content_type: oid::ENVELOPED_DATA,
+        content: Any::encode_from(&ed).map_err(internal)?,
+    }
+    .to_der()
+    .map_err(internal)
+}

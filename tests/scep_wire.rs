@@ -11,7 +11,7 @@ const PKCSREQ: &[u8] = include_bytes!("fixtures/scep/pkcsreq-scepclient-2.1.0.de
 const RENEWAL: &[u8] = include_bytes!("fixtures/scep/renewalreq-scepclient-2.1.0.der");
 const CERTREP: &[u8] = include_bytes!("fixtures/scep/certrep-success-micromdm-2.1.0.der");
 const CA_PEM: &str = include_str!("fixtures/scep/scep-ca.pem");
-const CA_KEY: &str = include_str!("fixtures/scep/scep-ca.key");
+const CA_KEY: &str = include_str!("fixtures/scep/scep-ca-key.pem");
 const CLIENT_PEM: &str = include_str!("fixtures/scep/client-issued.pem");
 
 fn ca_key() -> RecipientKey {
@@ -109,9 +109,20 @@ fn an_envelope_for_another_key_does_not_open() {
         cert: x509_cert::Certificate::from_pem(CA_PEM).expect("the CA"),
         key: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&other.serialize_der()).expect("RSA"),
     };
-    let e = scep::open(&msg.envelope, &[wrong_key]).expect_err("refused");
-    assert_eq!(e.fail, FailInfo::BadMessageCheck);
-    assert!(e.reason.contains("does not decrypt"), "{e}");
+    let wrong = scep::open(&msg.envelope, &[wrong_key]);
+    let refused = |r: &Result<(Vec<u8>, estd::scep::envelope::Cipher), scep::ScepError>| match r {
+        Err(e) => {
+            assert_eq!(e.fail, FailInfo::BadMessageCheck);
+            assert!(e.reason.contains("does not decrypt"), "{e}");
+            e.reason.clone()
+        }
+        // one time in 256 the padding fits: noise, which is no CSR
+        Ok((noise, _)) => {
+            assert!(estd::est::Csr::parse(noise).is_err());
+            "noise".into()
+        }
+    };
+    refused(&wrong);
     assert!(scep::open(b"\x30\x00", &[ca_key()]).is_err());
 }
 
@@ -194,7 +205,7 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
     std::fs::write(d.join("ra.pem"), ra_pem).unwrap();
     std::fs::write(
         d.join("client.key"),
-        include_str!("fixtures/scep/client.key"),
+        include_str!("fixtures/scep/client-key.pem"),
     )
     .unwrap();
     let req = scep::parse(PKCSREQ).expect("valid");
@@ -209,7 +220,7 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
             recipient: req.signer_cert.clone(),
             cipher,
         };
-        let rep = scep::cert_rep(&req, &status, &signer).expect("a CertRep");
+        let rep = scep::cert_rep(&req.echo, &status, &signer).expect("a CertRep");
         std::fs::write(d.join("rep.der"), &rep).unwrap();
         std::fs::write(d.join("signer.der"), &req.signer_cert).unwrap();
         openssl(
@@ -297,7 +308,7 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
             "pkiStatus=2 failInfo=2",
         ),
     ] {
-        let rep = scep::cert_rep(&req, &status, &signer).expect("a CertRep");
+        let rep = scep::cert_rep(&req.echo, &status, &signer).expect("a CertRep");
         std::fs::write(d.join("rep.der"), &rep).unwrap();
         openssl(
             &[
@@ -355,4 +366,134 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
         assert_eq!(sender.len(), 16);
         assert_ne!(sender, req.sender_nonce, "a new senderNonce");
     }
+}
+
+/// The first 256-byte OCTET STRING in the envelope: the RSA-2048 encryptedKey.
+fn encrypted_key_at(envelope: &[u8]) -> usize {
+    envelope
+        .windows(4)
+        .position(|w| w == [0x04, 0x82, 0x01, 0x00])
+        .expect("the encrypted key")
+        + 4
+}
+
+#[test]
+fn key_transport_failures_all_look_the_same() {
+    let msg = scep::parse(PKCSREQ).expect("valid");
+    let at = encrypted_key_at(&msg.envelope);
+    let outcome = |env: &[u8]| match scep::open(env, &[ca_key()]) {
+        Err(e) => format!("{:?}: {}", e.fail, e.reason),
+        Ok((p, _)) => {
+            assert!(
+                estd::est::Csr::parse(&p).is_err(),
+                "a CSR from a broken envelope"
+            );
+            "noise".to_string()
+        }
+    };
+    // a flipped byte of the wrapped key (the RSA padding breaks): the same answer as a
+    // wrong key, and the same answer every time for the same message
+    let mut flipped = msg.envelope.clone();
+    flipped[at + 100] ^= 0x01;
+    let first = outcome(&flipped);
+    assert_eq!(
+        first,
+        outcome(&flipped),
+        "the same message fails the same way"
+    );
+    let mut other = msg.envelope.clone();
+    other[at + 7] ^= 0x80;
+    let second = outcome(&other);
+    for o in [&first, &second] {
+        assert!(
+            o == "noise"
+                || o == "BadMessageCheck: the message does not decrypt (another key, or altered)",
+            "{o}"
+        );
+    }
+    // an unknown content cipher: badAlg (DES-CBC's OID 1.3.14.3.2.7 made .8)
+    let des = [0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x07];
+    let pos = msg
+        .envelope
+        .windows(7)
+        .position(|w| w == des)
+        .expect("the DES OID");
+    let mut rc = msg.envelope.clone();
+    rc[pos + 6] = 0x08;
+    assert_eq!(
+        scep::open(&rc, &[ca_key()]).expect_err("refused").fail,
+        FailInfo::BadAlg
+    );
+}
+
+#[test]
+fn a_tampered_attribute_is_refused_and_the_refusal_can_be_answered() {
+    let msg = scep::parse(PKCSREQ).expect("valid");
+    let id = msg.transaction_id.as_bytes();
+    let at = PKCSREQ
+        .windows(id.len())
+        .position(|w| w == id)
+        .expect("the transactionID");
+    let mut m = PKCSREQ.to_vec();
+    // another letter or digit: still a PrintableString, no longer what was signed
+    m[at] = if m[at] == b'A' { b'B' } else { b'A' };
+    let e = scep::parse(&m).expect_err("refused");
+    assert_eq!(e.fail, FailInfo::BadMessageCheck, "{e}");
+    let echo = e
+        .echo
+        .expect("the refusal carries the transactionID and the nonce");
+    assert_eq!(echo.sender_nonce, msg.sender_nonce);
+    // and a signed FAILURE answers it, echoing the transactionID as sent
+    let (signer, _) = ra();
+    let rep = scep::cert_rep(&echo, &scep::Status::Failure(e.fail), &signer).expect("a CertRep");
+    assert!(
+        rep.windows(id.len())
+            .any(|w| w[1..] == id[1..] && w[0] == m[at])
+    );
+    // a message refused before its fields were read carries none
+    assert!(scep::parse(b"junk").expect_err("refused").echo.is_none());
+}
+
+#[test]
+fn the_transaction_id_is_echoed_as_sent_and_keys_are_checked_before_issuing() {
+    let msg = scep::parse(PKCSREQ).expect("valid");
+    let (signer, _) = ra();
+    // a UTF8String transactionID with a character PrintableString has not
+    let utf8 = der::Any::new(der::Tag::Utf8String, b"a_b@1".to_vec()).expect("any");
+    let echo = scep::Echo {
+        transaction_id: utf8.clone(),
+        sender_nonce: msg.sender_nonce.clone(),
+    };
+    let rep = scep::cert_rep(&echo, &scep::Status::Pending, &signer).expect("a CertRep");
+    let want = der::Encode::to_der(&utf8).unwrap();
+    assert!(
+        rep.windows(want.len()).any(|w| w == want.as_slice()),
+        "echoed byte for byte"
+    );
+    // SUCCESS carries pkiStatus 0 (the other statuses are checked above)
+    let issued =
+        der::Encode::to_der(&x509_cert::Certificate::from_pem(CLIENT_PEM).unwrap()).unwrap();
+    let ok = scep::Status::Success {
+        issued,
+        recipient: msg.signer_cert.clone(),
+        cipher: estd::scep::envelope::Cipher::Aes128Cbc,
+    };
+    let rep = scep::cert_rep(&msg.echo, &ok, &signer).expect("a CertRep");
+    let status = [
+        0x06, 0x0a, 0x60, 0x86, 0x48, 0x01, 0x86, 0xf8, 0x45, 0x01, 0x09, 0x03, 0x31, 0x03, 0x13,
+        0x01, b'0',
+    ];
+    assert!(
+        rep.windows(status.len()).any(|w| w == status),
+        "pkiStatus 0"
+    );
+    // who can be answered: an RSA-2048 key yes, an EC key no
+    assert!(scep::can_encrypt_to(&msg.signer_cert));
+    let ec = rcgen::KeyPair::generate().unwrap();
+    let ec_cert = rcgen::CertificateParams::new(vec!["ec".into()])
+        .unwrap()
+        .self_signed(&ec)
+        .unwrap();
+    assert!(!scep::can_encrypt_to(ec_cert.der()));
+    assert!(!scep::can_encrypt_to(b"not a certificate"));
 }

@@ -49,6 +49,9 @@ fn check(reason: impl Into<String>) -> ScepError {
 
 /// The plaintext of the envelope (`envelope`: a ContentInfo holding EnvelopedData), for
 /// the recipient among `keys`, and the cipher it came in (the reply uses the same).
+///
+/// A wrong key decrypts to noise one time in 256 (the CBC padding happens to fit): callers
+/// must answer plaintext that does not parse exactly as they answer `Err` here.
 pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<(Vec<u8>, Cipher), ScepError> {
     let ci =
         ContentInfo::from_ber(envelope).map_err(|e| check(format!("not a CMS message: {e}")))?;
@@ -105,18 +108,21 @@ pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<(Vec<u8>, Cipher),
         })
         .ok_or_else(|| check("encrypted for another recipient"))?;
     let wrapped = ktri.enc_key.as_bytes();
+    // the key used when the unwrap fails: derived (not random) from the message, so the
+    // same message fails the same way every time, and computed before the unwrap
+    let fallback = fallback_key(wrapped, &ciphertext, alg.key_len())?;
     let unwrapped = if ktri.key_enc_alg.oid == oid::RSA_ENCRYPTION {
         aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey::new(key.key.clone())
             .ok()
             .and_then(|k| {
-                let mut out = vec![0u8; k.min_output_size()];
+                let mut out = zeroize::Zeroizing::new(vec![0u8; k.min_output_size()]);
                 k.decrypt(wrapped, &mut out).ok().map(|p| p.to_vec())
             })
     } else if ktri.key_enc_alg.oid == oid::RSAES_OAEP && oaep_sha1(&ktri.key_enc_alg) {
         aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(key.key.clone())
             .ok()
             .and_then(|k| {
-                let mut out = vec![0u8; k.min_output_size()];
+                let mut out = zeroize::Zeroizing::new(vec![0u8; k.min_output_size()]);
                 k.decrypt(&aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1, wrapped, &mut out, None)
                     .ok()
                     .map(|p| p.to_vec())
@@ -130,18 +136,43 @@ pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<(Vec<u8>, Cipher),
             ),
         ));
     };
-    let cek = match unwrapped {
-        Some(k) if k.len() == alg.key_len() => zeroize::Zeroizing::new(k),
-        _ => {
-            // never say which: a random key, and the decryption below fails
-            let mut k = vec![0u8; alg.key_len()];
-            aws_lc_rs::rand::fill(&mut k).map_err(|_| check("no randomness"))?;
-            zeroize::Zeroizing::new(k)
-        }
+    let unwrapped = unwrapped.map(zeroize::Zeroizing::new);
+    let cek = match &unwrapped {
+        Some(k) if k.len() == alg.key_len() => k,
+        // never say which failed: the derived key, and the decryption below fails (or,
+        // one time in 256, yields noise the caller's parser refuses the same way)
+        _ => &fallback,
     };
-    alg.decrypt(&cek, &iv, &ciphertext)
+    alg.decrypt(cek, &iv, &ciphertext)
         .map(|plain| (plain, alg))
         .ok_or_else(|| check("the message does not decrypt (another key, or altered)"))
+}
+
+/// A per-process secret for `fallback_key`.
+fn fallback_secret() -> &'static aws_lc_rs::hmac::Key {
+    static KEY: std::sync::OnceLock<aws_lc_rs::hmac::Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        // a failed fill leaves zeros: the key is then predictable but still per message
+        let _ = aws_lc_rs::rand::fill(&mut secret);
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret)
+    })
+}
+
+/// HMAC-SHA256(secret, wrapped key ‖ ciphertext), cut to `len` bytes (at most 32).
+fn fallback_key(
+    wrapped: &[u8],
+    ciphertext: &[u8],
+    len: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ScepError> {
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(fallback_secret());
+    ctx.update(wrapped);
+    ctx.update(ciphertext);
+    let tag = ctx.sign();
+    tag.as_ref()
+        .get(..len)
+        .map(|k| zeroize::Zeroizing::new(k.to_vec()))
+        .ok_or_else(|| check("a content key longer than 32 bytes"))
 }
 
 /// Whether RSAES-OAEP's parameters are the defaults (SHA-1, MGF1-SHA-1), or absent.

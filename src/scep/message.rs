@@ -1,27 +1,41 @@
 //! A pkiMessage (RFC 8894 §3.2): ContentInfo → SignedData whose signed attributes carry the
 //! SCEP fields and whose eContent is the EnvelopedData. `parse` checks the signature (over
-//! the signed attributes exactly as received) and the message digest before anything in it
-//! is believed.
+//! the signed attributes exactly as received) with the signer certificate the message
+//! carries, the contentType and the message digest; whether that signer may ask is the
+//! caller's question.
 
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
-use der::{Decode, Encode, Header, Reader, SliceReader, Tag};
+use der::{Decode, Encode, Header, Reader, SliceReader, Tag, Tagged};
 use x509_cert::Certificate;
 
 use super::{Digest, FailInfo, MessageType, ScepError, octets, oid};
 
+/// What a reply echoes: the request's transactionID as sent (its ASN.1 type and bytes) and
+/// its senderNonce (the reply's recipientNonce).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo {
+    pub transaction_id: der::Any,
+    pub sender_nonce: Vec<u8>,
+}
+
 /// A request whose signature and digest were checked; its content still enveloped.
+///
+/// Not checked here (the caller's part): that a PKCSReq's signer key is the CSR's key, and
+/// that a renewal's signer certificate is current, unrevoked and this CA's.
 #[derive(Debug, Clone)]
 pub struct PkiMessage {
     pub message_type: MessageType,
-    /// As sent (a PrintableString; clients use hex or base64 of a key hash).
+    /// As sent, as text (for logs and lookups; clients use hex or base64 of a key hash).
     pub transaction_id: String,
     pub sender_nonce: Vec<u8>,
+    /// What the reply echoes.
+    pub echo: Echo,
     /// The signer's certificate (DER): self-signed for a first PKCSReq, the certificate
     /// being renewed for a RenewalReq (or a PKCSReq signed with it).
     pub signer_cert: Vec<u8>,
-    /// The signer's digest: the reply uses the same.
+    /// The signer's digest (the reply is signed with SHA-256 whatever this is).
     pub digest: Digest,
     /// The eContent's octets: a ContentInfo holding the EnvelopedData.
     pub envelope: Vec<u8>,
@@ -34,7 +48,9 @@ fn bad(reason: impl Into<String>) -> ScepError {
     ScepError::new(FailInfo::BadRequest, reason)
 }
 
-/// Parses and checks a pkiMessage (DER or BER).
+/// Parses and checks a pkiMessage (DER or BER). A refusal after the transactionID and the
+/// senderNonce were read carries them (`ScepError::echo`), so that the caller can answer
+/// with a signed FAILURE CertRep.
 pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
     let ci = ContentInfo::from_ber(msg).map_err(|e| bad(format!("not a CMS message: {e}")))?;
     if ci.content_type != oid::SIGNED_DATA {
@@ -53,85 +69,121 @@ pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
         [] => return Err(bad("no signer")),
         _ => return Err(bad("more than one signer")),
     };
-    let digest = Digest::from_oid(&si.digest_alg.oid).ok_or_else(|| {
-        ScepError::new(
-            FailInfo::BadAlg,
-            format!(
-                "digest {} (SHA-1, SHA-256, SHA-384 or SHA-512)",
-                si.digest_alg.oid
-            ),
-        )
-    })?;
     let attrs = si
         .signed_attrs
         .as_ref()
         .ok_or_else(|| bad("no signed attributes"))?;
-    let attr = |o: der::asn1::ObjectIdentifier| {
-        attrs
-            .iter()
-            .find(|a| a.oid == o)
-            .and_then(|a| a.values.iter().next())
-    };
-    let text = |o, name: &str| -> Result<String, ScepError> {
-        let v = attr(o).ok_or_else(|| bad(format!("no {name}")))?;
-        if v.value().len() > MAX_FIELD {
-            return Err(bad(format!("{name} longer than {MAX_FIELD} bytes")));
+    // each attribute once, with one value
+    let attr =
+        |o: der::asn1::ObjectIdentifier, name: &str| -> Result<Option<&der::Any>, ScepError> {
+            let mut found = attrs.iter().filter(|a| a.oid == o);
+            match (found.next(), found.next()) {
+                (None, _) => Ok(None),
+                (Some(a), None) if a.values.len() == 1 => Ok(a.values.iter().next()),
+                _ => Err(bad(format!("{name} more than once"))),
+            }
+        };
+    let text = |o, name: &str| -> Result<(String, der::Any), ScepError> {
+        let v = attr(o, name)?.ok_or_else(|| bad(format!("no {name}")))?;
+        if ![Tag::PrintableString, Tag::Ia5String, Tag::Utf8String].contains(&v.tag()) {
+            return Err(bad(format!("{name} is not a string")));
+        }
+        if v.value().is_empty() || v.value().len() > MAX_FIELD {
+            return Err(bad(format!("{name} of 1 to {MAX_FIELD} bytes is needed")));
         }
         let s = std::str::from_utf8(v.value()).map_err(|_| bad(format!("{name} is not text")))?;
         if s.chars().any(char::is_control) {
             return Err(bad(format!("{name} holds control characters")));
         }
-        Ok(s.to_string())
+        Ok((s.to_string(), v.clone()))
     };
-    let message_type = text(oid::MESSAGE_TYPE, "messageType")?;
-    let message_type = MessageType::parse(&message_type)
-        .filter(|t| *t != MessageType::CertRep)
-        .ok_or_else(|| bad(format!("messageType {message_type:?} is not a request")))?;
-    let transaction_id = text(oid::TRANSACTION_ID, "transactionID")?;
-    let sender_nonce = attr(oid::SENDER_NONCE)
-        .map(|v| v.value().to_vec())
-        .ok_or_else(|| bad("no senderNonce"))?;
-    if sender_nonce.is_empty() || sender_nonce.len() > MAX_FIELD {
-        return Err(bad("a senderNonce of 1 to 128 bytes is needed"));
-    }
-    let envelope = match &sd.encap_content_info.econtent {
-        Some(any) => octets(any).map_err(|e| bad(format!("the content: {e}")))?,
-        None => Vec::new(),
+    let octet_string = |o, name: &str| -> Result<Vec<u8>, ScepError> {
+        let v = attr(o, name)?.ok_or_else(|| bad(format!("no {name}")))?;
+        if v.tag() != Tag::OctetString || v.value().is_empty() || v.value().len() > MAX_FIELD {
+            return Err(bad(format!(
+                "{name}: an OCTET STRING of 1 to {MAX_FIELD} bytes"
+            )));
+        }
+        Ok(v.value().to_vec())
     };
-    let check = |reason: &str| ScepError::new(FailInfo::BadMessageCheck, reason.to_string());
-    let stated = attr(oid::MESSAGE_DIGEST).ok_or_else(|| check("no messageDigest"))?;
-    if stated.value() != digest.hash(&envelope).as_slice() {
-        return Err(check("the messageDigest is not the content's"));
+    let (transaction_id, transaction_raw) = text(oid::TRANSACTION_ID, "transactionID")?;
+    let sender_nonce = octet_string(oid::SENDER_NONCE, "senderNonce")?;
+    let echo = Echo {
+        transaction_id: transaction_raw,
+        sender_nonce: sender_nonce.clone(),
+    };
+    // from here on, a refusal can be answered with a signed FAILURE
+    let checked = (|| {
+        let (message_type, _) = text(oid::MESSAGE_TYPE, "messageType")?;
+        let message_type = MessageType::parse(&message_type)
+            .filter(|t| *t != MessageType::CertRep)
+            .ok_or_else(|| bad(format!("messageType {message_type:?} is not a request")))?;
+        let digest = Digest::from_oid(&si.digest_alg.oid).ok_or_else(|| {
+            ScepError::new(
+                FailInfo::BadAlg,
+                format!(
+                    "digest {} (SHA-1, SHA-256, SHA-384 or SHA-512)",
+                    si.digest_alg.oid
+                ),
+            )
+        })?;
+        let check = |reason: &str| ScepError::new(FailInfo::BadMessageCheck, reason.to_string());
+        // the signed content is data, and says so in its signed contentType
+        let content_type = attr(oid::CONTENT_TYPE, "contentType")?
+            .and_then(|v| v.decode_as::<der::asn1::ObjectIdentifier>().ok());
+        if sd.encap_content_info.econtent_type != oid::DATA || content_type != Some(oid::DATA) {
+            return Err(check("the signed content is not data (contentType)"));
+        }
+        let envelope = match &sd.encap_content_info.econtent {
+            Some(any) if any.tag() == Tag::OctetString || any.tag().is_constructed() => {
+                octets(any).map_err(|e| bad(format!("the content: {e}")))?
+            }
+            _ => return Err(bad("no content")),
+        };
+        let stated =
+            attr(oid::MESSAGE_DIGEST, "messageDigest")?.ok_or_else(|| check("no messageDigest"))?;
+        if stated.tag() != Tag::OctetString || stated.value() != digest.hash(&envelope).as_slice() {
+            return Err(check("the messageDigest is not the content's"));
+        }
+        let signer_cert = signer_certificate(&sd, si)?;
+        let cert = Certificate::from_der(&signer_cert)
+            .map_err(|e| bad(format!("the signer's certificate: {e}")))?;
+        let signature = si.signature.as_bytes();
+        // the attributes as received (re-tagged SET OF), else as DER re-encodes them
+        // (sorted): both are the same parsed set, checked against the same key
+        let mut candidates = Vec::with_capacity(2);
+        if let Some(mut raw) = raw_signed_attrs(msg) {
+            raw[0] = 0x31;
+            candidates.push(raw);
+        }
+        if let Ok(der) = attrs.to_der() {
+            candidates.push(der);
+        }
+        if !candidates
+            .iter()
+            .any(|signed| verifies(&cert, digest, signed, signature))
+        {
+            return Err(check(
+                "the signature does not verify with the signer's certificate",
+            ));
+        }
+        Ok((message_type, digest, envelope, signer_cert))
+    })();
+    match checked {
+        Ok((message_type, digest, envelope, signer_cert)) => Ok(PkiMessage {
+            message_type,
+            transaction_id,
+            sender_nonce,
+            echo,
+            signer_cert,
+            digest,
+            envelope,
+        }),
+        Err(mut e) => {
+            e.echo = Some(echo);
+            Err(e)
+        }
     }
-    let signer_cert = signer_certificate(&sd, si)?;
-    let cert = Certificate::from_der(&signer_cert)
-        .map_err(|e| bad(format!("the signer's certificate: {e}")))?;
-    let signature = si.signature.as_bytes();
-    // the attributes as received (re-tagged SET OF), else as DER re-encodes them (sorted)
-    let mut candidates = Vec::with_capacity(2);
-    if let Some(mut raw) = raw_signed_attrs(msg) {
-        raw[0] = 0x31;
-        candidates.push(raw);
-    }
-    if let Ok(der) = attrs.to_der() {
-        candidates.push(der);
-    }
-    if !candidates
-        .iter()
-        .any(|signed| verifies(&cert, digest, signed, signature))
-    {
-        return Err(check(
-            "the signature does not verify with the signer's certificate",
-        ));
-    }
-    Ok(PkiMessage {
-        message_type,
-        transaction_id,
-        sender_nonce,
-        signer_cert,
-        digest,
-        envelope,
-    })
 }
 
 /// The certificate the SignerInfo names, from the SignedData's certificates.
@@ -207,9 +259,10 @@ fn verifies(cert: &Certificate, digest: Digest, signed: &[u8], sig: &[u8]) -> bo
 /// message (definite lengths; `None` for anything else, and the caller falls back to the
 /// DER re-encoding).
 fn raw_signed_attrs(msg: &[u8]) -> Option<Vec<u8>> {
-    let mut r = SliceReader::new(msg).ok()?;
+    let ber = der::EncodingRules::Ber;
+    let mut r = SliceReader::new_with_encoding_rules(msg, ber).ok()?;
     let ci = r.tlv_bytes().ok()?;
-    let mut r = SliceReader::new(ci).ok()?;
+    let mut r = SliceReader::new_with_encoding_rules(ci, ber).ok()?;
     Header::decode(&mut r).ok()?; // ContentInfo SEQUENCE
     r.tlv_bytes().ok()?; // contentType
     Header::decode(&mut r).ok()?; // [0] EXPLICIT

@@ -12,8 +12,8 @@ pub mod message;
 pub mod reply;
 
 pub use envelope::{RecipientKey, open};
-pub use message::{PkiMessage, parse};
-pub use reply::{Signer, Status, cert_rep};
+pub use message::{Echo, PkiMessage, parse};
+pub use reply::{Signer, Status, can_encrypt_to, cert_rep};
 
 use der::asn1::ObjectIdentifier;
 
@@ -82,6 +82,9 @@ impl FailInfo {
 pub struct ScepError {
     pub fail: FailInfo,
     pub reason: String,
+    /// The request's transactionID and senderNonce, when they were read before the
+    /// refusal: then it is answered with a signed FAILURE CertRep (else a 400).
+    pub echo: Option<message::Echo>,
 }
 
 impl ScepError {
@@ -89,6 +92,7 @@ impl ScepError {
         Self {
             fail,
             reason: reason.into(),
+            echo: None,
         }
     }
 }

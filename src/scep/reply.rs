@@ -6,7 +6,7 @@
 //!
 //! Built from `cms`'s plain types (its `builder` feature would bring RustCrypto's RSA, with
 //! the Marvin advisory, and has no 3DES); RSA and AES by aws-lc-rs, 3DES by RustCrypto.
-//! Signed with SHA-256 whatever the request used.
+//! Signed with SHA-256 whatever the request used. Ask `can_encrypt_to` before issuing.
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -24,7 +24,7 @@ use x509_cert::attr::Attribute;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use super::envelope::Cipher;
-use super::{Digest, FailInfo, PkiMessage, ScepError, oid};
+use super::{Digest, Echo, FailInfo, oid};
 
 /// The RA: its certificate (sent with every reply) and its RSA key.
 pub struct Signer {
@@ -53,22 +53,37 @@ pub enum Status {
     Failure(FailInfo),
 }
 
-fn internal(e: impl std::fmt::Display) -> ScepError {
-    // our own failure to build the reply; the caller answers it without a CertRep
-    ScepError::new(FailInfo::BadRequest, format!("building the reply: {e}"))
+/// Our own failure to build a reply (not the client's): the caller answers 500.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("building the SCEP reply: {0}")]
+pub struct ReplyError(String);
+
+fn internal(e: impl std::fmt::Display) -> ReplyError {
+    ReplyError(e.to_string())
 }
 
-fn attribute(o: der::asn1::ObjectIdentifier, value: Any) -> Result<Attribute, ScepError> {
+/// Whether a reply can be enveloped for this certificate's key (RSA, 2048 bits or more):
+/// asked before issuing, so that nothing is issued that cannot be delivered.
+pub fn can_encrypt_to(cert_der: &[u8]) -> bool {
+    Certificate::from_der(cert_der)
+        .ok()
+        .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
+        .and_then(|spki| aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).ok())
+        .and_then(|k| aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(k).ok())
+        .is_some()
+}
+
+fn attribute(o: der::asn1::ObjectIdentifier, value: Any) -> Result<Attribute, ReplyError> {
     let mut values = SetOfVec::new();
     values.insert(value).map_err(internal)?;
     Ok(Attribute { oid: o, values })
 }
 
-fn printable(s: &str) -> Result<Any, ScepError> {
+fn printable(s: &str) -> Result<Any, ReplyError> {
     Any::encode_from(&PrintableString::new(s).map_err(internal)?).map_err(internal)
 }
 
-fn octets(b: &[u8]) -> Result<Any, ScepError> {
+fn octets(b: &[u8]) -> Result<Any, ReplyError> {
     Any::encode_from(&OctetString::new(b).map_err(internal)?).map_err(internal)
 }
 
@@ -79,14 +94,14 @@ fn issuer_and_serial(c: &Certificate) -> IssuerAndSerialNumber {
     }
 }
 
-fn random(n: usize) -> Result<Vec<u8>, ScepError> {
+fn random(n: usize) -> Result<Vec<u8>, ReplyError> {
     let mut b = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| internal("no randomness"))?;
     Ok(b)
 }
 
 /// The CertRep answering `req` (DER).
-pub fn cert_rep(req: &PkiMessage, status: &Status, signer: &Signer) -> Result<Vec<u8>, ScepError> {
+pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>, ReplyError> {
     let (pki_status, fail, content) = match status {
         Status::Success {
             issued,
@@ -115,7 +130,8 @@ pub fn cert_rep(req: &PkiMessage, status: &Status, signer: &Signer) -> Result<Ve
     put(attribute(oid::RECIPIENT_NONCE, octets(&req.sender_nonce)?)?)?;
     put(attribute(
         oid::TRANSACTION_ID,
-        printable(&req.transaction_id)?,
+        // exactly as sent: its string type and bytes
+        req.transaction_id.clone(),
     )?)?;
     // the bytes signed: the attributes as a DER SET OF (RFC 5652 §5.4)
     let signed = attrs.to_der().map_err(internal)?;
@@ -177,7 +193,7 @@ const SHA_256: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
 /// The issued certificate as a degenerate SignedData, enveloped for `recipient`'s RSA key.
-fn envelope(issued: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ScepError> {
+fn envelope(issued: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ReplyError> {
     let issued = Certificate::from_der(issued).map_err(internal)?;
     let recipient = Certificate::from_der(recipient).map_err(internal)?;
     let degenerate = ContentInfo::try_from(issued)
@@ -198,12 +214,8 @@ fn envelope(issued: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, 
         .subject_public_key_info()
         .to_der()
         .map_err(internal)?;
-    let bad_key = || {
-        ScepError::new(
-            FailInfo::BadAlg,
-            "the requester's key is not an RSA key to encrypt the certificate to",
-        )
-    };
+    let bad_key =
+        || internal("the requester's key is not RSA of 2048 bits or more (can_encrypt_to)");
     let public = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).map_err(|_| bad_key())?;
     let public = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(public).map_err(|_| bad_key())?;
     let mut wrapped = vec![0u8; public.ciphertext_size()];

@@ -497,3 +497,49 @@ fn the_transaction_id_is_echoed_as_sent_and_keys_are_checked_before_issuing() {
     assert!(!scep::can_encrypt_to(ec_cert.der()));
     assert!(!scep::can_encrypt_to(b"not a certificate"));
 }
+
+/// Every single-byte change of a real request: no panic; what still parses says what the
+/// original said (only bytes outside the signed data may change unnoticed, e.g. the signer
+/// certificate's own signature); an envelope that still opens gives the original CSR or
+/// something that is no CSR.
+#[test]
+fn every_flipped_byte_is_refused_or_harmless() {
+    let original = scep::parse(PKCSREQ).expect("valid");
+    let spki = |der: &[u8]| {
+        let c = x509_cert::Certificate::from_der(der).expect("a certificate");
+        der::Encode::to_der(c.tbs_certificate().subject_public_key_info()).expect("DER")
+    };
+    let mut accepted = 0;
+    for i in 0..PKCSREQ.len() {
+        let mut m = PKCSREQ.to_vec();
+        m[i] ^= 0x5a;
+        if let Ok(msg) = scep::parse(&m) {
+            accepted += 1;
+            assert_eq!(msg.message_type, original.message_type, "byte {i}");
+            assert_eq!(msg.transaction_id, original.transaction_id, "byte {i}");
+            assert_eq!(msg.sender_nonce, original.sender_nonce, "byte {i}");
+            assert_eq!(msg.envelope, original.envelope, "byte {i}");
+            assert_eq!(
+                spki(&msg.signer_cert),
+                spki(&original.signer_cert),
+                "byte {i}"
+            );
+        }
+    }
+    assert!(
+        accepted < PKCSREQ.len() / 4,
+        "{accepted} changed messages accepted"
+    );
+    let (csr, _) = scep::open(&original.envelope, &[ca_key()]).expect("opens");
+    let key = [ca_key()];
+    for i in 0..original.envelope.len() {
+        let mut e = original.envelope.clone();
+        e[i] ^= 0x5a;
+        if let Ok((plain, _)) = scep::open(&e, &key) {
+            assert!(
+                plain == csr || estd::est::Csr::parse(&plain).is_err(),
+                "byte {i}: another CSR came out"
+            );
+        }
+    }
+}

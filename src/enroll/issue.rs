@@ -164,7 +164,9 @@ impl EnrollService {
                 ))
             })?)
         };
-        let request = IssuanceRequest {
+        // shared with the signing task (the blocking pool's, for a key in a token) without
+        // a copy per attempt
+        let request = std::sync::Arc::new(IssuanceRequest {
             subject: approved_subject.clone(),
             key_type,
             public_key,
@@ -180,13 +182,13 @@ impl EnrollService {
             ocsp_url: self.revocation_urls.ocsp.clone().filter(|_| template.ocsp),
             ocsp_no_check: false,
             rsa_pss: template.rsa_pss,
-        };
+        });
         let subject = approved_subject.to_string();
         let san_text = san_text(san);
 
         let mut last = None;
         for _ in 0..SERIAL_ATTEMPTS {
-            let req = request.clone();
+            let req = std::sync::Arc::clone(&request);
             let signed = crate::ca::signing(&self.issuer, move |ca| ca.issue(&req)).await;
             let cert = signed.map_err(|e| match e {
                 CaError::UnsupportedSubject(m) => {

@@ -228,18 +228,18 @@ impl RevocationService {
         )
         .unwrap_or(u64::MAX);
         let next_update = this_update + self.crl_validity;
-        let listed = entries.clone();
+        let listed = entries.len();
         let der = crate::ca::signing(&self.issuer, move |ca| {
-            ca.crl(&listed, number, this_update, next_update)
+            ca.crl(&entries, number, this_update, next_update)
         })
         .await?;
         let der = Bytes::from(der);
-        tracing::info!(entries = entries.len(), number, "CRL signed");
+        tracing::info!(entries = listed, number, "CRL signed");
         if let Ok(mut c) = self.crl.write() {
             *c = Some(Arc::new(Crl {
                 der: der.clone(),
                 this_update,
-                entries: entries.len(),
+                entries: listed,
             }));
         }
         Ok(der)

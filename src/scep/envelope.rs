@@ -7,12 +7,11 @@
 //! same way (`badMessageCheck`, "does not decrypt") — no answer tells a padding error
 //! from a wrong key.
 
-use cms::content_info::ContentInfo;
 use cms::enveloped_data::{RecipientIdentifier, RecipientInfo, RecipientInfos};
-use der::{Decode, Encode};
+use der::Decode;
 use x509_cert::Certificate;
 
-use super::{FailInfo, ScepError, octets, oid};
+use super::{CertName, FailInfo, ScepError, content_of, octets, oid};
 
 /// A key the server decrypts with (an RA's), and its certificate (to match the recipient).
 pub struct RecipientKey {
@@ -53,18 +52,12 @@ fn check(reason: impl Into<String>) -> ScepError {
 /// A wrong key decrypts to noise one time in 256 (the CBC padding happens to fit): callers
 /// must answer plaintext that does not parse exactly as they answer `Err` here.
 pub fn open(envelope: &[u8], keys: &[RecipientKey]) -> Result<(Vec<u8>, Cipher), ScepError> {
-    let ci =
-        ContentInfo::from_ber(envelope).map_err(|e| check(format!("not a CMS message: {e}")))?;
-    if ci.content_type != oid::ENVELOPED_DATA {
-        return Err(check(format!(
-            "a {} where EnvelopedData was expected",
-            ci.content_type
-        )));
-    }
-    let body = ci
-        .content
-        .to_der()
-        .map_err(|e| check(format!("EnvelopedData: {e}")))?;
+    let body = content_of(
+        envelope,
+        oid::ENVELOPED_DATA,
+        "EnvelopedData",
+        FailInfo::BadMessageCheck,
+    )?;
     let ed = LooseEnvelope::from_ber(&body).map_err(|e| check(format!("EnvelopedData: {e}")))?;
     let content = &ed.encrypted_content;
     if content.content_type != oid::DATA {
@@ -187,22 +180,10 @@ fn oaep_sha1(alg: &x509_cert::spki::AlgorithmIdentifierOwned) -> bool {
 /// Whether the recipient identifier names `cert`.
 fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
     match rid {
-        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-            cert.tbs_certificate().issuer() == &ias.issuer
-                && cert.tbs_certificate().serial_number() == &ias.serial_number
-        }
-        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
-            const SKI: der::asn1::ObjectIdentifier =
-                der::asn1::ObjectIdentifier::new_unwrap("2.5.29.14");
-            cert.tbs_certificate()
-                .extensions()
-                .into_iter()
-                .flatten()
-                .find(|e| e.extn_id == SKI)
-                .and_then(|e| der::asn1::OctetString::from_der(e.extn_value.as_bytes()).ok())
-                .is_some_and(|k| k.as_bytes() == ski.0.as_bytes())
-        }
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => CertName::IssuerAndSerial(ias),
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => CertName::SubjectKeyId(ski.0.as_bytes()),
     }
+    .names(cert)
 }
 
 /// The content-encryption algorithms SCEP clients use.
@@ -259,19 +240,24 @@ impl Cipher {
         }
     }
 
+    /// aws-lc-rs's algorithm for the AES ciphers.
+    fn aes(self) -> Option<&'static aws_lc_rs::cipher::Algorithm> {
+        use aws_lc_rs::cipher::{AES_128, AES_192, AES_256};
+        match self {
+            Self::Aes128Cbc => Some(&AES_128),
+            Self::Aes192Cbc => Some(&AES_192),
+            Self::Aes256Cbc => Some(&AES_256),
+            Self::DesEde3Cbc | Self::DesCbc => None,
+        }
+    }
+
     /// CBC with PKCS#7 padding and a random IV: (IV, ciphertext). Never single DES.
     pub fn encrypt(self, key: &[u8], plain: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
         match self {
             Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => {
-                use aws_lc_rs::cipher::{
-                    AES_128, AES_192, AES_256, PaddedBlockEncryptingKey, UnboundCipherKey,
-                };
-                let alg = match self {
-                    Self::Aes128Cbc => &AES_128,
-                    Self::Aes192Cbc => &AES_192,
-                    _ => &AES_256,
-                };
+                use aws_lc_rs::cipher::{PaddedBlockEncryptingKey, UnboundCipherKey};
+                let alg = self.aes()?;
                 let key =
                     PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(alg, key).ok()?)
                         .ok()?;
@@ -298,14 +284,9 @@ impl Cipher {
         match self {
             Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => {
                 use aws_lc_rs::cipher::{
-                    AES_128, AES_192, AES_256, DecryptionContext, PaddedBlockDecryptingKey,
-                    UnboundCipherKey,
+                    DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey,
                 };
-                let alg = match self {
-                    Self::Aes128Cbc => &AES_128,
-                    Self::Aes192Cbc => &AES_192,
-                    _ => &AES_256,
-                };
+                let alg = self.aes()?;
                 let key =
                     PaddedBlockDecryptingKey::cbc_pkcs7(UnboundCipherKey::new(alg, key).ok()?)
                         .ok()?;

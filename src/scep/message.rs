@@ -5,12 +5,11 @@
 //! caller's question.
 
 use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::{Decode, Encode, Header, Reader, SliceReader, Tag, Tagged};
 use x509_cert::Certificate;
 
-use super::{Digest, FailInfo, MessageType, ScepError, octets, oid};
+use super::{CertName, Digest, FailInfo, MessageType, ScepError, content_of, octets, oid};
 
 /// What a reply echoes: the request's transactionID as sent (its ASN.1 type and bytes) and
 /// its senderNonce (the reply's recipientNonce).
@@ -52,17 +51,7 @@ fn bad(reason: impl Into<String>) -> ScepError {
 /// senderNonce were read carries them (`ScepError::echo`), so that the caller can answer
 /// with a signed FAILURE CertRep.
 pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
-    let ci = ContentInfo::from_ber(msg).map_err(|e| bad(format!("not a CMS message: {e}")))?;
-    if ci.content_type != oid::SIGNED_DATA {
-        return Err(bad(format!(
-            "a {} where SignedData was expected",
-            ci.content_type
-        )));
-    }
-    let inner = ci
-        .content
-        .to_der()
-        .map_err(|e| bad(format!("SignedData: {e}")))?;
+    let inner = content_of(msg, oid::SIGNED_DATA, "SignedData", FailInfo::BadRequest)?;
     let sd = SignedData::from_ber(&inner).map_err(|e| bad(format!("SignedData: {e}")))?;
     let si = match sd.signer_infos.0.as_slice() {
         [si] => si,
@@ -197,30 +186,14 @@ fn signer_certificate(sd: &SignedData, si: &SignerInfo) -> Result<Vec<u8>, ScepE
             _ => None,
         })
         .collect();
-    let found = certs.iter().find(|c| match &si.sid {
-        SignerIdentifier::IssuerAndSerialNumber(ias) => {
-            c.tbs_certificate().issuer() == &ias.issuer
-                && c.tbs_certificate().serial_number() == &ias.serial_number
-        }
-        SignerIdentifier::SubjectKeyIdentifier(ski) => {
-            subject_key_id(c).is_some_and(|k| k == ski.0.as_bytes())
-        }
-    });
+    let name = match &si.sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => CertName::IssuerAndSerial(ias),
+        SignerIdentifier::SubjectKeyIdentifier(ski) => CertName::SubjectKeyId(ski.0.as_bytes()),
+    };
+    let found = certs.iter().find(|c| name.names(c));
     let cert = found.ok_or_else(|| bad("the signer's certificate is not in the message"))?;
     cert.to_der()
         .map_err(|e| bad(format!("the signer's certificate: {e}")))
-}
-
-fn subject_key_id(c: &Certificate) -> Option<Vec<u8>> {
-    const SKI: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.14");
-    let ext = c
-        .tbs_certificate()
-        .extensions()?
-        .iter()
-        .find(|e| e.extn_id == SKI)?;
-    der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
-        .ok()
-        .map(|o| o.as_bytes().to_vec())
 }
 
 /// Whether `sig` over `signed` verifies with the certificate's RSA or EC key.

@@ -154,6 +154,61 @@ pub mod oid {
     pub const CHALLENGE_PASSWORD: O = O::new_unwrap("1.2.840.113549.1.9.7");
 }
 
+/// The DER of a ContentInfo's content, checked to be of type `want` (`what` names it in
+/// the refusal, which carries `fail`).
+fn content_of(
+    msg: &[u8],
+    want: ObjectIdentifier,
+    what: &str,
+    fail: FailInfo,
+) -> Result<Vec<u8>, ScepError> {
+    use der::{Decode, Encode};
+    let ci = cms::content_info::ContentInfo::from_ber(msg)
+        .map_err(|e| ScepError::new(fail, format!("not a CMS message: {e}")))?;
+    if ci.content_type != want {
+        return Err(ScepError::new(
+            fail,
+            format!("a {} where {what} was expected", ci.content_type),
+        ));
+    }
+    ci.content
+        .to_der()
+        .map_err(|e| ScepError::new(fail, format!("{what}: {e}")))
+}
+
+/// How CMS names a certificate (a signer's, a recipient's).
+#[derive(Debug, Clone, Copy)]
+enum CertName<'a> {
+    IssuerAndSerial(&'a cms::cert::IssuerAndSerialNumber),
+    SubjectKeyId(&'a [u8]),
+}
+
+impl CertName<'_> {
+    fn names(self, cert: &x509_cert::Certificate) -> bool {
+        let tbs = cert.tbs_certificate();
+        match self {
+            Self::IssuerAndSerial(ias) => {
+                tbs.issuer() == &ias.issuer && tbs.serial_number() == &ias.serial_number
+            }
+            Self::SubjectKeyId(ski) => subject_key_id(cert).is_some_and(|k| k == ski),
+        }
+    }
+}
+
+/// A certificate's Subject Key Identifier.
+fn subject_key_id(c: &x509_cert::Certificate) -> Option<Vec<u8>> {
+    use der::Decode;
+    const SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+    let ext = c
+        .tbs_certificate()
+        .extensions()?
+        .iter()
+        .find(|e| e.extn_id == SKI)?;
+    der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
+        .ok()
+        .map(|o| o.as_bytes().to_vec())
+}
+
 /// The content octets of an OCTET STRING as received: a primitive one's value, or a BER
 /// constructed one's segments joined.
 fn octets(any: &der::Any) -> Result<Vec<u8>, der::Error> {

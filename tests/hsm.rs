@@ -25,6 +25,15 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
+/// Asserts that a command's run succeeded, showing its stderr otherwise.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn tool(conf: &Path) -> Command {
     let mut c = Command::new("pkcs11-tool");
     c.env("SOFTHSM2_CONF", conf).args([
@@ -333,11 +342,7 @@ async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
         "--module",
         MODULE,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let made = data2.join("certs/issuing-ca.pem");
     run(Command::new("openssl")
         .args(["verify", "-check_ss_sig", "-CAfile"])
@@ -380,11 +385,7 @@ async fn token_keys_sign_certificates_and_crls_that_openssl_verifies() {
         "--module",
         MODULE,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     run(Command::new("openssl")
         .args(["req", "-verify", "-noout", "-in"])
         .arg(&csr));

@@ -44,11 +44,9 @@ fn cli_token(
     let token = crate::config::CaToken {
         uri: uri.clone(),
         module: module.clone(),
-        pin_file: configured.and_then(|t| t.pin_file.clone()).or_else(|| {
-            uri.pin_source
-                .as_deref()
-                .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
-        }),
+        pin_file: configured
+            .and_then(|t| t.pin_file.clone())
+            .or_else(|| crate::config::uri_pin_file(uri)),
         ocsp_key: None,
         seal_key: None,
         sessions: 1,

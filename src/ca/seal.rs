@@ -51,15 +51,9 @@ impl Sealer {
         context: &str,
         plain: &[u8],
     ) -> Result<Vec<u8>, CaError> {
-        if !self.in_a_token() {
-            return self.seal(context, plain);
-        }
-        let me = std::sync::Arc::clone(self);
-        let context = context.to_string();
         let plain = zeroize::Zeroizing::new(plain.to_vec());
-        tokio::task::spawn_blocking(move || me.seal(&context, &plain))
+        self.off_executor(context, move |s, c| s.seal(c, &plain))
             .await
-            .map_err(|e| CaError::Signing(format!("the sealing task failed: {e}")))?
     }
 
     /// `open` from async code, as `seal_async`.
@@ -68,13 +62,22 @@ impl Sealer {
         context: &str,
         sealed: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CaError> {
+        let sealed = sealed.to_vec();
+        self.off_executor(context, move |s, c| s.open(c, &sealed))
+            .await
+    }
+
+    async fn off_executor<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        context: &str,
+        f: impl FnOnce(&Self, &str) -> Result<T, CaError> + Send + 'static,
+    ) -> Result<T, CaError> {
         if !self.in_a_token() {
-            return self.open(context, sealed);
+            return f(self, context);
         }
         let me = std::sync::Arc::clone(self);
         let context = context.to_string();
-        let sealed = sealed.to_vec();
-        tokio::task::spawn_blocking(move || me.open(&context, &sealed))
+        tokio::task::spawn_blocking(move || f(&me, &context))
             .await
             .map_err(|e| CaError::Signing(format!("the sealing task failed: {e}")))?
     }

@@ -99,6 +99,13 @@ impl CaToken {
     }
 }
 
+/// The PIN file a URI's `pin-source` names (`file:/path` or a plain path).
+pub fn uri_pin_file(uri: &crate::ca::pkcs11::Pkcs11Uri) -> Option<PathBuf> {
+    uri.pin_source
+        .as_deref()
+        .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
+}
+
 pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
     use crate::ca::pkcs11::Pkcs11Uri;
     if raw.key.is_empty() {
@@ -132,9 +139,7 @@ pub(super) fn ca_token(raw: &RawCa) -> Result<Option<CaToken>, ConfigError> {
         PathBuf::from(&raw.pkcs11_module)
     };
     let pin_file = if raw.pin_file.is_empty() {
-        uri.pin_source
-            .as_deref()
-            .map(|s| PathBuf::from(s.strip_prefix("file:").unwrap_or(s)))
+        uri_pin_file(&uri)
     } else {
         Some(PathBuf::from(&raw.pin_file))
     };

@@ -7,7 +7,7 @@
 
 mod ca;
 
-pub use ca::{CA_PIN_ENV, CaToken, RawCa};
+pub use ca::{CA_PIN_ENV, CaToken, RawCa, uri_pin_file};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

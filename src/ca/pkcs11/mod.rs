@@ -348,15 +348,11 @@ impl Token {
         let (mechanism, mut public) = match key_type {
             KeyType::EcP256 => (
                 Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(vec![
-                    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-                ])],
+                vec![Attribute::EcParams(key::P256_OID.to_vec())],
             ),
             KeyType::EcP384 => (
                 Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(vec![
-                    0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22,
-                ])],
+                vec![Attribute::EcParams(key::P384_OID.to_vec())],
             ),
             KeyType::Rsa(bits @ (2048 | 3072 | 4096)) => (
                 Mechanism::RsaPkcsKeyPairGen,

@@ -82,14 +82,6 @@ impl Sealer {
             .map_err(|e| CaError::Signing(format!("the sealing task failed: {e}")))?
     }
 
-    /// Where the key is, for logs and `estd ca show`.
-    pub fn location(&self) -> String {
-        match &self.key {
-            SealKey::File(_) => "a file".into(),
-            SealKey::Token(k) => k.uri().to_string(),
-        }
-    }
-
     /// Loads the key file, creating it (32 random bytes, mode 0600) when missing.
     pub fn load_or_create(path: &Path) -> Result<Self, CaError> {
         let err = |e: std::io::Error| CaError::Files(format!("{}: {e}", path.display()));

@@ -196,11 +196,6 @@ impl TokenKey {
         })
     }
 
-    /// The token the key is in.
-    pub fn token(&self) -> &Arc<Token> {
-        &self.token
-    }
-
     /// The key's handle in this connection: found again after a reconnect, and refused
     /// when the token now holds another key under the name.
     fn handle_in(&self, s: &Session, generation: u64) -> Result<ObjectHandle, TokenError> {

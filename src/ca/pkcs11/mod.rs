@@ -104,7 +104,6 @@ pub fn ckr_name(rv: RvError) -> &'static str {
 /// hammered.
 pub struct Token {
     ctx: Pkcs11,
-    module: String,
     /// The token part of the URI the token was opened with (object attributes unused).
     uri: Pkcs11Uri,
     /// Kept (zeroized on drop) to log in again after a reconnect.
@@ -176,7 +175,6 @@ impl Token {
         }
         let token = Self {
             ctx,
-            module: module.to_string(),
             uri: uri.clone(),
             pin: AuthPin::new(pin.into()),
             sessions: sessions.max(1),
@@ -187,11 +185,6 @@ impl Token {
         let conn = token.connect()?;
         *token.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
         Ok(Arc::new(token))
-    }
-
-    /// The module's path, for messages.
-    pub fn module(&self) -> &str {
-        &self.module
     }
 
     /// Finds the slot, opens the anchor session, logs in and opens the pool.

@@ -216,7 +216,7 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
         estd::scep::envelope::Cipher::Aes256Cbc,
     ] {
         let status = scep::Status::Success {
-            issued: issued.clone(),
+            payload: scep::reply::Payload::Cert(issued.clone()),
             recipient: req.signer_cert.clone(),
             cipher,
         };
@@ -474,7 +474,7 @@ fn the_transaction_id_is_echoed_as_sent_and_keys_are_checked_before_issuing() {
     let issued =
         der::Encode::to_der(&x509_cert::Certificate::from_pem(CLIENT_PEM).unwrap()).unwrap();
     let ok = scep::Status::Success {
-        issued,
+        payload: scep::reply::Payload::Cert(issued),
         recipient: msg.signer_cert.clone(),
         cipher: estd::scep::envelope::Cipher::Aes128Cbc,
     };

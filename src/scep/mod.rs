@@ -13,7 +13,7 @@ pub mod reply;
 
 pub use envelope::{RecipientKey, open};
 pub use message::{Echo, PkiMessage, parse};
-pub use reply::{Signer, Status, can_encrypt_to, cert_rep};
+pub use reply::{Payload, Signer, Status, can_encrypt_to, cert_rep};
 
 use der::asn1::ObjectIdentifier;
 

@@ -44,13 +44,22 @@ pub enum Status {
     /// Issued: the certificate (DER), enveloped for `recipient` (a DER certificate with an
     /// RSA key: the request's signer) with `cipher` (the request's; DES becomes 3DES).
     Success {
-        issued: Vec<u8>,
+        payload: Payload,
         recipient: Vec<u8>,
         cipher: Cipher,
     },
     /// Waiting for a decision: the client polls with CertPoll.
     Pending,
     Failure(FailInfo),
+}
+
+/// What a successful reply carries, as a degenerate certs-only SignedData.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// The issued (PKCSReq, RenewalReq, CertPoll) or asked-for (GetCert) certificate, DER.
+    Cert(Vec<u8>),
+    /// The CRL (GetCRL), DER.
+    Crl(Vec<u8>),
 }
 
 /// Our own failure to build a reply (not the client's): the caller answers 500.
@@ -73,20 +82,6 @@ pub fn can_encrypt_to(cert_der: &[u8]) -> bool {
         .is_some()
 }
 
-fn attribute(o: der::asn1::ObjectIdentifier, value: Any) -> Result<Attribute, ReplyError> {
-    let mut values = SetOfVec::new();
-    values.insert(value).map_err(internal)?;
-    Ok(Attribute { oid: o, values })
-}
-
-fn printable(s: &str) -> Result<Any, ReplyError> {
-    Any::encode_from(&PrintableString::new(s).map_err(internal)?).map_err(internal)
-}
-
-fn octets(b: &[u8]) -> Result<Any, ReplyError> {
-    Any::encode_from(&OctetString::new(b).map_err(internal)?).map_err(internal)
-}
-
 fn issuer_and_serial(c: &Certificate) -> IssuerAndSerialNumber {
     IssuerAndSerialNumber {
         issuer: c.tbs_certificate().issuer().clone(),
@@ -104,37 +99,64 @@ fn random(n: usize) -> Result<Vec<u8>, ReplyError> {
 pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>, ReplyError> {
     let (pki_status, fail, content) = match status {
         Status::Success {
-            issued,
+            payload,
             recipient,
             cipher,
-        } => ("0", None, envelope(issued, recipient, *cipher)?),
+        } => {
+            let degenerate = match payload {
+                Payload::Cert(der) => degenerate(&[der.as_slice()], &[])?,
+                Payload::Crl(der) => degenerate(&[], &[der.as_slice()])?,
+            };
+            // DES only for reading: a DES request gets 3DES (OpenSSL 3 has no DES by default)
+            let cipher = if *cipher == Cipher::DesCbc {
+                Cipher::DesEde3Cbc
+            } else {
+                *cipher
+            };
+            ("0", None, envelope_to(&degenerate, recipient, cipher)?)
+        }
         Status::Pending => ("3", None, Vec::new()),
         Status::Failure(f) => ("2", Some(*f), Vec::new()),
     };
-    let mut attrs = SetOfVec::new();
-    let mut put = |a: Attribute| attrs.insert(a).map_err(internal);
-    put(attribute(
+    let mut attrs = vec![
+        attribute(oid::MESSAGE_TYPE, printable("3")?)?,
+        attribute(oid::PKI_STATUS, printable(pki_status)?)?,
+        attribute(oid::SENDER_NONCE, octets(&random(16)?)?)?,
+        attribute(oid::RECIPIENT_NONCE, octets(&req.sender_nonce)?)?,
+        // exactly as sent: its string type and bytes
+        attribute(oid::TRANSACTION_ID, req.transaction_id.clone())?,
+    ];
+    if let Some(f) = fail {
+        attrs.push(attribute(oid::FAIL_INFO, printable(f.code())?)?);
+    }
+    // PENDING and FAILURE: an empty content, as micromdm sends
+    signed_message(&content, attrs, signer)
+}
+
+/// A SignedData (as a ContentInfo, DER) of `content`, signed with SHA-256 by `signer`,
+/// its certificate included, with `attrs` and the contentType and messageDigest attributes
+/// signed: the frame of every SCEP message, request or reply.
+pub fn signed_message(
+    content: &[u8],
+    attrs: Vec<Attribute>,
+    signer: &Signer,
+) -> Result<Vec<u8>, ReplyError> {
+    let mut set = SetOfVec::new();
+    set.insert(attribute(
         oid::CONTENT_TYPE,
         Any::encode_from(&oid::DATA).map_err(internal)?,
-    )?)?;
-    put(attribute(
+    )?)
+    .map_err(internal)?;
+    set.insert(attribute(
         oid::MESSAGE_DIGEST,
-        octets(&Digest::Sha256.hash(&content))?,
-    )?)?;
-    put(attribute(oid::MESSAGE_TYPE, printable("3")?)?)?;
-    put(attribute(oid::PKI_STATUS, printable(pki_status)?)?)?;
-    if let Some(f) = fail {
-        put(attribute(oid::FAIL_INFO, printable(f.code())?)?)?;
+        octets(&Digest::Sha256.hash(content))?,
+    )?)
+    .map_err(internal)?;
+    for a in attrs {
+        set.insert(a).map_err(internal)?;
     }
-    put(attribute(oid::SENDER_NONCE, octets(&random(16)?)?)?)?;
-    put(attribute(oid::RECIPIENT_NONCE, octets(&req.sender_nonce)?)?)?;
-    put(attribute(
-        oid::TRANSACTION_ID,
-        // exactly as sent: its string type and bytes
-        req.transaction_id.clone(),
-    )?)?;
     // the bytes signed: the attributes as a DER SET OF (RFC 5652 §5.4)
-    let signed = attrs.to_der().map_err(internal)?;
+    let signed = set.to_der().map_err(internal)?;
     let mut signature = vec![0u8; signer.key.public_modulus_len()];
     signer
         .key
@@ -144,7 +166,7 @@ pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>,
             &signed,
             &mut signature,
         )
-        .map_err(|_| internal("the RA's signature failed"))?;
+        .map_err(|_| internal("the RSA signature failed"))?;
     let sha256 = AlgorithmIdentifierOwned {
         oid: SHA_256,
         parameters: None,
@@ -153,7 +175,7 @@ pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>,
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(issuer_and_serial(&signer.cert)),
         digest_alg: sha256.clone(),
-        signed_attrs: Some(attrs),
+        signed_attrs: Some(set),
         signature_algorithm: AlgorithmIdentifierOwned {
             oid: oid::RSA_ENCRYPTION,
             parameters: Some(Any::null()),
@@ -174,8 +196,7 @@ pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>,
         digest_algorithms: digests,
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: oid::DATA,
-            // PENDING and FAILURE: an empty content, as micromdm sends
-            econtent: Some(octets(&content)?),
+            econtent: Some(octets(content)?),
         },
         certificates: Some(CertificateSet(certs)),
         crls: None,
@@ -189,25 +210,90 @@ pub fn cert_rep(req: &Echo, status: &Status, signer: &Signer) -> Result<Vec<u8>,
     .map_err(internal)
 }
 
+/// A SCEP attribute: `oid` with one value.
+pub fn attribute(o: der::asn1::ObjectIdentifier, value: Any) -> Result<Attribute, ReplyError> {
+    let mut values = SetOfVec::new();
+    values.insert(value).map_err(internal)?;
+    Ok(Attribute { oid: o, values })
+}
+
+/// A PrintableString value (messageType, pkiStatus, failInfo, transactionID).
+pub fn printable(s: &str) -> Result<Any, ReplyError> {
+    Any::encode_from(&PrintableString::new(s).map_err(internal)?).map_err(internal)
+}
+
+/// An OCTET STRING value (the nonces).
+pub fn octets(b: &[u8]) -> Result<Any, ReplyError> {
+    Any::encode_from(&OctetString::new(b).map_err(internal)?).map_err(internal)
+}
+
+/// A degenerate certs-only SignedData (ContentInfo, DER) with the certificates in the
+/// order given (GetCACert: RA first) and the CRLs.
+pub fn degenerate(certs: &[&[u8]], crls: &[&[u8]]) -> Result<Vec<u8>, ReplyError> {
+    let mut set = Vec::new();
+    for c in certs {
+        set.push(CertificateChoices::Certificate(
+            Certificate::from_der(c).map_err(internal)?,
+        ));
+    }
+    let crls = if crls.is_empty() {
+        None
+    } else {
+        let mut list = Vec::new();
+        for c in crls {
+            list.push(cms::revocation::RevocationInfoChoice::Crl(
+                x509_cert::crl::CertificateList::from_der(c).map_err(internal)?,
+            ));
+        }
+        Some(cms::revocation::RevocationInfoChoices(
+            SetOfVec::try_from(list).map_err(internal)?,
+        ))
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oid::DATA,
+            econtent: None,
+        },
+        certificates: Some(CertificateSet(SetOfVec::try_from(set).map_err(internal)?)),
+        crls,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    let mut der = ContentInfo {
+        content_type: oid::SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(internal)?,
+    }
+    .to_der()
+    .map_err(internal)?;
+    if certs.len() > 1 {
+        // a SET OF is sorted when encoded; the certificates go back in the order given,
+        // which clients read as meaning (same bytes, same length: only their order changes)
+        let sorted: Vec<u8> = {
+            let mut each: Vec<&[u8]> = certs.to_vec();
+            each.sort();
+            each.concat()
+        };
+        let given = certs.concat();
+        let at = der
+            .windows(sorted.len())
+            .position(|w| w == sorted.as_slice())
+            .ok_or_else(|| internal("the certificates are not where they were put"))?;
+        der[at..at + sorted.len()].copy_from_slice(&given);
+    }
+    Ok(der)
+}
+
 const SHA_256: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
-/// The issued certificate as a degenerate SignedData, enveloped for `recipient`'s RSA key.
-fn envelope(issued: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ReplyError> {
-    let issued = Certificate::from_der(issued).map_err(internal)?;
+/// `plain` enveloped (EnvelopedData in a ContentInfo, DER) for `recipient`'s RSA key
+/// (a DER certificate) with `cipher`, the content key by PKCS#1 v1.5 key transport.
+pub fn envelope_to(plain: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ReplyError> {
     let recipient = Certificate::from_der(recipient).map_err(internal)?;
-    let degenerate = ContentInfo::try_from(issued)
-        .and_then(|ci| ci.to_der())
-        .map_err(internal)?;
-    // DES only for reading: a DES request gets 3DES (OpenSSL 3 has no DES by default)
-    let cipher = if cipher == Cipher::DesCbc {
-        Cipher::DesEde3Cbc
-    } else {
-        cipher
-    };
     let cek = zeroize::Zeroizing::new(random(cipher.key_len())?);
     let (iv, ciphertext) = cipher
-        .encrypt(&cek, &degenerate)
+        .encrypt(&cek, plain)
         .ok_or_else(|| internal("encryption"))?;
     let spki = recipient
         .tbs_certificate()

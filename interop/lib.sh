@@ -2,7 +2,8 @@
 # is given, a work directory removed on exit, PASS/FAIL counting, and `start_estd`, which
 # serves the shipped templates, `manual` (manual approval) and any the script wrote to
 # $WORK/templates, on a free local port with a fresh data directory.
-# After it: PID, PORT, RPORT (CRL and OCSP), MPORT (metrics), PASSWORD (admin's), ROOTCA.
+# After it: PID, PORT, RPORT (CRL and OCSP), MPORT (metrics), SPORT (SCEP over plain HTTP),
+# PASSWORD (admin's), ROOTCA.
 ROOT=$(pwd)
 if [ -z "${ESTD_BIN:-}" ]; then
   cargo build --quiet --bin estd || { echo "cargo build failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -40,7 +41,7 @@ need_tools() {
 
 # port 0: the real port is read from estd's first line
 start_estd() {
-  export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$WORK/templates"
+  export ESTD_DATA_DIR="$WORK/data" ESTD_LISTEN=127.0.0.1:0 ESTD_REVOCATION_LISTEN=127.0.0.1:0 ESTD_METRICS_LISTEN=127.0.0.1:0 ESTD_SCEP_LISTEN=127.0.0.1:0 ESTD_LOG_FILTER=warn ESTD_EST_TEMPLATES_DIR="$WORK/templates"
   mkdir -p "$ESTD_DATA_DIR"
   "$ESTD_BIN" --config "$ROOT/conf/estd.toml" serve >"$WORK/stdout" 2>"$WORK/stderr" &
   PID=$!
@@ -56,6 +57,7 @@ start_estd() {
   fi
   RPORT=$(sed -n 's#^estd revocation on http://127.0.0.1:\([0-9]*\)/.*#\1#p' "$WORK/stdout")
   MPORT=$(sed -n 's#^estd metrics on http://127.0.0.1:\([0-9]*\)/.*#\1#p' "$WORK/stdout")
+  SPORT=$(sed -n 's#^estd scep on http://127.0.0.1:\([0-9]*\)/.*#\1#p' "$WORK/stdout")
   PASSWORD=$(cat "$ESTD_DATA_DIR/admin-password")
   ROOTCA="$ESTD_DATA_DIR/certs/root-ca.pem"
   echo "estd on port $PORT, data in $ESTD_DATA_DIR"

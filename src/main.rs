@@ -44,6 +44,9 @@ enum Command {
     /// The certificate authority: import an existing CA
     #[command(subcommand)]
     Ca(CaCommand),
+    /// SCEP: one-time challenge passwords
+    #[command(subcommand)]
+    Scep(app::scep_cli::ScepCommand),
     /// An EST client for estd and any other EST server, and the MDM connector's test
     Client(Box<estd::client::cli::ClientArgs>),
     /// Was a request received, and why did it fail? (the audit log)
@@ -54,7 +57,7 @@ enum Command {
         /// Only this principal's requests
         #[arg(long)]
         user: Option<String>,
-        /// Only failed requests (HTTP status 400 and above)
+        /// Only failed requests (HTTP status 400 and above, and SCEP FAILUREs)
         #[arg(long)]
         failed: bool,
         /// At most this many
@@ -290,6 +293,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::User(cmd) => user(cmd, config).await,
         Command::Template(cmd) => template(cmd, &config),
         Command::Pending(cmd) => pending(cmd, config).await,
+        Command::Scep(cmd) => app::scep_cli::scep(cmd, &config).await,
         Command::Cert(cmd) => cert(cmd, config).await,
         Command::Ca(CaCommand::Init {
             pkcs11,
@@ -366,6 +370,9 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     if let Some(a) = running.metrics_addr {
         estd::outln!("estd metrics on http://{a}/ (metrics, healthz, readyz)");
+    }
+    if let Some(a) = running.scep_addr {
+        estd::outln!("estd scep on http://{a}/scep/<template> (and /scep, /cgi-bin/pkiclient.exe)");
     }
     estd::outln!(
         "estd listening on https://{}/.well-known/est/",

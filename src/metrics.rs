@@ -37,6 +37,8 @@ pub struct Metrics {
     connections_idle_closed: AtomicU64,
     /// Audit rows not written for unauthenticated failures over the per-address rate.
     audit_suppressed: AtomicU64,
+    /// SCEP messages answered, by message type and pkiStatus (with failInfo).
+    scep: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -48,7 +50,7 @@ pub fn metrics() -> &'static Metrics {
 pub fn is_enrollment(operation: &str) -> bool {
     matches!(
         operation,
-        "simpleenroll" | "simplereenroll" | "serverkeygen"
+        "simpleenroll" | "simplereenroll" | "serverkeygen" | "scep-pkcsreq" | "scep-renewal"
     )
 }
 
@@ -76,6 +78,14 @@ impl Metrics {
                 u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
+        }
+    }
+
+    /// One SCEP message answered: its type (`pkcsreq`, `renewalreq`, `certpoll`, `getcert`,
+    /// `getcrl`, `unreadable`) and the answer (`success`, `pending`, `failure-badRequest`, …).
+    pub fn scep(&self, message: &'static str, answer: &'static str) {
+        if let Ok(mut m) = self.scep.lock() {
+            *m.entry((message, answer)).or_insert(0) += 1;
         }
     }
 
@@ -133,6 +143,18 @@ impl Metrics {
                     "estd_requests_total{{operation=\"{}\",label=\"{}\",status=\"{status}\"}} {n}",
                     escape(op),
                     escape(label)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP estd_scep_messages_total SCEP messages answered, by message type and answer (pkiStatus, failInfo).\n# TYPE estd_scep_messages_total counter"
+        );
+        if let Ok(m) = self.scep.lock() {
+            for ((message, answer), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "estd_scep_messages_total{{message=\"{message}\",answer=\"{answer}\"}} {n}"
                 );
             }
         }

@@ -41,7 +41,7 @@ const ONLY_FROM: &[(&str, &[&str])] = &[("config", &["app", "main"])];
 
 /// What the client may name: the wire codec and the shared value types, nothing of the
 /// server.
-const CLIENT_MAY_USE: &[&str] = &["est", "model", "fields"];
+const CLIENT_MAY_USE: &[&str] = &["est", "model", "fields", "scep"];
 
 fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

@@ -10,6 +10,7 @@ mod est;
 pub mod health;
 mod json;
 pub mod revocation;
+pub mod scep;
 
 pub use error::EstError;
 
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     Router::new()
         .merge(extra)
+        .merge(scep::routes())
         .route("/.well-known/est/{op}", any(est::without_label))
         .route("/.well-known/est/{label}/{op}", any(est::with_label))
         .route(
@@ -83,6 +85,15 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             "/",
             axum::routing::get(|| async { axum::response::Redirect::to("/portal/") }),
         )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
+        .with_state(state)
+}
+
+/// The SCEP paths alone, behind the request-id and audit layer: the plain-HTTP listener
+/// (`scep.listen`).
+pub fn scep_router(state: Arc<AppState>) -> Router {
+    scep::routes()
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
         .with_state(state)

@@ -2,6 +2,7 @@
 //! TLS listener.
 
 pub mod ca_cli;
+pub mod scep_cli;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -140,6 +141,8 @@ pub struct Built {
     pub revocation_listener: Option<TcpListener>,
     /// The metrics and health listener (`metrics.listen`), bound.
     pub metrics_listener: Option<TcpListener>,
+    /// The plain-HTTP SCEP listener (`scep.listen`), bound.
+    pub scep_listener: Option<TcpListener>,
     pub limits: ServerLimits,
     /// The admin password, when this start created the admin.
     pub admin_password: Option<String>,
@@ -265,6 +268,10 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         Some(addr) => Some(bind("metrics.listen", addr).await?),
         None => None,
     };
+    let scep_listener = match config.scep_listen {
+        Some(addr) => Some(bind("scep.listen", addr).await?),
+        None => None,
+    };
     let urls = match (&revocation_listener, &config.revocation_base_url) {
         (None, _) => crate::revocation::Urls::default(),
         (Some(_), Some(base)) => crate::revocation::Urls::from_base(base),
@@ -339,6 +346,24 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         config.database.is_shared(),
     ));
     jobs.start().await?;
+    // SCEP needs its RA certificate from the CA: a CA that cannot sign now (expired, its
+    // token away) leaves SCEP off (404) and the rest running, as it leaves /readyz failing
+    let scep = match crate::service::scep::ra::ensure_ra(&config.ca_dir, enroll.issuer().as_ref())
+        .map_err(|e| e.to_string())
+        .and_then(|ra| {
+            crate::service::scep::ScepService::new(
+                enroll.clone(),
+                store.clone(),
+                revocation.clone(),
+                ra,
+            )
+        }) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::error!(error = %e, "SCEP is off: its RA certificate could not be loaded or issued");
+            None
+        }
+    };
     spawn_session_sweeper(store.clone(), config.session_idle);
     if let Some(retention) = config.audit_retention {
         spawn_audit_purger(store.clone(), retention);
@@ -356,6 +381,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         audit_limiter: crate::web::AuditLimiter::new(config.audit_unauthenticated_per_minute),
         jobs,
         revocation,
+        scep,
     });
     Ok(Built {
         state,
@@ -363,6 +389,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         tls_cert,
         revocation_listener,
         metrics_listener,
+        scep_listener,
         limits: ServerLimits {
             handshake_timeout: config.handshake_timeout,
             header_read_timeout: config.header_read_timeout,
@@ -461,6 +488,8 @@ pub struct Running {
     pub revocation_addr: Option<SocketAddr>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP), when they are.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where SCEP is served over plain HTTP, when it is.
+    pub scep_addr: Option<SocketAddr>,
     pub tls_cert: Arc<server::ReloadableCert>,
     pub admin_password: Option<String>,
     pub state: Arc<AppState>,
@@ -560,6 +589,21 @@ pub async fn start_with_shutdown(
         }
         None => None,
     };
+    let scep_addr = match built.scep_listener {
+        Some(l) => {
+            let a = l.local_addr().map_err(server::ServerError::from)?;
+            plain_tasks.push(tokio::spawn(plain(
+                "scep",
+                l,
+                api::scep_router(built.state.clone()),
+                built.limits.clone(),
+                stopped(),
+            )));
+            tracing::info!(addr = %a, "SCEP on http://{a}/scep/<template> (and /scep, /cgi-bin/pkiclient.exe)");
+            Some(a)
+        }
+        None => None,
+    };
     let task = tokio::spawn(server::serve(
         listener,
         built.tls,
@@ -572,6 +616,7 @@ pub async fn start_with_shutdown(
         addr,
         revocation_addr,
         metrics_addr,
+        scep_addr,
         tls_cert: built.tls_cert,
         admin_password: built.admin_password,
         state: built.state,

@@ -23,6 +23,20 @@ pub enum AuthMethod {
     },
     /// A portal session cookie.
     Session,
+    /// A SCEP challenge password for this template: a one-time challenge (its id) or the
+    /// template's static one. The challenge is the template's permission: its access
+    /// groups do not apply.
+    ScepChallenge {
+        template: String,
+        id: Option<i64>,
+    },
+}
+
+/// The requester of a certificate a SCEP challenge obtained (`scep:challenge-7`,
+/// `scep:static`): never a user's name (user names have no `:`), so the certificate's
+/// renewals are authorised by the certificate alone.
+pub fn is_scep_requester(name: &str) -> bool {
+    name.starts_with("scep:")
 }
 
 /// An authenticated identity with its groups.

@@ -20,33 +20,40 @@ pub struct ClientArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "EST options",
         env = "EST_CLIENT_SERVER",
         default_value = "127.0.0.1"
     )]
     server: String,
     /// Port [default: the one in --server, else 443]
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "EST options")]
     port: Option<u16>,
     /// CA label (estd: the template name), as in /.well-known/est/LABEL/…
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "EST options")]
     label: Option<String>,
     /// HTTP Basic user name
-    #[arg(long, global = true, env = "EST_CLIENT_USER")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "EST options",
+        env = "EST_CLIENT_USER"
+    )]
     user: Option<String>,
     /// HTTP Basic password (better: the EST_CLIENT_PASSWORD environment variable)
     #[arg(
         long,
         global = true,
+        help_heading = "EST options",
         env = "EST_CLIENT_PASSWORD",
         hide_env_values = true
     )]
     password: Option<String>,
     /// CA certificates (PEM) to trust for the server's TLS certificate
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "EST options")]
     cacert: Option<PathBuf>,
     /// Without --cacert: trust the /cacerts answer only if one of its certificates has this
     /// SHA-256 fingerprint (RFC 7030 §4.1.1 bootstrap)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "EST options")]
     trust_fingerprint: Option<String>,
     /// Seconds to wait for each step (connect, handshake, answer)
     #[arg(long, global = true, default_value_t = 30)]
@@ -191,14 +198,19 @@ enum ClientOp {
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
     },
+    /// SCEP (RFC 8894) over http:// or https://: caps, cacert, enroll, poll, renew,
+    /// getcert, getcrl (--url replaces --server, --port and --label)
+    Scep(super::scep::ScepArgs),
 }
 
 /// Why the command stops, and its exit status.
-enum Stop {
+pub(super) enum Stop {
     Fail(String),
     Local(String),
     Untrusted,
     Pending(Option<String>),
+    /// A SCEP request waits: how to poll for it.
+    ScepPending(String),
 }
 
 impl From<ClientError> for Stop {
@@ -222,6 +234,10 @@ pub async fn run(args: ClientArgs) -> ExitCode {
             ExitCode::from(2)
         }
         Err(Stop::Untrusted) => ExitCode::from(3),
+        Err(Stop::ScepPending(how)) => {
+            crate::outln!("PENDING: {how}");
+            ExitCode::from(4)
+        }
         Err(Stop::Pending(after)) => {
             crate::outln!(
                 "PENDING: the request waits for approval; send it again{}",
@@ -234,11 +250,11 @@ pub async fn run(args: ClientArgs) -> ExitCode {
     }
 }
 
-fn local<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Stop + '_ {
+pub(super) fn local<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Stop + '_ {
     move |e| Stop::Local(format!("{what}: {e}"))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Stop> {
+pub(super) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Stop> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(local(&path.display().to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -252,12 +268,12 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Stop> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Stop> {
+pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Stop> {
     PrivateKeyDer::from_pem_file(path).map_err(local(&path.display().to_string()))
 }
 
 /// Writes a file; keys get mode 0600 from the start.
-fn save(path: &Path, text: &str, secret: bool) -> Result<(), Stop> {
+pub(super) fn save(path: &Path, text: &str, secret: bool) -> Result<(), Stop> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -270,7 +286,7 @@ fn save(path: &Path, text: &str, secret: bool) -> Result<(), Stop> {
         .map_err(local(&path.display().to_string()))
 }
 
-fn pem_chain(certs: &[Vec<u8>]) -> String {
+pub(super) fn pem_chain(certs: &[Vec<u8>]) -> String {
     certs
         .iter()
         .map(|c| crate::est::pem("CERTIFICATE", c))
@@ -278,15 +294,15 @@ fn pem_chain(certs: &[Vec<u8>]) -> String {
 }
 
 /// Subject, issuer, serial and expiry of a certificate, for people.
-struct Shown {
-    subject: String,
-    issuer: String,
-    serial: String,
-    not_after: String,
-    san: Vec<String>,
+pub(super) struct Shown {
+    pub(super) subject: String,
+    pub(super) issuer: String,
+    pub(super) serial: String,
+    pub(super) not_after: String,
+    pub(super) san: Vec<String>,
 }
 
-fn show(der: &[u8]) -> Result<Shown, Stop> {
+pub(super) fn show(der: &[u8]) -> Result<Shown, Stop> {
     let cert = x509_cert::Certificate::from_der(der)
         .map_err(|e| Stop::Fail(format!("the certificate cannot be read: {e}")))?;
     let tbs = cert.tbs_certificate();
@@ -312,13 +328,13 @@ fn generate(key_type: &str) -> Result<rcgen::KeyPair, Stop> {
     rcgen::KeyPair::try_from(g.pkcs8.as_slice()).map_err(local("key generation"))
 }
 
-fn subject_cn(cn: &str) -> rcgen::DistinguishedName {
+pub(super) fn subject_cn(cn: &str) -> rcgen::DistinguishedName {
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, cn);
     dn
 }
 
-fn sans(args: &[String]) -> Result<Vec<crate::est::SanEntry>, Stop> {
+pub(super) fn sans(args: &[String]) -> Result<Vec<crate::est::SanEntry>, Stop> {
     args.iter()
         .map(|s| super::parse_san(s).map_err(Stop::Local))
         .collect()
@@ -392,6 +408,10 @@ async fn establish_trust(
 }
 
 async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
+    if let ClientOp::Scep(scep) = &args.op {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        return super::scep::run(scep, timeout, args.trust_fingerprint.as_deref()).await;
+    }
     let endpoint =
         Endpoint::parse(&args.server, args.port, args.label.as_deref()).map_err(Stop::Local)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
@@ -626,6 +646,8 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             );
             drop(open);
         }
+        // answered at the top, before anything of EST
+        ClientOp::Scep(_) => {}
         ClientOp::Test {
             cert_name,
             user_name,

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod scep;
 pub mod wire;
 
 use std::sync::Arc;

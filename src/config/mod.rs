@@ -6,6 +6,8 @@
 //! `ESTD_<SECTION>_<KEY>` for keys in a section (`ESTD_DATABASE_URL`, `ESTD_LOG_FILTER`).
 
 mod ca;
+mod scep;
+pub use scep::RawScep;
 
 pub use ca::{CA_PIN_ENV, CaToken, RawCa, uri_pin_file};
 
@@ -36,6 +38,7 @@ const SECTIONS: &[&str] = &[
     "jobs",
     "revocation",
     "metrics",
+    "scep",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,7 @@ pub struct RawConfig {
     pub jobs: RawJobs,
     pub revocation: RawRevocation,
     pub metrics: RawMetrics,
+    pub scep: RawScep,
     pub auth: RawAuth,
     pub audit: RawAudit,
 }
@@ -245,6 +249,7 @@ impl Default for RawConfig {
             jobs: RawJobs::default(),
             revocation: RawRevocation::default(),
             metrics: RawMetrics::default(),
+            scep: RawScep::default(),
             auth: RawAuth::default(),
             audit: RawAudit::default(),
         }
@@ -428,6 +433,8 @@ pub struct Config {
     pub ocsp_validity: Duration,
     /// The plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` (none: off).
     pub metrics_listen: Option<SocketAddr>,
+    /// The plain-HTTP listener for SCEP (none: SCEP on the TLS listener only).
+    pub scep_listen: Option<SocketAddr>,
     /// A new connection must send its first request within this time.
     pub first_request_timeout: Duration,
     /// A connection with no request in flight is closed after this long (HTTP/1.1
@@ -684,6 +691,7 @@ impl TryFrom<RawConfig> for Config {
         };
         let revocation_listen = optional_addr("revocation.listen", &raw.revocation.listen)?;
         let metrics_listen = optional_addr("metrics.listen", &raw.metrics.listen)?;
+        let scep_listen = optional_addr("scep.listen", &raw.scep.listen)?;
         let base = raw.revocation.base_url.trim().trim_end_matches('/');
         let revocation_base_url = if base.is_empty() {
             None
@@ -718,6 +726,7 @@ impl TryFrom<RawConfig> for Config {
             crl_validity: Duration::from_secs(hours * 3600),
             ocsp_validity: Duration::from_secs(minutes * 60),
             metrics_listen,
+            scep_listen,
             listen,
             tls_cert,
             tls_key,

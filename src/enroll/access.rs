@@ -15,6 +15,17 @@ impl EnrollService {
         if template.may_use(&principal.name, &principal.groups, &self.est_group) {
             return Ok(());
         }
+        // a SCEP challenge is the permission for its template; a certificate it obtained
+        // renews under that template
+        match &principal.method {
+            AuthMethod::ScepChallenge { template: t, .. } if *t == template.name => return Ok(()),
+            AuthMethod::ClientCert { template: t, .. }
+                if *t == template.name && auth::is_scep_requester(&principal.name) =>
+            {
+                return Ok(());
+            }
+            _ => {}
+        }
         tracing::warn!(
             principal = %principal.name,
             template = %template.name,
@@ -140,6 +151,16 @@ impl EnrollService {
                 r.revoked_at,
                 crate::revocation::reason_name(r.reason)
             )));
+        }
+        if auth::is_scep_requester(&record.requester) {
+            return Ok(Principal {
+                name: record.requester,
+                groups: Vec::new(),
+                method: AuthMethod::ClientCert {
+                    serial,
+                    template: record.template,
+                },
+            });
         }
         let user = self
             .store

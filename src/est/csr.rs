@@ -71,6 +71,34 @@ pub enum SanEntry {
     Other(String),
 }
 
+impl SanEntry {
+    /// `KIND:VALUE` as typed on a command line: `dns:`, `email:`, `upn:`, `uri:` or `ip:`.
+    pub fn parse_arg(s: &str) -> Result<Self, String> {
+        let (kind, value) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: write KIND:VALUE (dns, email, upn, uri or ip)"))?;
+        if value.is_empty() {
+            return Err(format!("{s:?}: empty value"));
+        }
+        Ok(match kind.to_ascii_lowercase().as_str() {
+            "dns" => Self::Dns(value.into()),
+            "email" => Self::Email(value.into()),
+            "upn" => Self::OtherName(crate::est::oids::UPN_OID.into(), value.into()),
+            "uri" => Self::Uri(value.into()),
+            "ip" => Self::Ip(
+                value
+                    .parse()
+                    .map_err(|_| format!("{value:?} is not an IP address"))?,
+            ),
+            other => {
+                return Err(format!(
+                    "{other:?}: unknown SAN kind (dns, email, upn, uri, ip)"
+                ));
+            }
+        })
+    }
+}
+
 impl fmt::Display for SanEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

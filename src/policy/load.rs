@@ -173,7 +173,16 @@ impl Template {
             allowed_rdns.push(ObjectIdentifier::new_unwrap(t.oid));
         }
         let names = name_rules(&raw, &san_style, &extended_key_usage).map_err(bad)?;
+        if let Some(c) = &raw.scep_challenge
+            && (c.len() < 8 || c.len() > 255 || c.chars().any(char::is_control))
+        {
+            return Err(bad(
+                "scep_challenge: 8 to 255 characters without control characters".into(),
+            ));
+        }
         Ok(Template {
+            scep: raw.scep,
+            scep_challenge: raw.scep_challenge.clone().map(zeroize::Zeroizing::new),
             raw: raw.clone(),
             name: raw.name,
             description: raw.description,

@@ -108,6 +108,10 @@ struct RawTemplate {
     email_names: Vec<String>,
     #[serde(default)]
     allow_wildcards: bool,
+    #[serde(default = "yes")]
+    scep: bool,
+    #[serde(default)]
+    scep_challenge: Option<String>,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -254,6 +258,11 @@ pub struct Template {
     pub subject_rules: SubjectRules,
     /// Which DNS names, IP addresses and URIs the certificates may carry.
     pub names: NameRules,
+    /// Served over SCEP too (`/scep/<name>`): with a one-time challenge, the static one
+    /// below, or as a renewal signed by a current certificate.
+    pub scep: bool,
+    /// A static SCEP challenge password (what MDM profiles carry), when set.
+    pub scep_challenge: Option<zeroize::Zeroizing<String>>,
     /// The file as read (serde's defaults filled in), for `estd template show`.
     raw: RawTemplate,
 }

@@ -177,6 +177,20 @@ impl Template {
             None,
         );
         put("ocsp", Value::Boolean(raw.ocsp), None);
+        put("scep", Value::Boolean(raw.scep), None);
+        out.push(Setting {
+            key: "scep_challenge",
+            // the secret is never shown
+            value: raw
+                .scep_challenge
+                .as_ref()
+                .map(|_| Value::String("(set)".into())),
+            note: raw
+                .scep_challenge
+                .is_none()
+                .then(|| "not set: one-time challenges only".to_string()),
+            derived: false,
+        });
         out
     }
 

@@ -16,6 +16,7 @@ use crate::ca::ocsp::{self, IssuerHashes, Refusal, Responder, Status};
 use crate::ca::{CaError, Issuer, RevokedEntry};
 use crate::model::{RequestMeta, timestamp};
 use crate::store::{AuditEvent, CertRecord, RevocationRecord, Store, StoreError};
+pub use responder::current_delegate;
 use responder::ensure_responder;
 
 /// The name of the one issuing CA's CRL (`/crl/issuing-ca.crl`).

@@ -110,9 +110,19 @@ fn load_responder(cert_path: &Path, key_path: &Path, issuer: &dyn Issuer) -> Opt
     }
 }
 
-/// The responder certificate in `cert_path` when it is the current issuing CA's and has
-/// more than a third of its validity left.
 fn current_cert(cert_path: &Path, issuer: &dyn Issuer) -> Option<Vec<u8>> {
+    current_delegate(cert_path, issuer, RESPONDER_VALIDITY, "the OCSP responder")
+}
+
+/// A delegated certificate (the OCSP responder's, the SCEP RA's) in `cert_path` when it is
+/// the current issuing CA's and has more than a third of `lifetime` left; `what` names it
+/// in the log.
+pub fn current_delegate(
+    cert_path: &Path,
+    issuer: &dyn Issuer,
+    lifetime: std::time::Duration,
+    what: &str,
+) -> Option<Vec<u8>> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let cert = CertificateDer::from_pem_file(cert_path).ok()?.to_vec();
@@ -121,14 +131,14 @@ fn current_cert(cert_path: &Path, issuer: &dyn Issuer) -> Option<Vec<u8>> {
     if parsed.tbs_certificate().issuer() != ca.tbs_certificate().subject()
         || !same_key_id(&parsed, &ca)
     {
-        tracing::info!("the OCSP responder certificate is not the current CA's; issuing another");
+        tracing::info!("{what} certificate is not the current CA's; issuing another");
         return None;
     }
     let validity = parsed.tbs_certificate().validity();
     let not_after = validity.not_after.to_system_time();
     let left = not_after.duration_since(SystemTime::now()).ok()?;
-    if left < RESPONDER_VALIDITY / 3 {
-        tracing::info!("the OCSP responder certificate expires soon; issuing another");
+    if left < lifetime / 3 {
+        tracing::info!("{what} certificate expires soon; issuing another");
         return None;
     }
     Some(cert)

@@ -4,12 +4,12 @@
 //! carries, the contentType and the message digest; whether that signer may ask is the
 //! caller's question.
 
-use cms::cert::CertificateChoices;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::{Decode, Encode, Header, Reader, SliceReader, Tag, Tagged};
-use x509_cert::Certificate;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use super::{CertName, Digest, FailInfo, MessageType, ScepError, content_of, octets, oid};
+use super::loose::{IssuerAndSerial, SignedData, SignerInfo};
+use super::reply::LooseCertificate;
+use super::{Digest, FailInfo, MessageType, ScepError, content_of, octets, oid};
 
 /// What a reply echoes: the request's transactionID as sent (its ASN.1 type and bytes) and
 /// its senderNonce (the reply's recipientNonce).
@@ -53,8 +53,9 @@ fn bad(reason: impl Into<String>) -> ScepError {
 pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
     let inner = content_of(msg, oid::SIGNED_DATA, "SignedData", FailInfo::BadRequest)?;
     let sd = SignedData::from_ber(&inner).map_err(|e| bad(format!("SignedData: {e}")))?;
-    let si = match sd.signer_infos.0.as_slice() {
-        [si] => si,
+    let signers: Vec<&SignerInfo> = sd.signer_infos.iter().collect();
+    let si = match signers.as_slice() {
+        [si] => *si,
         [] => return Err(bad("no signer")),
         _ => return Err(bad("more than one signer")),
     };
@@ -135,23 +136,10 @@ pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
             return Err(check("the messageDigest is not the content's"));
         }
         let signer_cert = signer_certificate(&sd, si)?;
-        let cert = Certificate::from_der(&signer_cert)
+        let cert = LooseCertificate::from_der(&signer_cert)
             .map_err(|e| bad(format!("the signer's certificate: {e}")))?;
-        let signature = si.signature.as_bytes();
-        // the attributes as received (re-tagged SET OF), else as DER re-encodes them
-        // (sorted): both are the same parsed set, checked against the same key
-        let mut candidates = Vec::with_capacity(2);
-        if let Some(mut raw) = raw_signed_attrs(msg) {
-            raw[0] = 0x31;
-            candidates.push(raw);
-        }
-        if let Ok(der) = attrs.to_der() {
-            candidates.push(der);
-        }
-        if !candidates
-            .iter()
-            .any(|signed| verifies(&cert, digest, signed, signature))
-        {
+        let spki = cert.tbs_certificate().subject_public_key_info();
+        if !signature_verifies(msg, attrs, spki, digest, si.signature.as_bytes()) {
             return Err(check(
                 "the signature does not verify with the signer's certificate",
             ));
@@ -175,31 +163,66 @@ pub fn parse(msg: &[u8]) -> Result<PkiMessage, ScepError> {
     }
 }
 
-/// The certificate the SignerInfo names, from the SignedData's certificates.
-fn signer_certificate(sd: &SignedData, si: &SignerInfo) -> Result<Vec<u8>, ScepError> {
-    let certs: Vec<&Certificate> = sd
-        .certificates
+/// Whether the signature of `msg`'s (only) SignerInfo over its signed attributes verifies
+/// with the key `spki`: over the attributes as received (re-tagged SET OF), else as DER re-encodes
+/// them (sorted); both are the same parsed set, checked against the same key. For requests
+/// (`parse`) and for the replies a client reads (`request::read_reply`).
+pub(super) fn signature_verifies(
+    msg: &[u8],
+    attrs: &cms::signed_data::SignedAttributes,
+    spki: &SubjectPublicKeyInfoOwned,
+    digest: Digest,
+    signature: &[u8],
+) -> bool {
+    let mut candidates = Vec::with_capacity(2);
+    if let Some(mut raw) = raw_signed_attrs(msg) {
+        raw[0] = 0x31;
+        candidates.push(raw);
+    }
+    if let Ok(der) = attrs.to_der() {
+        candidates.push(der);
+    }
+    candidates
         .iter()
-        .flat_map(|set| set.0.iter())
-        .filter_map(|c| match c {
-            CertificateChoices::Certificate(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let name = match &si.sid {
-        SignerIdentifier::IssuerAndSerialNumber(ias) => CertName::IssuerAndSerial(ias),
-        SignerIdentifier::SubjectKeyIdentifier(ski) => CertName::SubjectKeyId(ski.0.as_bytes()),
-    };
-    let found = certs.iter().find(|c| name.names(c));
-    let cert = found.ok_or_else(|| bad("the signer's certificate is not in the message"))?;
-    cert.to_der()
-        .map_err(|e| bad(format!("the signer's certificate: {e}")))
+        .any(|signed| verifies(spki, digest, signed, signature))
 }
 
-/// Whether `sig` over `signed` verifies with the certificate's RSA or EC key.
-fn verifies(cert: &Certificate, digest: Digest, signed: &[u8], sig: &[u8]) -> bool {
+/// The certificate the SignerInfo names, from the SignedData's certificates (DER).
+fn signer_certificate(sd: &SignedData, si: &SignerInfo) -> Result<Vec<u8>, ScepError> {
+    let by_name = match si.sid.tag() {
+        Tag::Sequence => Some(
+            si.sid
+                .decode_as::<IssuerAndSerial>()
+                .map_err(|e| bad(format!("the signer's identifier: {e}")))?,
+        ),
+        _ => None,
+    };
+    let found = sd
+        .certificates
+        .iter()
+        .flat_map(|set| set.iter())
+        .filter(|c| c.tag() == Tag::Sequence)
+        .filter_map(|c| c.to_der().ok())
+        .find(|der| {
+            let Ok(cert) = LooseCertificate::from_der(der) else {
+                return false;
+            };
+            let tbs = cert.tbs_certificate();
+            match &by_name {
+                Some(ias) => {
+                    tbs.issuer() == &ias.issuer
+                        && tbs.serial_number().as_bytes() == ias.serial.as_bytes()
+                }
+                // [0] SubjectKeyIdentifier: the OCTET STRING's content, implicitly tagged
+                None => super::subject_key_id_of(tbs).is_some_and(|k| k == si.sid.value()),
+            }
+        });
+    found.ok_or_else(|| bad("the signer's certificate is not in the message"))
+}
+
+/// Whether `sig` over `signed` verifies with this RSA or EC key.
+fn verifies(spki: &SubjectPublicKeyInfoOwned, digest: Digest, signed: &[u8], sig: &[u8]) -> bool {
     use aws_lc_rs::signature as s;
-    let spki = cert.tbs_certificate().subject_public_key_info();
     let key = spki.subject_public_key.raw_bytes();
     let alg: &dyn s::VerificationAlgorithm = if spki.algorithm.oid == oid::RSA_ENCRYPTION {
         match digest {

@@ -8,12 +8,15 @@
 //! and single DES (micromdm's scepclient 2.1.0, Debian's `scep` package).
 
 pub mod envelope;
+mod loose;
 pub mod message;
 pub mod reply;
+pub mod request;
 
 pub use envelope::{RecipientKey, open};
 pub use message::{Echo, PkiMessage, parse};
 pub use reply::{Payload, Signer, Status, can_encrypt_to, cert_rep};
+pub use request::{CaCerts, Reply, RequestError, Requester, Sent, read_reply};
 
 use der::asn1::ObjectIdentifier;
 
@@ -197,13 +200,16 @@ impl CertName<'_> {
 
 /// A certificate's Subject Key Identifier.
 fn subject_key_id(c: &x509_cert::Certificate) -> Option<Vec<u8>> {
+    subject_key_id_of(c.tbs_certificate())
+}
+
+/// The Subject Key Identifier of a TBSCertificate of any profile.
+fn subject_key_id_of<P: x509_cert::certificate::Profile>(
+    tbs: &x509_cert::certificate::TbsCertificateInner<P>,
+) -> Option<Vec<u8>> {
     use der::Decode;
     const SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
-    let ext = c
-        .tbs_certificate()
-        .extensions()?
-        .iter()
-        .find(|e| e.extn_id == SKI)?;
+    let ext = tbs.extensions()?.iter().find(|e| e.extn_id == SKI)?;
     der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
         .ok()
         .map(|o| o.as_bytes().to_vec())

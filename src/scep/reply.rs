@@ -10,15 +10,12 @@
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
-};
+use cms::enveloped_data::EncryptedContentInfo;
 use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use der::asn1::{OctetString, PrintableString, SetOfVec};
-use der::{Any, Decode, Encode};
+use der::{Any, Decode, Encode, Tag};
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::spki::AlgorithmIdentifierOwned;
@@ -71,10 +68,25 @@ fn internal(e: impl std::fmt::Display) -> ReplyError {
     ReplyError(e.to_string())
 }
 
+/// A certificate as clients send it: serial numbers longer than RFC 5280's 20 bytes too
+/// (certmonger's self-signed request certificates carry 32).
+pub type LooseCertificate = x509_cert::certificate::CertificateInner<Loose>;
+
+/// x509-cert's profile without the serial number's length limit (its own `Raw` is behind
+/// the `hazmat` feature, which turns off more).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Copy, Clone, Default)]
+pub struct Loose;
+
+impl x509_cert::certificate::Profile for Loose {
+    fn check_serial_number(_: &x509_cert::serial_number::SerialNumber<Self>) -> der::Result<()> {
+        Ok(())
+    }
+}
+
 /// Whether a reply can be enveloped for this certificate's key (RSA, 2048 bits or more):
 /// asked before issuing, so that nothing is issued that cannot be delivered.
 pub fn can_encrypt_to(cert_der: &[u8]) -> bool {
-    Certificate::from_der(cert_der)
+    LooseCertificate::from_der(cert_der)
         .ok()
         .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
         .and_then(|spki| aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).ok())
@@ -290,7 +302,7 @@ const SHA_256: der::asn1::ObjectIdentifier =
 /// `plain` enveloped (EnvelopedData in a ContentInfo, DER) for `recipient`'s RSA key
 /// (a DER certificate) with `cipher`, the content key by PKCS#1 v1.5 key transport.
 pub fn envelope_to(plain: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec<u8>, ReplyError> {
-    let recipient = Certificate::from_der(recipient).map_err(internal)?;
+    let recipient = LooseCertificate::from_der(recipient).map_err(internal)?;
     let cek = zeroize::Zeroizing::new(random(cipher.key_len())?);
     let (iv, ciphertext) = cipher
         .encrypt(&cek, plain)
@@ -309,36 +321,60 @@ pub fn envelope_to(plain: &[u8], recipient: &[u8], cipher: Cipher) -> Result<Vec
         .encrypt(&cek, &mut wrapped)
         .map_err(|_| internal("key transport"))?
         .to_vec();
-    let mut recipients = SetOfVec::new();
-    recipients
-        .insert(RecipientInfo::Ktri(KeyTransRecipientInfo {
-            version: CmsVersion::V0,
-            rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(&recipient)),
-            key_enc_alg: AlgorithmIdentifierOwned {
+    // written out by hand: cms's types hold RFC 5280 serial numbers only, and the
+    // recipient's (a client's self-signed certificate) may be longer
+    let tbs = recipient.tbs_certificate();
+    let rid = tlv(
+        Tag::Sequence,
+        &[
+            tbs.issuer().to_der().map_err(internal)?,
+            tlv(Tag::Integer, tbs.serial_number().as_bytes())?,
+        ]
+        .concat(),
+    )?;
+    let ktri = tlv(
+        Tag::Sequence,
+        &[
+            tlv(Tag::Integer, &[0])?,
+            rid,
+            AlgorithmIdentifierOwned {
                 oid: oid::RSA_ENCRYPTION,
                 parameters: Some(Any::null()),
-            },
-            enc_key: OctetString::new(wrapped).map_err(internal)?,
-        }))
-        .map_err(internal)?;
-    let ed = EnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(recipients),
-        encrypted_content: EncryptedContentInfo {
-            content_type: oid::DATA,
-            content_enc_alg: AlgorithmIdentifierOwned {
-                oid: cipher.oid(),
-                parameters: Some(octets(&iv)?),
-            },
-            encrypted_content: Some(OctetString::new(ciphertext).map_err(internal)?),
+            }
+            .to_der()
+            .map_err(internal)?,
+            tlv(Tag::OctetString, &wrapped)?,
+        ]
+        .concat(),
+    )?;
+    let eci = EncryptedContentInfo {
+        content_type: oid::DATA,
+        content_enc_alg: AlgorithmIdentifierOwned {
+            oid: cipher.oid(),
+            parameters: Some(octets(&iv)?),
         },
-        unprotected_attrs: None,
-    };
+        encrypted_content: Some(OctetString::new(ciphertext).map_err(internal)?),
+    }
+    .to_der()
+    .map_err(internal)?;
+    let ed = tlv(
+        Tag::Sequence,
+        &[tlv(Tag::Integer, &[0])?, tlv(Tag::Set, &ktri)?, eci].concat(),
+    )?;
+    let ed = Any::from_der(&ed).map_err(internal)?;
     ContentInfo {
         content_type: oid::ENVELOPED_DATA,
-        content: Any::encode_from(&ed).map_err(internal)?,
+        content: ed,
     }
     .to_der()
     .map_err(internal)
+}
+
+/// One DER TLV.
+fn tlv(tag: Tag, content: &[u8]) -> Result<Vec<u8>, ReplyError> {
+    let mut out = der::Header::new(tag, der::Length::try_from(content.len()).map_err(internal)?)
+        .to_der()
+        .map_err(internal)?;
+    out.extend_from_slice(content);
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! audit log. SQLite (one file, WAL) is the default implementation.
 
 mod rows;
+pub mod scep;
 #[macro_use]
 mod sql;
 mod pg;
@@ -9,6 +10,7 @@ mod sqlite;
 
 pub use crate::model::timestamp;
 pub use pg::PgStore;
+pub use scep::{ChallengeRecord, ScepStore, TransactionRecord};
 pub use sqlite::{SqliteStore, Synchronous};
 
 use async_trait::async_trait;
@@ -321,7 +323,7 @@ pub struct JobCounts {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: scep::ScepStore + Send + Sync {
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Adds a user; `Duplicate` when the name is taken.
     async fn add_user(

@@ -669,7 +669,7 @@ impl Store for $store {
         let rows = sqlx::query(
             "SELECT at, request_id, operation, label, principal, peer, outcome, status, reason, serial
              FROM (SELECT * FROM audit_events
-                   WHERE at >= $1 AND ($2 IS NULL OR principal = $3) AND ($4 = 0 OR status >= 400)
+                   WHERE at >= $1 AND ($2 IS NULL OR principal = $3) AND ($4 = 0 OR status >= 400 OR outcome = 'error')
                    ORDER BY id DESC LIMIT $5) AS recent
              ORDER BY id",
         )
@@ -798,6 +798,7 @@ impl Store for $store {
 
 super::rows::sql_rows!($row);
 
+        super::scep::scep_sql!($store, $row);
     };
 }
 

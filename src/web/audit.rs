@@ -102,9 +102,11 @@ pub async fn audit_layer(
     // Unauthenticated failures (no or wrong credentials, unknown paths, throttled) are
     // recorded one by one up to a rate per address; beyond it they are counted (metrics,
     // the log line above) and summed up in one row the next minute.
-    let unauthenticated = status.is_client_error()
+    let failed = note.as_ref().is_some_and(|n| n.failed);
+    let unauthenticated = (status.is_client_error()
         && (matches!(status.as_u16(), 401 | 404 | 429)
-            || note.as_ref().is_none_or(|n| n.principal.is_none()));
+            || note.as_ref().is_none_or(|n| n.principal.is_none())))
+        || (failed && note.as_ref().is_some_and(|n| n.principal.is_none()));
     let mut summary = None;
     if unauthenticated {
         match state.audit_limiter.admit(&peer) {
@@ -150,7 +152,12 @@ pub async fn audit_layer(
                 .principal
                 .map(|p| printable(truncate(&p, 64)).into_owned()),
             peer,
-            outcome: if status.is_success() { "ok" } else { "error" }.into(),
+            outcome: if status.is_success() && !n.failed {
+                "ok"
+            } else {
+                "error"
+            }
+            .into(),
             status: status.as_u16(),
             reason: n.reason.map(|r| printable(truncate(&r, 1000)).into_owned()),
             serial: n.serial,

@@ -44,6 +44,8 @@ pub struct AppState {
     pub jobs: Arc<crate::jobs::JobService>,
     /// Revocation, the CRL and OCSP (when `revocation.listen` is set).
     pub revocation: Option<Arc<crate::revocation::RevocationService>>,
+    /// SCEP (none: not served, 404).
+    pub scep: Option<Arc<crate::service::scep::ScepService>>,
 }
 
 /// What a handler learned, for the audit layer (a response extension).
@@ -56,6 +58,9 @@ pub struct AuditNote {
     pub serial: Option<String>,
     /// The enrollment service already wrote the audit row (with the certificate).
     pub recorded: bool,
+    /// Refused although the HTTP status is 200 (a SCEP FAILURE: its status is in the
+    /// message): audited as an error.
+    pub failed: bool,
 }
 
 /// The id of one request, echoed in `X-Request-Id`.

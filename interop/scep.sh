@@ -20,6 +20,9 @@ validity_days = 30
 cn_must_match_user = false
 scep_challenge = "Static-Profile-Secret-1"
 allowed_rdns = ["O", "OU", "C", "ST", "L"]
+san_style = "dns"
+san_optional = true
+dns_names = ["%cn%.example.com"]
 TOML
 cat >"$WORK/templates/scepman.toml" <<'TOML'
 name = "scepman"
@@ -115,6 +118,56 @@ for _ in $(seq 1 20); do
 done
 [ -s "$CM/out/r4.pem" ] && openssl x509 -in "$CM/out/r4.pem" -noout -subject | grep -q "CN = cm-pending" \
   && pass "certmonger: after approval, the poll (CertPoll) gets the certificate" || fail "certmonger pending then approved" "$(getcert list -i r4 2>&1 | grep -E 'status|ca-error')"
+
+echo "-- estd client scep: every operation"
+C="$ESTD_BIN client scep"
+FP=$(openssl x509 -in "$ESTD_DATA_DIR/certs/issuing-ca.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g')
+$C caps --url "$SCEP" 2>/dev/null | grep -qx SCEPStandard && pass "client scep caps" || fail "client scep caps"
+rc=0; $C cacert --url "$SCEP" --out scep-ca.pem >/dev/null 2>&1 || rc=$?
+[ "$rc" = 3 ] && [ ! -s scep-ca.pem ] && pass "client scep cacert over plain HTTP without a fingerprint: not trusted (exit 3), nothing saved" || fail "client scep cacert untrusted" "rc $rc"
+check "client scep cacert --fingerprint (the issuing CA's SHA-256)" $C cacert --url "$SCEP" --out scep-ca.pem --fingerprint "$FP"
+[ "$(grep -c 'BEGIN CERTIFICATE' scep-ca.pem)" = 3 ] && pass "client scep cacert: RA, issuing CA, root saved" || fail "client scep cacert: 3 certificates"
+API="https://localhost:$PORT/api/v1/scep/challenges"
+code=$(curl -s --cacert "$ROOTCA" -u "admin:$PASSWORD" -H 'Content-Type: application/json' -o api.json -w '%{http_code}' \
+  -d '{"template":"scep","cn":"cl-device","san":["dns:cl-device.example.com"],"expires":"2h"}' "$API")
+S=$(sed -n 's/.*"challenge":"\([0-9a-f]*\)".*/\1/p' api.json)
+[ "$code" = 201 ] && [ ${#S} = 32 ] && pass "API: POST /api/v1/scep/challenges (admin) → 201 with the secret, bound to a CN and SAN" || fail "API challenge" "$code $(cat api.json)"
+echo "User-Pass-1234" | $ESTD user add scepuser --group est-users --password-stdin >/dev/null 2>&1
+code=$(curl -s --cacert "$ROOTCA" -u "scepuser:User-Pass-1234" -H 'Content-Type: application/json' -o /dev/null -w '%{http_code}' -d '{"template":"scep"}' "$API")
+[ "$code" = 403 ] && pass "API: a user who is not an administrator cannot issue challenges (403)" || fail "API challenge by a user" "$code"
+curl -s --cacert "$ROOTCA" -u "admin:$PASSWORD" "$API" >list.json
+grep -q '"cn":"cl-device"' list.json && ! grep -q "$S" list.json && pass "API: GET lists the open challenges, never a secret" || fail "API list" "$(head -c 300 list.json)"
+rc=0; $C enroll --url "$SCEP" --cacert scep-ca.pem --cn cl-device --san dns:cl-device.example.com --challenge "$S" --key-out cl.key --out cl.pem >cl.log 2>&1 || rc=$?
+[ "$rc" = 0 ] && openssl verify -CAfile "$ROOTCA" -untrusted "$ESTD_DATA_DIR/certs/issuing-ca.pem" cl.pem >/dev/null 2>&1 \
+  && openssl x509 -in cl.pem -noout -ext subjectAltName | grep -q "DNS:cl-device.example.com" \
+  && pass "client scep enroll (POST, one-time challenge, SAN)" || fail "client scep enroll" "rc $rc: $(tail -2 cl.log)"
+rc=0; $C enroll --url "$SCEP" --cacert scep-ca.pem --cn cl-device --challenge "$S" --key-out clx.key --out clx.pem >clx.log 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q badRequest clx.log && pass "client scep enroll with the used challenge: FAILURE badRequest (exit 1)" || fail "client scep reused challenge" "rc $rc: $(tail -2 clx.log)"
+rc=0; $C renew --url "$SCEP" --cacert scep-ca.pem --cert cl.pem --key cl.key --out cl2.pem >/dev/null 2>&1 || rc=$?
+[ "$rc" = 0 ] && [ "$(openssl x509 -in cl.pem -noout -serial)" != "$(openssl x509 -in cl2.pem -noout -serial)" ] \
+  && pass "client scep renew (RenewalReq, same key)" || fail "client scep renew" "rc $rc"
+rc=0; $C renew --url "$SCEP" --cacert scep-ca.pem --cert cl2.pem --key cl.key --key-out cl3.key --out cl3.pem --pkcsreq >/dev/null 2>&1 || rc=$?
+[ "$rc" = 0 ] && [ "$(openssl x509 -in cl3.pem -noout -pubkey)" = "$(openssl pkey -in cl3.key -pubout)" ] \
+  && pass "client scep renew --pkcsreq with a new key (as certmonger renews)" || fail "client scep renew --pkcsreq" "rc $rc"
+SERIAL=$(openssl x509 -in cl.pem -noout -serial | sed 's/.*=//')
+rc=0; $C getcert --url "$SCEP" --cacert scep-ca.pem --cert cl3.pem --key cl3.key --serial "$SERIAL" --out got.pem >/dev/null 2>&1 || rc=$?
+[ "$rc" = 0 ] && cmp -s <(openssl x509 -in got.pem -outform DER) <(openssl x509 -in cl.pem -outform DER) \
+  && pass "client scep getcert: its own earlier certificate by serial" || fail "client scep getcert" "rc $rc"
+MM=$(openssl x509 -in "$CM/out/r1.pem" -noout -serial | sed 's/.*=//')
+rc=0; $C getcert --url "$SCEP" --cacert scep-ca.pem --cert cl3.pem --key cl3.key --serial "$MM" --out other.pem >other.log 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q badCertId other.log && pass "client scep getcert: another requester's certificate → badCertId" || fail "client scep getcert of another's" "rc $rc: $(tail -1 other.log)"
+rc=0; $C getcrl --url "$SCEP" --cacert scep-ca.pem --cert cl3.pem --key cl3.key --out crl.der >/dev/null 2>&1 || rc=$?
+{ openssl crl -in crl.der -inform DER -noout -CAfile "$ESTD_DATA_DIR/certs/issuing-ca.pem" 2>&1 || openssl crl -in crl.der -noout -CAfile "$ESTD_DATA_DIR/certs/issuing-ca.pem" 2>&1; } | grep -q "verify OK" \
+  && [ "$rc" = 0 ] && pass "client scep getcrl: the CRL, signed by the issuing CA" || fail "client scep getcrl" "rc $rc"
+S=$($ESTD scep challenge --template scepman --cn cl-pending 2>/dev/null)
+rc=0; $C enroll --url "http://127.0.0.1:$SPORT/scep/scepman" --cacert scep-ca.pem --cn cl-pending --challenge "$S" --key-out clp.key --out clp.pem >clp.log 2>&1 || rc=$?
+[ "$rc" = 4 ] && grep -q "PENDING" clp.log && pass "client scep enroll on a manual template: PENDING (exit 4)" || fail "client scep pending" "rc $rc: $(tail -2 clp.log)"
+ID=$($ESTD pending list 2>/dev/null | awk -F'\t' '$3 == "scepman" && $5 ~ /cl-pending/ {print $1}' | tail -1)
+[ -z "$ID" ] && ID=$($ESTD pending list 2>/dev/null | awk -F'\t' '$3 == "scepman" {print $1}' | tail -1)
+check "estd pending approve $ID (the client's request)" $ESTD pending approve "$ID"
+rc=0; $C poll --url "http://127.0.0.1:$SPORT/scep/scepman" --cacert scep-ca.pem --key clp.key --cn cl-pending --out clp.pem >/dev/null 2>&1 || rc=$?
+[ "$rc" = 0 ] && openssl x509 -in clp.pem -noout -subject | grep -q "CN = cl-pending" \
+  && pass "client scep poll (CertPoll) after approval: the certificate" || fail "client scep poll" "rc $rc"
 
 echo "-- metrics"
 curl -s "http://127.0.0.1:$MPORT/metrics" >metrics.txt

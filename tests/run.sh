@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests (cargo nextest, or cargo test when nextest
-# is missing), the interop scripts with real clients (curl, openssl, estd client, and libest's
-# client and server, built once into target/libest), the README's walkthrough as written
+# is missing), the interop scripts with real clients (curl, openssl, estd client, certmonger
+# and scepclient for SCEP, and libest's client and server, built once into target/libest), the README's walkthrough as written
 # (tests/readme.sh), and the portal in a real
 # browser (Debian's Chromium driven by playwright-core). Installs what it needs when missing.
 set -euo pipefail
@@ -21,6 +21,11 @@ command -v pg_config >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
 # SoftHSM2 (a PKCS#11 token in a temporary directory) and pkcs11-tool for tests/hsm.rs
 [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
+# SCEP clients for interop/scep.sh: certmonger (getcert) and micromdm's scepclient; sqlite3
+# to read the audit rows
+command -v certmonger >/dev/null && command -v getcert >/dev/null || need_apt+=(certmonger)
+command -v scepclient >/dev/null || need_apt+=(scep)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -45,6 +50,10 @@ bash interop/estd-client.sh
 echo
 echo "== interop: every key in a PKCS#11 token (SoftHSM2): EST, revocation, bulk, the token lost and back"
 bash interop/hsm.sh
+
+echo
+echo "== interop: SCEP with certmonger, estd client scep and micromdm's scepclient"
+bash interop/scep.sh
 
 echo
 echo "== interop: libest (cisco/libest's estclient and estserver) and estd, both directions"

@@ -5,6 +5,7 @@
 
 pub mod bulk;
 pub mod certs;
+mod challenges;
 mod error;
 mod est;
 pub mod health;
@@ -53,6 +54,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route(
             "/api/v1/certificates/csr",
             axum::routing::post(json::certificates_csr),
+        )
+        .route(
+            "/api/v1/scep/challenges",
+            axum::routing::post(challenges::issue).get(challenges::list),
+        )
+        .route(
+            "/api/v1/scep/challenges/{id}/revoke",
+            axum::routing::post(challenges::revoke),
         )
         .route(
             "/api/v1/test-certificate",

@@ -1181,3 +1181,116 @@ async fn the_bare_host_leads_to_the_portal() {
     assert_eq!(r.status(), 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn scep_challenges_page_issues_shows_once_and_withdraws() {
+    let mut s = setup().await;
+    // a user who is not an administrator: no page, no challenge
+    let mut joe = Browser::new(&s);
+    joe.login("joe", "Joe-password-1").await;
+    let (status, html) = joe.get("/portal/scep").await;
+    assert_eq!(status, 403);
+    assert!(html.contains("Only administrators issue SCEP challenges"));
+    let (_, page) = joe.get("/portal/single").await;
+    assert!(!page.contains("/portal/scep"), "no menu entry for a user");
+    let csrf = csrf_in(&page);
+    let r = joe
+        .post(
+            "/portal/scep",
+            &[
+                ("csrf", &csrf),
+                ("template", "mdm"),
+                ("cn", "x"),
+                ("expires", "1h"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+
+    let mut admin = Browser::new(&s);
+    admin.login("admin", &s.admin_password).await;
+    let (status, html) = admin.get("/portal/scep").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No open challenges."));
+    let csrf = csrf_in(&html);
+    // without the CSRF token: refused, nothing issued
+    let r = admin
+        .post("/portal/scep", &[("template", "mdm"), ("expires", "1h")])
+        .await;
+    assert_eq!(r.status(), 403);
+    // the default template wants the CN to match a user: a challenge must name one
+    let r = admin
+        .post(
+            "/portal/scep",
+            &[("csrf", &csrf), ("template", "default"), ("expires", "1h")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(alert(&r.text().await.unwrap()).contains("bind the challenge to a CN"));
+    let r = admin
+        .post(
+            "/portal/scep",
+            &[
+                ("csrf", &csrf),
+                ("template", "mdm"),
+                ("cn", "phone-7"),
+                ("san", "dns:phone-7.example.com"),
+                ("expires", "2h"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let secret = html
+        .split("id=\"challenge-secret\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(secret.len(), 32, "{html}");
+    assert!(html.contains("phone-7"), "listed as open");
+    // shown once: the list never carries it, nor the store, nor the audit
+    let (_, again) = admin.get("/portal/scep").await;
+    assert!(!again.contains(&secret));
+    let now = estd::model::timestamp(std::time::SystemTime::now());
+    let open = s
+        .state()
+        .store
+        .list_challenges(&now, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_ne!(open[0].secret_hash, secret);
+    assert_eq!(open[0].cn.as_deref(), Some("phone-7"));
+    assert_eq!(open[0].san.as_deref(), Some("DNS:phone-7.example.com"));
+    assert_eq!(open[0].created_by, "admin");
+    let audit = s.state().store.recent_audit(20).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|a| a.operation == "scep-challenge" && a.outcome == "ok")
+        .expect("audited");
+    assert_eq!(
+        row.reason.as_deref(),
+        Some(format!("challenge {} issued", open[0].id).as_str())
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|a| !a.reason.as_deref().unwrap_or("").contains(&secret))
+    );
+    // withdrawn: gone from the open list; a second time: 404
+    let path = format!("/portal/scep/{}/revoke", open[0].id);
+    let r = admin.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        s.state()
+            .store
+            .list_challenges(&now, true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = admin.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}

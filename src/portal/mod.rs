@@ -8,6 +8,7 @@ mod bulk;
 mod forms;
 mod pages;
 mod records;
+mod scep;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use bulk::*;
 use forms::*;
 use pages::{CertForm, Errors, RequestFilter, TestForm, Viewer};
 use records::*;
+use scep::*;
 
 /// What a user outside the portal's identity group is told.
 pub const NOT_A_MEMBER: &str = "Your account may not use the Certificate provisioning portal: it must belong to the identity group configured by your administrator. Contact your administrator for support.";
@@ -56,6 +58,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/portal/certificates/{serial}/revoke",
             post(certificate_revoke),
         )
+        .route("/portal/scep", get(scep_page).post(scep_submit))
+        .route("/portal/scep/{id}/revoke", post(scep_revoke))
         .route("/portal/bulk.js", get(bulk_js))
         .route("/portal/bulk/status", get(bulk_status))
         .route("/portal/bulk/{id}/cancel", post(bulk_cancel))

@@ -41,7 +41,7 @@ pub fn requests(
                     thead { tr { th { "Time (UTC)" } th { "Request ID" } th { "Operation" } th { "Template" } th { "User" } th { "Status" } th { "Reason or serial" } } }
                     tbody {
                         @for e in events.iter().rev() {
-                            tr.failed[e.status >= 400] {
+                            tr.failed[e.status >= 400 || e.outcome == "error"] {
                                 td { (e.at.get(..19).unwrap_or(&e.at).replace('T', " ")) }
                                 td { code { (e.request_id) } }
                                 // (HTML-escaped by maud; control characters shown as \u{…})

@@ -8,10 +8,12 @@ use crate::pack::{Format, PasswordRule};
 mod bulk;
 mod forms;
 mod lists;
+mod scep;
 
 pub use bulk::*;
 pub use forms::*;
 pub use lists::*;
+pub use scep::*;
 
 pub const STYLE: &str = r#"
 *{box-sizing:border-box}
@@ -104,6 +106,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                                     a href="/portal/test" { "request a test certificate (MDM connector)" }
                                     a href="/portal/requests" { @if v.admin { "see recent requests" } @else { "see my recent requests" } }
                                     a href="/portal/certificates" { @if v.admin { "see and revoke certificates" } @else { "see and revoke my certificates" } }
+                                    @if v.admin { a href="/portal/scep" { "issue SCEP challenges" } }
                                 }
                             }
                             details.menu.account {

@@ -1,0 +1,222 @@
+//! SCEP challenges in the portal, for administrators (the same service as `estd scep
+//! challenge` and the JSON API).
+
+use super::*;
+use crate::service::scep::challenge::{self, ChallengeError, NewChallenge};
+use pages::{ChallengeForm, Shown};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct IssueForm {
+    csrf: String,
+    template: String,
+    cn: String,
+    san: String,
+    expires: String,
+}
+
+fn scep_templates(state: &AppState) -> Vec<(String, String)> {
+    state
+        .templates
+        .iter()
+        .filter(|t| t.scep)
+        .map(|t| (t.name.clone(), t.description.clone()))
+        .collect()
+}
+
+/// The page with the open challenges; `shown` after one was issued.
+async fn view(
+    state: &AppState,
+    s: &session::Session,
+    status: StatusCode,
+    form: &ChallengeForm,
+    errors: &Errors,
+    shown: Option<&Shown<'_>>,
+) -> Response {
+    let now = crate::model::timestamp(std::time::SystemTime::now());
+    let open = match state.store.list_challenges(&now, true, 500).await {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    page(
+        status,
+        pages::scep_challenges(
+            &viewer(state, s),
+            &scep_templates(state),
+            form,
+            errors,
+            shown,
+            &open,
+        ),
+    )
+}
+
+/// The signed-in administrator, or the answer to give instead.
+async fn admin_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<session::Session, Response> {
+    let s = require_session(state, headers).await?;
+    if !state.enroll.is_admin(&s.principal) {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "SCEP challenges",
+                Some(&viewer(state, &s)),
+                "Only administrators issue SCEP challenges.",
+                Some(("/portal/", "Back to the portal")),
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+pub(super) async fn scep_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let s = match admin_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form = ChallengeForm {
+        expires: "24h".into(),
+        ..ChallengeForm::default()
+    };
+    view(&state, &s, StatusCode::OK, &form, &Vec::new(), None).await
+}
+
+pub(super) async fn scep_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<IssueForm>,
+) -> Response {
+    let s = match admin_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = form_note("scep-challenge", &s, &f.template);
+    let form = ChallengeForm {
+        template: f.template.clone(),
+        cn: f.cn.clone(),
+        san: f.san.clone(),
+        expires: f.expires.clone(),
+    };
+    if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        let resp = view(
+            &state,
+            &s,
+            StatusCode::FORBIDDEN,
+            &form,
+            &expired_errors(),
+            None,
+        )
+        .await;
+        return with_note(resp, note);
+    }
+    let refuse = |field: &'static str, m: String| (StatusCode::BAD_REQUEST, vec![(field, m)]);
+    let result = async {
+        let t = state
+            .templates
+            .get(Some(&f.template))
+            .ok_or_else(|| refuse("template", "Choose a template from the list.".into()))?;
+        let lifetime = crate::model::parse_since(if f.expires.trim().is_empty() {
+            "24h"
+        } else {
+            &f.expires
+        })
+        .map_err(|m| refuse("expires", format!("Valid for: {m}")))?;
+        let san: Vec<String> = f
+            .san
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect();
+        challenge::issue(
+            state.store.as_ref(),
+            &t,
+            NewChallenge {
+                template: t.name.clone(),
+                cn: Some(f.cn.clone()),
+                san,
+                lifetime: Some(lifetime),
+                created_by: s.principal.name.clone(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ChallengeError::Invalid(m) => refuse("general", m),
+            ChallengeError::Store(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![("general", format!("The store is unavailable: {e}"))],
+            ),
+        })
+    }
+    .await;
+    match result {
+        Ok(issued) => {
+            note.reason = Some(format!("challenge {} issued", issued.id));
+            let shown = Shown {
+                id: issued.id,
+                secret: issued.secret.as_str(),
+                template: &f.template,
+                expires_at: &issued.expires_at,
+            };
+            let form = ChallengeForm {
+                template: f.template.clone(),
+                expires: f.expires.clone(),
+                ..ChallengeForm::default()
+            };
+            let resp = view(&state, &s, StatusCode::OK, &form, &Vec::new(), Some(&shown)).await;
+            with_note(resp, note)
+        }
+        Err((status, errors)) => {
+            note.reason = errors.first().map(|(_, m)| m.clone());
+            let resp = view(&state, &s, status, &form, &errors, None).await;
+            with_note(resp, note)
+        }
+    }
+}
+
+pub(super) async fn scep_revoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match admin_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = form_note("scep-challenge-revoke", &s, "");
+    note.label = None;
+    note.reason = Some(format!("challenge {id}"));
+    let form = ChallengeForm {
+        expires: "24h".into(),
+        ..ChallengeForm::default()
+    };
+    if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
+        note.reason = Some("form without a valid CSRF token".into());
+        let resp = view(
+            &state,
+            &s,
+            StatusCode::FORBIDDEN,
+            &form,
+            &expired_errors(),
+            None,
+        )
+        .await;
+        return with_note(resp, note);
+    }
+    match state.store.revoke_challenge(id).await {
+        Ok(true) => {
+            tracing::info!(challenge = id, by = %s.principal.name, "SCEP challenge withdrawn");
+            with_note(redirect("/portal/scep"), note)
+        }
+        Ok(false) => {
+            let errors = vec![("general", format!("There is no unused challenge {id}."))];
+            let resp = view(&state, &s, StatusCode::NOT_FOUND, &form, &errors, None).await;
+            with_note(resp, note)
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -186,6 +186,19 @@ async fn pki_operation(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             Ok(resp)
         }
+        Err(Refusal::Throttled { retry_after }) => {
+            note.reason = Some(format!(
+                "too many wrong challenges; retry after {retry_after} s"
+            ));
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many wrong challenge passwords; try again in {retry_after} seconds\n"),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            Ok(resp)
+        }
         Err(Refusal::Internal(detail)) => Err(EstError::Internal {
             public: "internal error answering the SCEP message".into(),
             detail,

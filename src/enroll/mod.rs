@@ -269,6 +269,11 @@ impl EnrollService {
         self
     }
 
+    /// The failed-log-in throttle (SCEP challenges count as log-ins).
+    pub fn throttle(&self) -> &auth::Throttle {
+        &self.throttle
+    }
+
     /// The bound on heavy work (key generation, packaging) the HTTP layers run through.
     pub fn work(&self) -> &Arc<crate::gate::Gate> {
         &self.work

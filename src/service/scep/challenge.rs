@@ -128,8 +128,31 @@ pub async fn issue(
 /// Checks a PKCSReq's challenge password: the principal it stands for, and the template
 /// to apply when it differs from `template` (a challenge bound to a CN is that CN's
 /// permission: the CN-must-match-user rule is met by the binding). A one-time challenge is
-/// used up here, by `txid`.
+/// used up here, by `txid`. Wrong challenges count as failed log-ins of the user
+/// `scep:<template>` from `peer` (`auth::throttle`): a guesser is slowed (429).
 pub(super) async fn check(
+    store: &dyn Store,
+    throttle: &crate::auth::Throttle,
+    peer: &str,
+    template: &Template,
+    csr: &Csr,
+    txid: &str,
+) -> Result<Result<(Principal, Option<Template>), Fail>, super::Refusal> {
+    let user = format!("scep:{}", template.name);
+    if let Some(retry_after) = throttle.take_check(&user, peer) {
+        tracing::warn!(%peer, template = %template.name, retry_after, "slowed: repeated wrong SCEP challenges from this address");
+        return Err(super::Refusal::Throttled { retry_after });
+    }
+    let checked = check_challenge(store, template, csr, txid)
+        .await
+        .map_err(super::unavailable)?;
+    if checked.is_err() {
+        throttle.failed(&user, peer);
+    }
+    Ok(checked)
+}
+
+async fn check_challenge(
     store: &dyn Store,
     template: &Template,
     csr: &Csr,

@@ -43,6 +43,9 @@ pub enum Refusal {
     /// 503: the store or the bound on heavy work; the client may send it again.
     #[error("{reason}")]
     Unavailable { reason: String, retry_after: u64 },
+    /// 429: too many wrong challenges from this address lately.
+    #[error("Too many wrong challenge passwords; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -293,9 +296,15 @@ impl ScepService {
                 Err(e) => return Ok(refused(e)?.into()),
             }
         } else {
-            match challenge::check(self.store.as_ref(), template, &csr, &msg.transaction_id)
-                .await
-                .map_err(unavailable)?
+            match challenge::check(
+                self.store.as_ref(),
+                self.enroll.throttle(),
+                &meta.peer,
+                template,
+                &csr,
+                &msg.transaction_id,
+            )
+            .await?
             {
                 Ok(passed) => passed,
                 Err(f) => return Ok(f.into()),

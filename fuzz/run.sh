@@ -3,12 +3,12 @@
 # cargo-fuzz: `rustup toolchain install nightly; cargo install cargo-fuzz`). Crashes land in
 # fuzz/artifacts/TARGET/; each one becomes a regression test in the crate's test suite.
 # Targets: est_body csr_policy csv multipart basic_auth client_answers portal_forms ocsp_request
-# scep_message (seeded from ../tests/fixtures/scep/*.der)
+# scep_message scep_reply (seeded from ../tests/fixtures/scep/*.der)
 set -eu
 cd "$(dirname "$0")"
 target=${1:?target}; secs=${2:-600}
 mkdir -p "corpus/$target"
-[ "$target" = scep_message ] && cp ../tests/fixtures/scep/*.der "corpus/$target/"
+case "$target" in scep_*) cp ../tests/fixtures/scep/*.der "corpus/$target/" ;; esac
 # portal_forms keeps a whole server in the process: LeakSanitizer's scan of its heap at every
 # new input would cost more than the inputs (the server's caches are not leaks)
 extra=()

@@ -50,6 +50,9 @@ pub trait ScepStore: Send + Sync {
     /// Marks the challenge used by `txid` at `at`, if it is still unused: false when another
     /// request used it first (the one that gets `true` may go on).
     async fn use_challenge(&self, id: i64, at: &str, txid: &str) -> Result<bool, StoreError>;
+    /// Makes a challenge used by `txid` unused again (its request was refused); false when
+    /// it was not used by that transaction.
+    async fn release_challenge(&self, id: i64, txid: &str) -> Result<bool, StoreError>;
     /// Challenges newest first; with `open_only`, the unused and unexpired ones (as of `now`).
     async fn list_challenges(
         &self,
@@ -153,6 +156,17 @@ macro_rules! scep_sql {
                 .bind(at)
                 .bind(txid)
                 .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_challenge(&self, id: i64, txid: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE scep_challenges SET used_at = NULL, used_by = NULL WHERE id = $1 AND used_by = $2",
+                )
+                .bind(id)
+                .bind(txid)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -260,29 +260,28 @@ impl ScepService {
             )
             .into());
         }
-        // the transaction: a transactionID stays bound to its first key (only a renewal,
-        // signed by a current certificate, starts over under an old one); a request sent
-        // again after its answer was lost gets the same certificate
+        // the transaction: a transactionID stays bound to its first key; only a renewal of
+        // the device it issued to starts it over (certmonger renews under its first
+        // transactionID, with a new key or the same). A request sent again after its answer
+        // was lost gets the same certificate.
         let known = self
             .store
             .find_transaction(&template.name, &msg.transaction_id)
             .await
             .map_err(unavailable)?;
         if let Some(t) = &known {
+            let signer_serial =
+                crate::est::hex(signer.tbs_certificate().serial_number().as_bytes());
             if t.key_fingerprint == fingerprint {
-                // a renewal of the very certificate this transaction issued starts it over
-                let renews_its_own = renewal
-                    && t.serial.as_deref()
-                        == Some(
-                            crate::est::hex(signer.tbs_certificate().serial_number().as_bytes())
-                                .as_str(),
-                        );
-                if !renews_its_own
+                // the same key: the request again (its answer lost) unless it renews the
+                // very certificate this transaction issued
+                let renews_that = renewal && t.serial.as_deref() == Some(signer_serial.as_str());
+                if !renews_that
                     && let Some(done) = self.finished(meta, template, t, msg, cipher, audit).await?
                 {
                     return Ok(done);
                 }
-            } else if !renewal {
+            } else if !(renewal && self.renews_its_own(t, &signer_serial).await?) {
                 return Ok(Fail::bad_request(format!(
                     "the transactionID {} was used with another key",
                     crate::model::printable(&msg.transaction_id)
@@ -343,7 +342,53 @@ impl ScepService {
                 vars: None,
             })
             .await;
+        // a request the policy refuses (the client's mistake) leaves its one-time challenge
+        // unused: it may be sent again, corrected
+        if let (Err(e), AuthMethod::ScepChallenge { id: Some(id), .. }) =
+            (&outcome, &principal.method)
+            && client_mistake(e)
+        {
+            match self.store.release_challenge(*id, &msg.transaction_id).await {
+                Ok(_) => tracing::info!(
+                    challenge = id,
+                    "SCEP challenge left unused: the request was refused"
+                ),
+                Err(e) => {
+                    tracing::warn!(challenge = id, error = %e, "could not leave the SCEP challenge unused")
+                }
+            }
+        }
         self.answer(template, msg, cipher, outcome).await
+    }
+
+    /// Whether a renewal signed by `signer_serial` (a current certificate of this CA) may start
+    /// the finished transaction `t` over: it issued `signer`, or a certificate of the same
+    /// subject to the same requester. A transaction still waiting for approval never is.
+    async fn renews_its_own(
+        &self,
+        t: &TransactionRecord,
+        signer_serial: &str,
+    ) -> Result<bool, Refusal> {
+        let Some(serial) = t.serial.as_deref() else {
+            return Ok(false);
+        };
+        if serial == signer_serial {
+            return Ok(true);
+        }
+        let issued = self
+            .store
+            .find_certificate(serial)
+            .await
+            .map_err(unavailable)?;
+        let own = self
+            .store
+            .find_certificate(signer_serial)
+            .await
+            .map_err(unavailable)?;
+        Ok(match (issued, own) {
+            (Some(i), Some(o)) => i.subject == o.subject && i.requester == o.requester,
+            _ => false,
+        })
     }
 
     /// What an enrollment came to, recorded with its transaction.
@@ -594,8 +639,17 @@ impl ScepService {
             .find_certificate(&serial)
             .await
             .map_err(unavailable)?;
+        // a SCEP requester (`scep:static`, `scep:challenge-7`) may stand for several
+        // devices: they get certificates of their own subject only
+        let signer_subject = LooseCertificate::from_der(&msg.signer_cert)
+            .map(|c| c.tbs_certificate().subject().to_string())
+            .unwrap_or_default();
+        let mine = |c: &crate::store::CertRecord| {
+            c.requester == owner
+                && (!crate::auth::is_scep_requester(&owner) || c.subject == signer_subject)
+        };
         match cert {
-            Some(c) if c.requester == owner => Ok(Handled::Answer {
+            Some(c) if mine(&c) => Ok(Handled::Answer {
                 status: Status::Success {
                     payload: Payload::Cert(c.der),
                     recipient: msg.signer_cert.clone(),
@@ -749,7 +803,16 @@ fn refused(e: EnrollError) -> Result<Fail, Refusal> {
     }
 }
 
-fn unavailable(e: crate::store::StoreError) -> Refusal {
+/// A refusal of the request itself (its names, its subject, its key): the client may send
+/// a corrected one.
+fn client_mistake(e: &EnrollError) -> bool {
+    matches!(
+        e,
+        EnrollError::Policy(_) | EnrollError::BadRequest(_) | EnrollError::Revoked(_)
+    )
+}
+
+pub(super) fn unavailable(e: crate::store::StoreError) -> Refusal {
     Refusal::Unavailable {
         reason: format!("store error: {e}"),
         retry_after: 5,

@@ -601,6 +601,104 @@ async fn revocations(s: Arc<dyn Store>) {
     assert!(s.job_states().await.unwrap().is_empty());
 }
 
+/// SCEP: challenges (found by hash, used once, released only by their transaction,
+/// listed, withdrawn while unused) and transactions (unique per template, updated,
+/// restarted under another key).
+async fn scep(s: Arc<dyn Store>) {
+    use estd::store::{ChallengeRecord, TransactionRecord};
+    let now = timestamp(SystemTime::now());
+    let later = timestamp(SystemTime::now() + std::time::Duration::from_secs(3600));
+    let c = |hash: &str, expires: &str| ChallengeRecord {
+        id: 0,
+        template: "scep".into(),
+        secret_hash: hash.into(),
+        cn: Some("dev-1".into()),
+        san: None,
+        created_by: "admin".into(),
+        created_at: now.clone(),
+        expires_at: expires.into(),
+        used_at: None,
+        used_by: None,
+    };
+    let a = s.create_challenge(&c("h1", &later)).await.unwrap();
+    let b = s.create_challenge(&c("h2", &now)).await.unwrap();
+    assert!(matches!(
+        s.create_challenge(&c("h1", &later)).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let found = s.find_challenge("h1").await.unwrap().unwrap();
+    assert_eq!((found.id, found.cn.as_deref()), (a, Some("dev-1")));
+    assert!(s.find_challenge("nope").await.unwrap().is_none());
+    // open: unused and unexpired (b expires now)
+    let open = s.list_challenges(&now, true, 10).await.unwrap();
+    assert_eq!(open.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(s.list_challenges(&now, false, 10).await.unwrap().len(), 2);
+    assert!(s.use_challenge(a, &now, "tx1").await.unwrap());
+    assert!(!s.use_challenge(a, &now, "tx2").await.unwrap(), "used once");
+    assert!(
+        !s.release_challenge(a, "tx2").await.unwrap(),
+        "only by its user"
+    );
+    assert!(!s.revoke_challenge(a).await.unwrap(), "a used one stays");
+    assert!(s.release_challenge(a, "tx1").await.unwrap());
+    assert!(
+        s.find_challenge("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
+    assert!(s.revoke_challenge(b).await.unwrap());
+    assert!(s.find_challenge("h2").await.unwrap().is_none());
+
+    let t = TransactionRecord {
+        template: "scep".into(),
+        transaction_id: "tx1".into(),
+        key_fingerprint: "k1".into(),
+        pending_id: None,
+        serial: None,
+        created_at: now.clone(),
+    };
+    s.create_transaction(&t).await.unwrap();
+    assert!(matches!(
+        s.create_transaction(&t).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let other = TransactionRecord {
+        template: "other".into(),
+        ..t.clone()
+    };
+    s.create_transaction(&other).await.unwrap();
+    s.update_transaction("scep", "tx1", Some(7), None)
+        .await
+        .unwrap();
+    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
+    assert_eq!((got.pending_id, got.serial), (Some(7), None));
+    s.update_transaction("scep", "tx1", None, Some("0a"))
+        .await
+        .unwrap();
+    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
+    assert_eq!((got.pending_id, got.serial.as_deref()), (None, Some("0a")));
+    s.restart_transaction(&TransactionRecord {
+        key_fingerprint: "k2".into(),
+        ..t.clone()
+    })
+    .await
+    .unwrap();
+    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
+    assert_eq!((got.key_fingerprint.as_str(), got.serial), ("k2", None));
+    assert_eq!(
+        s.find_transaction("other", "tx1")
+            .await
+            .unwrap()
+            .unwrap()
+            .key_fingerprint,
+        "k1"
+    );
+    assert!(s.find_transaction("scep", "tx9").await.unwrap().is_none());
+}
+
 /// The scenarios, each on an empty store that `fresh` makes.
 async fn suite<F, Fut>(fresh: F)
 where
@@ -615,6 +713,7 @@ where
     sessions(fresh("sessions").await).await;
     pending(fresh("pending").await).await;
     revocations(fresh("revocations").await).await;
+    scep(fresh("scep").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

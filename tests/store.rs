@@ -602,8 +602,8 @@ async fn revocations(s: Arc<dyn Store>) {
 }
 
 /// SCEP: challenges (found by hash, used once, released only by their transaction,
-/// listed, withdrawn while unused) and transactions (unique per template, updated,
-/// restarted under another key).
+/// listed, withdrawn while unused) and transactions (one per template and transactionID,
+/// replaced in one write).
 async fn scep(s: Arc<dyn Store>) {
     use estd::store::{ChallengeRecord, TransactionRecord};
     let now = timestamp(SystemTime::now());
@@ -660,34 +660,37 @@ async fn scep(s: Arc<dyn Store>) {
         serial: None,
         created_at: now.clone(),
     };
-    s.create_transaction(&t).await.unwrap();
-    assert!(matches!(
-        s.create_transaction(&t).await,
-        Err(StoreError::Duplicate(_))
-    ));
+    s.save_transaction(&t).await.unwrap();
     let other = TransactionRecord {
         template: "other".into(),
         ..t.clone()
     };
-    s.create_transaction(&other).await.unwrap();
-    s.update_transaction("scep", "tx1", Some(7), None)
-        .await
-        .unwrap();
-    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
-    assert_eq!((got.pending_id, got.serial), (Some(7), None));
-    s.update_transaction("scep", "tx1", None, Some("0a"))
-        .await
-        .unwrap();
-    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
-    assert_eq!((got.pending_id, got.serial.as_deref()), (None, Some("0a")));
-    s.restart_transaction(&TransactionRecord {
-        key_fingerprint: "k2".into(),
+    s.save_transaction(&other).await.unwrap();
+    s.save_transaction(&TransactionRecord {
+        pending_id: Some(7),
         ..t.clone()
     })
     .await
     .unwrap();
     let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
-    assert_eq!((got.key_fingerprint.as_str(), got.serial), ("k2", None));
+    assert_eq!((got.pending_id, got.serial), (Some(7), None));
+    // replaced: another key, what it came to
+    s.save_transaction(&TransactionRecord {
+        key_fingerprint: "k2".into(),
+        serial: Some("0a".into()),
+        ..t.clone()
+    })
+    .await
+    .unwrap();
+    let got = s.find_transaction("scep", "tx1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.key_fingerprint.as_str(),
+            got.pending_id,
+            got.serial.as_deref()
+        ),
+        ("k2", None, Some("0a"))
+    );
     assert_eq!(
         s.find_transaction("other", "tx1")
             .await

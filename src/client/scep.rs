@@ -20,6 +20,7 @@ use super::{ClientError, Trust};
 use crate::scep::envelope::Cipher;
 use crate::scep::request::{self, Bundle, CaCerts, Reply, Requester, Sent};
 
+mod bench;
 pub mod http;
 
 pub use http::{CT_PKI_MESSAGE, Caps, ScepClient, ScepUrl};
@@ -212,6 +213,10 @@ enum ScepOp {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Load: concurrent workers send PKCSReq enrollments (the template's static challenge,
+    /// RSA-2048 keys made before the clock) for a while; enrollments per second, latency
+    /// percentiles, errors, and the server's CPU time per enrollment
+    Bench(bench::BenchArgs),
 }
 
 /// A private key file as PKCS#8 (PKCS#1 RSA keys converted).
@@ -421,6 +426,7 @@ pub(super) async fn run(
     trust_fingerprint: Option<&str>,
 ) -> Result<(), Stop> {
     match &args.op {
+        ScepOp::Bench(b) => bench::run(b, timeout).await?,
         ScepOp::Caps { service } => {
             let url = ScepUrl::parse(&service.url).map_err(Stop::Local)?;
             let tls = tls_for(service, &url, None)?;

@@ -62,24 +62,14 @@ pub trait ScepStore: Send + Sync {
     ) -> Result<Vec<ChallengeRecord>, StoreError>;
     /// Deletes an unused challenge; false when there is none (or it was used).
     async fn revoke_challenge(&self, id: i64) -> Result<bool, StoreError>;
-    /// Records a transaction; `Duplicate` when (template, transactionID) exists.
-    async fn create_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;
-    /// Starts a transaction over under its transactionID (a renewal under an old one): its
-    /// key, no pending request, no certificate.
-    async fn restart_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;
+    /// Records a transaction, or replaces the one under its (template, transactionID):
+    /// its key and what it came to, in one write.
+    async fn save_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError>;
     async fn find_transaction(
         &self,
         template: &str,
         transaction_id: &str,
     ) -> Result<Option<TransactionRecord>, StoreError>;
-    /// Sets what a transaction came to.
-    async fn update_transaction(
-        &self,
-        template: &str,
-        transaction_id: &str,
-        pending_id: Option<i64>,
-        serial: Option<&str>,
-    ) -> Result<(), StoreError>;
 }
 
 /// The SQL of `ScepStore`, for the pool type of `sql_store!`.
@@ -202,10 +192,13 @@ macro_rules! scep_sql {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn create_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError> {
+            async fn save_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO scep_transactions (template, transaction_id, key_fingerprint, pending_id, serial, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (template, transaction_id) DO UPDATE SET
+                       key_fingerprint = excluded.key_fingerprint, pending_id = excluded.pending_id,
+                       serial = excluded.serial, created_at = excluded.created_at",
                 )
                 .bind(&t.template)
                 .bind(&t.transaction_id)
@@ -213,21 +206,6 @@ macro_rules! scep_sql {
                 .bind(t.pending_id)
                 .bind(&t.serial)
                 .bind(&t.created_at)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| unique(e, "transaction"))?;
-                Ok(())
-            }
-
-            async fn restart_transaction(&self, t: &TransactionRecord) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE scep_transactions SET key_fingerprint = $1, pending_id = NULL, serial = NULL, created_at = $2
-                     WHERE template = $3 AND transaction_id = $4",
-                )
-                .bind(&t.key_fingerprint)
-                .bind(&t.created_at)
-                .bind(&t.template)
-                .bind(&t.transaction_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -247,25 +225,6 @@ macro_rules! scep_sql {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.as_ref().map(transaction_row))
-            }
-
-            async fn update_transaction(
-                &self,
-                template: &str,
-                transaction_id: &str,
-                pending_id: Option<i64>,
-                serial: Option<&str>,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE scep_transactions SET pending_id = $1, serial = $2 WHERE template = $3 AND transaction_id = $4",
-                )
-                .bind(pending_id)
-                .bind(serial)
-                .bind(template)
-                .bind(transaction_id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
             }
         }
     };

@@ -319,11 +319,7 @@ impl ScepService {
             serial: None,
             created_at: timestamp(SystemTime::now()),
         };
-        match known {
-            Some(_) => self.store.restart_transaction(&record).await,
-            None => self.store.create_transaction(&record).await,
-        }
-        .map_err(unavailable)?;
+        let _ = known;
         let outcome = self
             .enroll
             .enroll(EnrollRequest {
@@ -358,7 +354,7 @@ impl ScepService {
                 }
             }
         }
-        self.answer(template, msg, cipher, outcome).await
+        self.answer(msg, cipher, outcome, record).await
     }
 
     /// Whether a renewal signed by `signer_serial` (a current certificate of this CA) may start
@@ -391,23 +387,21 @@ impl ScepService {
         })
     }
 
-    /// What an enrollment came to, recorded with its transaction.
+    /// What an enrollment came to, recorded with its transaction (one write: the
+    /// transaction's key and what it came to, inserted or replaced).
     async fn answer(
         &self,
-        template: &Template,
         msg: &PkiMessage,
         cipher: scep::envelope::Cipher,
         outcome: Result<Outcome, EnrollError>,
+        mut record: TransactionRecord,
     ) -> Result<Handled, Refusal> {
         match outcome {
             Ok(Outcome::Issued(issued)) => {
+                record.pending_id = None;
+                record.serial = Some(issued.serial.clone());
                 self.store
-                    .update_transaction(
-                        &template.name,
-                        &msg.transaction_id,
-                        None,
-                        Some(&issued.serial),
-                    )
+                    .save_transaction(&record)
                     .await
                     .map_err(unavailable)?;
                 Ok(Handled::Answer {
@@ -422,8 +416,10 @@ impl ScepService {
                 })
             }
             Ok(Outcome::Pending { id, .. }) => {
+                record.pending_id = Some(id);
+                record.serial = None;
                 self.store
-                    .update_transaction(&template.name, &msg.transaction_id, Some(id), None)
+                    .save_transaction(&record)
                     .await
                     .map_err(unavailable)?;
                 Ok(Handled::Answer {
@@ -494,9 +490,10 @@ impl ScepService {
                 ))
                 .into(),
             ),
-            PendingState::Approved => {
-                Some(self.issue_approved(meta, template, msg, cipher, &p).await?)
-            }
+            PendingState::Approved => Some(
+                self.issue_approved(meta, template, msg, cipher, &p, t.clone())
+                    .await?,
+            ),
             // issued: found by its serial above (the transaction records it)
             PendingState::Issued => None,
         })
@@ -574,6 +571,7 @@ impl ScepService {
         msg: &PkiMessage,
         cipher: scep::envelope::Cipher,
         p: &crate::store::PendingRecord,
+        transaction: TransactionRecord,
     ) -> Result<Handled, Refusal> {
         let Ok(csr) = Csr::parse(&p.csr) else {
             return Err(Refusal::Internal(format!(
@@ -613,7 +611,7 @@ impl ScepService {
                 vars: None,
             })
             .await;
-        self.answer(template, msg, cipher, outcome).await
+        self.answer(msg, cipher, outcome, transaction).await
     }
 
     /// GetCert: a certificate of the signer's own (same requester), by serial.

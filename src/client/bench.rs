@@ -24,6 +24,35 @@ pub struct Report {
 }
 
 impl Report {
+    /// The figures every load mode prints: enrollments, rate, latency percentiles and the
+    /// servers' CPU per enrollment (`pids`: whose).
+    pub fn print_figures(&self, pids: &[u32]) {
+        crate::outln!(
+            "enrollments: {} ok, {} errors → {:.1} per second",
+            self.ok,
+            self.errors,
+            self.per_second()
+        );
+        crate::outln!(
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            self.percentile_ms(0.5),
+            self.percentile_ms(0.9),
+            self.percentile_ms(0.99),
+            self.percentile_ms(1.0)
+        );
+        if let (Some(cpu), Some(per)) = (self.server_cpu, self.cpu_per_enrollment_us()) {
+            crate::outln!(
+                "server CPU: {:.2} s → {:.0} µs per enrollment (pid {})",
+                cpu.as_secs_f64(),
+                per,
+                pids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }

@@ -582,30 +582,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
                 },
                 targets.len()
             );
-            crate::outln!(
-                "enrollments: {} ok, {} errors → {:.1} per second",
-                report.ok,
-                report.errors,
-                report.per_second()
-            );
-            crate::outln!(
-                "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-                report.percentile_ms(0.5),
-                report.percentile_ms(0.9),
-                report.percentile_ms(0.99),
-                report.percentile_ms(1.0)
-            );
-            if let (Some(cpu), Some(per)) = (report.server_cpu, report.cpu_per_enrollment_us()) {
-                crate::outln!(
-                    "server CPU: {:.2} s → {:.0} µs per enrollment (pid {})",
-                    cpu.as_secs_f64(),
-                    per,
-                    pid.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
+            report.print_figures(pid);
             if let Some(e) = report.first_error {
                 crate::outln!("first error: {e}");
             }

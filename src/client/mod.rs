@@ -393,21 +393,7 @@ impl EstClient {
             .ready()
             .await
             .map_err(|e| ClientError::Http(format!("the connection closed: {e}")))?;
-        let resp = tokio::time::timeout(t, conn.0.send_request(req))
-            .await
-            .map_err(|_| ClientError::Http("no answer in time".into()))?
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let (parts, body) = resp.into_parts();
-        let body = tokio::time::timeout(t, Limited::new(body, MAX_ANSWER).collect())
-            .await
-            .map_err(|_| ClientError::Http("the answer did not arrive in time".into()))?
-            .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))?
-            .to_bytes();
-        Ok(Answer {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
+        exchange(&mut conn.0, req, t).await
     }
 
     /// `/cacerts`: the CA certificates, DER.
@@ -478,30 +464,32 @@ impl EstClient {
     }
 }
 
+/// Sends `req` and reads the whole answer (at most `MAX_ANSWER` bytes), each within `t`.
+pub(crate) async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+    t: Duration,
+) -> Result<Answer, ClientError> {
+    let resp = tokio::time::timeout(t, sender.send_request(req))
+        .await
+        .map_err(|_| ClientError::Http("no answer in time".into()))?
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(t, Limited::new(body, MAX_ANSWER).collect())
+        .await
+        .map_err(|_| ClientError::Http("the answer did not arrive in time".into()))?
+        .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))?
+        .to_bytes();
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
+}
+
 /// A SAN given on the command line: `dns:…`, `email:…`, `upn:…`, `uri:…` or `ip:…`.
 pub fn parse_san(s: &str) -> Result<SanEntry, String> {
-    let (kind, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: write KIND:VALUE (dns, email, upn, uri or ip)"))?;
-    if value.is_empty() {
-        return Err(format!("{s:?}: empty value"));
-    }
-    Ok(match kind.to_ascii_lowercase().as_str() {
-        "dns" => SanEntry::Dns(value.into()),
-        "email" => SanEntry::Email(value.into()),
-        "upn" => SanEntry::OtherName(crate::est::oids::UPN_OID.into(), value.into()),
-        "uri" => SanEntry::Uri(value.into()),
-        "ip" => SanEntry::Ip(
-            value
-                .parse()
-                .map_err(|_| format!("{value:?} is not an IP address"))?,
-        ),
-        other => {
-            return Err(format!(
-                "{other:?}: unknown SAN kind (dns, email, upn, uri, ip)"
-            ));
-        }
-    })
+    SanEntry::parse_arg(s)
 }
 
 /// A PKCS#10 request signed by `key`, with this subject and SAN.

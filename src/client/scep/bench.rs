@@ -243,31 +243,7 @@ pub(super) async fn run(args: &BenchArgs, timeout: Duration) -> Result<(), Stop>
         args.keys,
         cipher_name(session.cipher)
     );
-    crate::outln!(
-        "enrollments: {} ok, {} errors → {:.1} per second",
-        report.ok,
-        report.errors,
-        report.per_second()
-    );
-    crate::outln!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        report.percentile_ms(0.5),
-        report.percentile_ms(0.9),
-        report.percentile_ms(0.99),
-        report.percentile_ms(1.0)
-    );
-    if let (Some(cpu), Some(per)) = (report.server_cpu, report.cpu_per_enrollment_us()) {
-        crate::outln!(
-            "server CPU: {:.2} s → {:.0} µs per enrollment (pid {})",
-            cpu.as_secs_f64(),
-            per,
-            args.pid
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    report.print_figures(&args.pid);
     if let Some(per) = per_enrollment_us(client_cpu, report.ok) {
         crate::outln!(
             "client CPU: {:.2} s → {:.0} µs per enrollment (this process; its workers share one thread)",

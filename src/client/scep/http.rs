@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use rustls::pki_types::ServerName;
 
-use crate::client::{Answer, ClientError, MAX_ANSWER};
+use crate::client::{Answer, ClientError};
 use crate::scep::envelope::Cipher;
 use crate::scep::request::{self, CaCerts};
 
@@ -269,21 +269,7 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let resp = tokio::time::timeout(t, sender.send_request(req))
-        .await
-        .map_err(|_| ClientError::Http("no answer in time".into()))?
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    let (parts, body) = resp.into_parts();
-    let body = tokio::time::timeout(t, Limited::new(body, MAX_ANSWER).collect())
-        .await
-        .map_err(|_| ClientError::Http("the answer did not arrive in time".into()))?
-        .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))?
-        .to_bytes();
-    Ok(Answer {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    })
+    crate::client::exchange(&mut sender, req, t).await
 }
 
 #[cfg(test)]

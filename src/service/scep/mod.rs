@@ -226,12 +226,8 @@ impl ScepService {
             )
             .into());
         };
-        if !scep::can_encrypt_to(&msg.signer_cert) {
-            return Ok(Fail(
-                FailInfo::BadAlg,
-                "the reply can be encrypted only to an RSA key of 2048 bits or more: sign the request with one".into(),
-            )
-            .into());
+        if let Some(f) = unencryptable(msg) {
+            return Ok(f.into());
         }
         let signer = match LooseCertificate::from_der(&msg.signer_cert) {
             Ok(c) => c,
@@ -542,12 +538,8 @@ impl ScepService {
             )
             .into());
         }
-        if !scep::can_encrypt_to(&msg.signer_cert) {
-            return Ok(Fail(
-                FailInfo::BadAlg,
-                "the reply can be encrypted only to an RSA key".into(),
-            )
-            .into());
+        if let Some(f) = unencryptable(msg) {
+            return Ok(f.into());
         }
         if let Some(done) = self
             .finished(meta, template, &t, msg, cipher, audit)
@@ -719,11 +711,8 @@ impl ScepService {
             }
             Err(f) => return Ok(Err(f)),
         }
-        if !scep::can_encrypt_to(&msg.signer_cert) {
-            return Ok(Err(Fail(
-                FailInfo::BadAlg,
-                "the reply can be encrypted only to an RSA key".into(),
-            )));
+        if let Some(f) = unencryptable(msg) {
+            return Ok(Err(f));
         }
         match self.enroll.authenticate_certificate(&msg.signer_cert).await {
             Ok(p) => {
@@ -771,6 +760,17 @@ impl ScepService {
         }
         Ok(Ok(true))
     }
+}
+
+/// `badAlg` when the reply could not be enveloped to the signer's key (an RSA key of 2048
+/// bits or more): asked before anything is issued.
+fn unencryptable(msg: &PkiMessage) -> Option<Fail> {
+    (!scep::can_encrypt_to(&msg.signer_cert)).then(|| {
+        Fail(
+            FailInfo::BadAlg,
+            "the reply can be encrypted only to an RSA key of 2048 bits or more: sign the request with one".into(),
+        )
+    })
 }
 
 /// The subjectPublicKey bits of a certificate.

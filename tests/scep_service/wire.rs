@@ -632,3 +632,45 @@ async fn a_request_the_policy_refuses_leaves_its_challenge_unused() {
     assert!(t.challenge_record(&c).await.used_at.is_some());
     assert_eq!(t.certs().await, before + 1);
 }
+
+#[tokio::test]
+async fn a_challenge_used_by_a_transaction_that_did_not_finish_serves_that_transaction_only() {
+    let t = setup().await;
+    let c = t.challenge("scep", None, &[]).await;
+    let id = t.challenge_record(&c).await.id;
+    // as if estd had used it for the transaction "tx-unfinished" and then failed (the store
+    // gone before the answer was recorded)
+    let now = estd::model::timestamp(std::time::SystemTime::now());
+    assert!(
+        t.store()
+            .use_challenge(id, &now, "tx-unfinished")
+            .await
+            .unwrap()
+    );
+    let key = rsa();
+    let (sent, who) = t.pkcs_req(
+        &key,
+        "dev-u",
+        &[],
+        Some(c.secret.as_str()),
+        Some("tx-other"),
+    );
+    assert_eq!(t.op("scep", &sent, &who).await, fail(FailInfo::BadRequest));
+    t.assert_refused_row(
+        "scep-pkcsreq",
+        "already used by the transaction tx-unfinished",
+    )
+    .await;
+    let (sent, who) = t.pkcs_req(
+        &key,
+        "dev-u",
+        &[],
+        Some(c.secret.as_str()),
+        Some("tx-unfinished"),
+    );
+    issued(t.op("scep", &sent, &who).await);
+    assert_eq!(
+        t.challenge_record(&c).await.used_by.as_deref(),
+        Some("tx-unfinished")
+    );
+}

@@ -128,7 +128,7 @@ pub async fn issue(
 /// Checks a PKCSReq's challenge password: the principal it stands for, and the template
 /// to apply when it differs from `template` (a challenge bound to a CN is that CN's
 /// permission: the CN-must-match-user rule is met by the binding). A one-time challenge is
-/// used up here, by `txid`. Wrong challenges count as failed log-ins of the user
+/// used up here, by `txid` (which may present it again). Wrong challenges count as failed log-ins of the user
 /// `scep:<template>` from `peer` (`auth::throttle`): a guesser is slowed (429).
 pub(super) async fn check(
     store: &dyn Store,
@@ -196,7 +196,10 @@ async fn check_challenge(
             c.template, template.name
         ));
     }
-    if c.used_at.is_some() {
+    // used by this very transaction: its request again (the answer was lost, or estd could
+    // not finish it), which may use it again
+    let ours = c.used_at.is_some() && c.used_by.as_deref() == Some(txid);
+    if c.used_at.is_some() && !ours {
         return refuse(format!(
             "already used{}",
             c.used_by
@@ -205,7 +208,7 @@ async fn check_challenge(
                 .unwrap_or_default()
         ));
     }
-    if c.expires_at <= now {
+    if c.expires_at <= now && !ours {
         return refuse(format!("expired at {}", c.expires_at));
     }
     if let Some(cn) = &c.cn
@@ -229,7 +232,7 @@ async fn check_challenge(
             return refuse(format!("bound to the SubjectAltName {want}"));
         }
     }
-    if !store.use_challenge(c.id, &now, txid).await? {
+    if !ours && !store.use_challenge(c.id, &now, txid).await? {
         return refuse("already used".into());
     }
     let effective = c.cn.is_some().then(|| {

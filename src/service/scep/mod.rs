@@ -315,7 +315,6 @@ impl ScepService {
             serial: None,
             created_at: timestamp(SystemTime::now()),
         };
-        let _ = known;
         let outcome = self
             .enroll
             .enroll(EnrollRequest {
@@ -334,11 +333,10 @@ impl ScepService {
                 vars: None,
             })
             .await;
-        // a request the policy refuses (the client's mistake) leaves its one-time challenge
-        // unused: it may be sent again, corrected
-        if let (Err(e), AuthMethod::ScepChallenge { id: Some(id), .. }) =
+        // a request refused (the policy, or estd failing to finish it) leaves its one-time
+        // challenge unused: it may be sent again, corrected or later
+        if let (Err(_), AuthMethod::ScepChallenge { id: Some(id), .. }) =
             (&outcome, &principal.method)
-            && client_mistake(e)
         {
             match self.store.release_challenge(*id, &msg.transaction_id).await {
                 Ok(_) => tracing::info!(
@@ -799,15 +797,6 @@ fn refused(e: EnrollError) -> Result<Fail, Refusal> {
         }),
         other => Ok(Fail::bad_request(other.to_string())),
     }
-}
-
-/// A refusal of the request itself (its names, its subject, its key): the client may send
-/// a corrected one.
-fn client_mistake(e: &EnrollError) -> bool {
-    matches!(
-        e,
-        EnrollError::Policy(_) | EnrollError::BadRequest(_) | EnrollError::Revoked(_)
-    )
 }
 
 pub(super) fn unavailable(e: crate::store::StoreError) -> Refusal {

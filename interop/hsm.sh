@@ -102,6 +102,15 @@ p11 --read-object --type pubkey --label ocsp-responder -o responder.der >/dev/nu
 openssl pkey -pubin -inform DER -in responder.der -pubout 2>/dev/null | cmp -s - responder.pub \
   && pass "OCSP: the responder certificate is for the token's key" || fail "OCSP responder key"
 
+# --- SCEP: the RA certificate issued by the token's CA key, an enrollment through it --------
+SECRET=$("$ESTD_BIN" --config "$ROOT/conf/estd.toml" scep challenge --template default --cn hsm-scep 2>/dev/null)
+"$ESTD_BIN" client scep cacert --url "https://localhost:$PORT/scep" --tls-cacert "$CA" --out scep-ca.pem >/dev/null 2>&1
+"$ESTD_BIN" client scep enroll --url "https://localhost:$PORT/scep" --tls-cacert "$CA" --cacert scep-ca.pem \
+  --cn hsm-scep --san dns:hsm-scep.example.com --challenge "$SECRET" --key-out scep.key --out scep.pem >scep.log 2>&1
+openssl verify -CAfile "$CA" -untrusted data/certs/issuing-ca.pem data/certs/scep-ra.pem >/dev/null 2>&1 \
+  && openssl verify -CAfile "$CA" -untrusted data/certs/issuing-ca.pem scep.pem >/dev/null 2>&1 \
+  && pass "SCEP: the RA certificate and a SCEP enrollment, both signed by the token's CA key" || fail "SCEP with the token" "$(tail -2 scep.log)"
+
 # --- a bulk job: the generated keys sealed with the token's AES key, opened for the download -
 printf 'CN,SAN\nadmin,11:22:33:44:55:01\nadmin,11-22-33-44-55-02\n' >devices.csv
 bulk() { # → job id in JOB, zip in bulk.zip

@@ -459,7 +459,29 @@ async fn reenroll_keeps_subject_and_san_or_is_403() {
         "application/pkcs10",
         b64(&csr(&new_kp, "admin", &["a.example", "b.example"])),
     );
-    assert_eq!(send(&env, req, Some(old)).await.status, 401);
+    assert_eq!(send(&env, req, Some(old.clone())).await.status, 401);
+    // a look-alike: the recorded certificate's serial and subject, another key and issuer
+    // (a chain the TLS layer would refuse; SCEP's signers come without one)
+    let parsed = x509_cert::Certificate::from_der(&old).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(
+        parsed.tbs_certificate().serial_number().as_bytes(),
+    ));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "admin");
+    let forged = params.self_signed(&new_kp).unwrap().der().to_vec();
+    let r = reenroll(
+        b64(&csr(&new_kp, "admin", &["a.example", "b.example"])),
+        Some(forged),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.text().contains("was not issued by this server"),
+        "{}",
+        r.text()
+    );
 }
 
 #[tokio::test]

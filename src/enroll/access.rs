@@ -140,11 +140,18 @@ impl EnrollService {
         // refusals name the certificate's subject (and the audit row's user is its owner,
         // as for every renewal)
         let subject = subject_of(cert_der).unwrap_or_default();
-        let record = self.store.find_certificate(&serial).await?.ok_or_else(|| {
-            EnrollError::Unauthorized(format!(
-                "the client certificate {subject} (serial {serial}) was not issued by this server"
-            ))
-        })?;
+        // the very certificate recorded, not one of another CA that shares its serial (the TLS
+        // layer checks the chain; SCEP's signer comes inside the message)
+        let record = self
+            .store
+            .find_certificate(&serial)
+            .await?
+            .filter(|r| r.der == cert_der)
+            .ok_or_else(|| {
+                EnrollError::Unauthorized(format!(
+                    "the client certificate {subject} (serial {serial}) was not issued by this server"
+                ))
+            })?;
         if let Some(r) = self.store.find_revocation(&serial).await? {
             return Err(EnrollError::Revoked(format!(
                 "the client certificate {subject} (serial {serial}) was revoked at {} ({}); it cannot be renewed",

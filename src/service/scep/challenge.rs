@@ -68,6 +68,14 @@ pub async fn issue(
             template.name
         )));
     }
+    if new.created_by.is_empty()
+        || new.created_by.len() > 64
+        || crate::fields::has_control(&new.created_by)
+    {
+        return Err(ChallengeError::Invalid(
+            "who issues it: 1 to 64 characters without control characters".into(),
+        ));
+    }
     let lifetime = new.lifetime.unwrap_or(DEFAULT_LIFETIME);
     if lifetime.is_zero() || lifetime > MAX_LIFETIME {
         return Err(ChallengeError::Invalid(
@@ -117,7 +125,7 @@ pub async fn issue(
             used_by: None,
         })
         .await?;
-    tracing::info!(challenge = id, template = %template.name, cn = %crate::model::printable(cn.as_deref().unwrap_or("-")), expires_at = %expires_at, created_by = %new.created_by, "SCEP challenge issued");
+    tracing::info!(challenge = id, template = %template.name, cn = %crate::model::printable(cn.as_deref().unwrap_or("-")), expires_at = %expires_at, created_by = %crate::model::printable(&new.created_by), "SCEP challenge issued");
     Ok(IssuedChallenge {
         id,
         secret,

@@ -195,7 +195,7 @@ impl ScepService {
                 status
             }
             Handled::Refused(Fail(info, reason)) => {
-                tracing::info!(request_id = %meta.request_id, template = %template.name, transaction_id = %crate::model::printable(&parsed.transaction_id), fail_info = info.code(), %reason, "SCEP request refused");
+                tracing::info!(request_id = %meta.request_id, template = %template.name, transaction_id = %crate::model::printable(&parsed.transaction_id), fail_info = info.code(), reason = %crate::model::printable(&reason), "SCEP request refused");
                 audit.reason = Some(reason);
                 audit.failed = true;
                 Status::Failure(info)

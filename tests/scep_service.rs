@@ -91,12 +91,15 @@ pub async fn setup() -> T {
 
 /// With further configuration (`[audit]`, …).
 pub async fn setup_with(extra: &str) -> T {
-    let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config_with(
-        dir.path(),
-        extra,
-        &[SCEP, SCEP_OTHER, MANUAL, NO_SCEP, STRICT],
-    );
+    setup_in(tempfile::tempdir().unwrap(), extra, &[]).await
+}
+
+/// In a data directory the caller prepared (files a template names go in its
+/// `templates/`), with further templates.
+pub async fn setup_in(dir: tempfile::TempDir, extra: &str, more: &[&str]) -> T {
+    let mut templates = vec![SCEP, SCEP_OTHER, MANUAL, NO_SCEP, STRICT];
+    templates.extend_from_slice(more);
+    let config = common::test_config_with(dir.path(), extra, &templates);
     let built = estd::app::build(&config).await.expect("build");
     let env = Env {
         router: estd::api::router(built.state.clone()),
@@ -721,5 +724,7 @@ async fn a_lost_answer_is_sent_again_without_a_new_certificate_or_challenge() {
 
 #[path = "scep_service/flow.rs"]
 mod flow;
+#[path = "scep_service/ra.rs"]
+mod ra;
 #[path = "scep_service/wire.rs"]
 mod wire;

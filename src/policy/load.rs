@@ -180,8 +180,23 @@ impl Template {
                 "scep_challenge: 8 to 255 characters without control characters".into(),
             ));
         }
+        let mut scep_ra_signers = Vec::new();
+        for f in &raw.scep_ra_signers {
+            // relative to the template's directory
+            let path = file.parent().unwrap_or(Path::new(".")).join(f);
+            let der = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    use rustls_pki_types::CertificateDer;
+                    use rustls_pki_types::pem::PemObject;
+                    CertificateDer::from_pem_slice(&pem).map_err(|e| format!("{e:?}"))
+                })
+                .map_err(|e| bad(format!("scep_ra_signers: {}: {e}", path.display())))?;
+            scep_ra_signers.push(der.to_vec());
+        }
         Ok(Template {
             scep: raw.scep,
+            scep_ra_signers,
             scep_challenge: raw.scep_challenge.clone().map(zeroize::Zeroizing::new),
             raw: raw.clone(),
             name: raw.name,

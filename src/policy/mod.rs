@@ -112,6 +112,8 @@ struct RawTemplate {
     scep: bool,
     #[serde(default)]
     scep_challenge: Option<String>,
+    #[serde(default)]
+    scep_ra_signers: Vec<String>,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -263,6 +265,10 @@ pub struct Template {
     pub scep: bool,
     /// A static SCEP challenge password (what MDM profiles carry), when set.
     pub scep_challenge: Option<zeroize::Zeroizing<String>>,
+    /// Registration authorities (their certificates, DER) whose signature on a PKCSReq
+    /// stands for the device's: a request they sign may carry another key's CSR (it still
+    /// needs its challenge).
+    pub scep_ra_signers: Vec<Vec<u8>>,
     /// The file as read (serde's defaults filled in), for `estd template show`.
     raw: RawTemplate,
 }

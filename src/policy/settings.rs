@@ -178,6 +178,7 @@ impl Template {
         );
         put("ocsp", Value::Boolean(raw.ocsp), None);
         put("scep", Value::Boolean(raw.scep), None);
+        put("scep_ra_signers", strings(&raw.scep_ra_signers), None);
         out.push(Setting {
             key: "scep_challenge",
             // the secret is never shown

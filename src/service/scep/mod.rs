@@ -236,9 +236,16 @@ impl ScepService {
                 return Ok(Fail::bad_request(format!("unreadable signer certificate: {e}")).into());
             }
         };
-        let renewal = match self.current_certificate(&signer, &msg.signer_cert).await? {
-            Ok(found) => found,
-            Err(f) => return Ok(f.into()),
+        // signed by a registration authority the template lists: the RA vouches for the
+        // device's key (the request still needs its challenge), and renews nothing
+        let via_ra = template.scep_ra_signers.contains(&msg.signer_cert);
+        let renewal = if via_ra {
+            false
+        } else {
+            match self.current_certificate(&signer, &msg.signer_cert).await? {
+                Ok(found) => found,
+                Err(f) => return Ok(f.into()),
+            }
         };
         if renewal {
             audit.operation = "scep-renewal";
@@ -250,7 +257,7 @@ impl ScepService {
             .into());
         }
         let fingerprint = public_key_fingerprint(&csr.public_key);
-        if !renewal && signer_key(&signer) != csr.public_key {
+        if !renewal && !via_ra && signer_key(&signer) != csr.public_key {
             return Ok(Fail(
                 FailInfo::BadMessageCheck,
                 "the message is not signed by the key of its certificate request".into(),
@@ -316,12 +323,21 @@ impl ScepService {
             serial: None,
             created_at: timestamp(SystemTime::now()),
         };
+        // the certificate's record names the RA that asked for it
+        let via = if via_ra {
+            format!(
+                "via the SCEP RA {}",
+                crate::model::printable(&signer.tbs_certificate().subject().to_string())
+            )
+        } else {
+            String::new()
+        };
         let outcome = self
             .enroll
             .enroll(EnrollRequest {
                 meta,
                 op: audit.operation,
-                description: "",
+                description: &via,
                 principal: &principal,
                 template,
                 csr: &csr,
@@ -530,7 +546,8 @@ impl ScepService {
             Ok(true)
         );
         let same_key = public_key_fingerprint(&signer_key(&signer)) == t.key_fingerprint;
-        if !same_key && !renewal {
+        let via_ra = template.scep_ra_signers.contains(&msg.signer_cert);
+        if !same_key && !renewal && !via_ra {
             return Ok(Fail(
                 FailInfo::BadMessageCheck,
                 "the poll is not signed by the key of the request it names".into(),

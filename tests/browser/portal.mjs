@@ -306,6 +306,35 @@ await check('log out ends the session', async () => {
   expect(page.url().endsWith('/portal/login'), page.url());
 });
 
+await check('an administrator issues a SCEP challenge (shown once) and withdraws it', async () => {
+  await login('admin', process.env.ESTD_ADMIN_PASSWORD);
+  await page.click('details.iwant summary');
+  await page.click('text=issue SCEP challenges');
+  expect(page.url().endsWith('/portal/scep'), page.url());
+  await page.selectOption('#template', 'mdm');
+  await page.fill('#cn', 'phone-1');
+  await page.fill('#san', 'email:phone-1@example.com');
+  await page.fill('#expires', '2h');
+  await page.click('button.primary');
+  const secret = (await page.textContent('#challenge-secret')).trim();
+  expect(/^[0-9a-f]{32}$/.test(secret), `a 32-character secret (${secret})`);
+  const row = page.locator('#challenges tbody tr').first();
+  const text = await row.textContent();
+  expect(text.includes('phone-1') && text.includes('phone-1@example.com') && text.includes('admin'), text);
+  await shot('scep-challenges');
+  // shown once: not on the page again
+  await page.goto(`${base}/portal/scep`);
+  expect(!(await page.content()).includes(secret), 'the secret is not shown again');
+  await page.setViewportSize({ width: 375, height: 740 });
+  const w = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(w <= 375, `no horizontal scrolling (${w} px)`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.locator('#challenges tbody tr').first().locator('button', { hasText: 'Withdraw' }).click();
+  expect((await page.textContent('#no-challenges')).includes('No open challenges'), 'withdrawn');
+  await page.click('details.account summary');
+  await page.click('text=Log out');
+});
+
 await browser.close();
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

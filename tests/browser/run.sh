@@ -29,4 +29,5 @@ echo 'Joe-password-1' | "$ESTD_BIN" user add joe --group est-users --group mdm-c
 echo 'Outsider-pw-1' | "$ESTD_BIN" user add outsider --group contractors --password-stdin >/dev/null
 
 ESTD_URL="https://localhost:$PORT" ESTD_CA="$WORK/certs/root-ca.pem" OUT_DIR="$ROOT/target/browser" \
+  ESTD_ADMIN_PASSWORD="$(cat "$WORK/admin-password")" \
   node "$HERE/portal.mjs"

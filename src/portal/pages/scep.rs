@@ -35,7 +35,7 @@ pub fn scep_challenges(
         @if let Some(s) = shown {
             div.banner.ok role="status" id="challenge-issued" {
                 "Challenge " (s.id) " for the template " (s.template) ", single use, valid until "
-                (s.expires_at) ". It is shown only now: "
+                (s.expires_at.get(..19).unwrap_or(s.expires_at).replace('T', " ")) " UTC. It is shown only now: "
                 code id="challenge-secret" { (s.secret) }
             }
         }

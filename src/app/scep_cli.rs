@@ -36,9 +36,25 @@ pub enum ScepCommand {
     },
     /// Withdraw an unused challenge
     RevokeChallenge { id: i64 },
+    /// Hash a static challenge for a template's scep_challenge (read from standard input):
+    /// the template then holds the argon2 hash, not the secret
+    HashChallenge,
 }
 
 pub async fn scep(cmd: ScepCommand, config: &Config) -> Result<(), String> {
+    if let ScepCommand::HashChallenge = cmd {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the challenge: {e}"))?;
+        let secret = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+        if secret.len() < 8 || secret.len() > 255 || secret.chars().any(char::is_control) {
+            return Err("a challenge is 8 to 255 characters without control characters".into());
+        }
+        let phc = crate::auth::hash_password(&secret).map_err(|e| e.to_string())?;
+        crate::outln!("scep_challenge = \"{phc}\"");
+        return Ok(());
+    }
     let store = super::open_store(config).await.map_err(|e| e.to_string())?;
     match cmd {
         ScepCommand::Challenge {
@@ -103,6 +119,7 @@ pub async fn scep(cmd: ScepCommand, config: &Config) -> Result<(), String> {
             }
             Ok(())
         }
+        ScepCommand::HashChallenge => Ok(()),
         ScepCommand::RevokeChallenge { id } => {
             if store
                 .revoke_challenge(id)

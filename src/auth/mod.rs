@@ -83,6 +83,12 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Hash)
 }
 
+/// Whether a configured secret is an argon2 PHC hash (`$argon2id$…`) rather than the
+/// secret itself.
+pub fn is_phc(s: &str) -> bool {
+    s.starts_with("$argon2") && PasswordHash::new(s).is_ok()
+}
+
 /// Checks a password against a stored PHC hash. A malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {

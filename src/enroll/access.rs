@@ -101,6 +101,27 @@ impl EnrollService {
         }
     }
 
+    /// Checks a secret against an argon2 PHC hash that is not a user's (a template's hashed
+    /// SCEP challenge) within the bound on password checks; `who` keys the credential cache,
+    /// which remembers a verified secret as for Basic log-ins.
+    pub async fn verify_secret(
+        &self,
+        who: &str,
+        secret: &str,
+        phc: &str,
+    ) -> Result<bool, EnrollError> {
+        if let Some(cache) = &self.credentials
+            && cache.hit(who, secret, phc)
+        {
+            return Ok(true);
+        }
+        let ok = self.passwords.verify(who, secret, phc).await?;
+        if ok && let Some(cache) = &self.credentials {
+            cache.remember(who, secret, phc);
+        }
+        Ok(ok)
+    }
+
     /// The user's record, from the last second's reads when the credential cache is on.
     async fn user_for_basic(&self, user: &str) -> Result<Option<UserRecord>, EnrollError> {
         if self.credentials.is_none() {

@@ -174,6 +174,14 @@ impl Template {
         }
         let names = name_rules(&raw, &san_style, &extended_key_usage).map_err(bad)?;
         if let Some(c) = &raw.scep_challenge
+            && c.starts_with("$argon2")
+            && !crate::auth::is_phc(c)
+        {
+            return Err(bad(
+                "scep_challenge: starts like an argon2 hash but is not one (estd scep hash-challenge makes one)".into(),
+            ));
+        }
+        if let Some(c) = &raw.scep_challenge
             && (c.len() < 8 || c.len() > 255 || c.chars().any(char::is_control))
         {
             return Err(bad(

@@ -674,3 +674,31 @@ async fn a_challenge_used_by_a_transaction_that_did_not_finish_serves_that_trans
         Some("tx-unfinished")
     );
 }
+
+#[tokio::test]
+async fn a_hashed_static_challenge_is_checked_against_its_hash() {
+    let phc = estd::auth::hash_password("Hashed-Profile-Secret-1").unwrap();
+    let hashed = format!(
+        "name = \"hashed\"\nkey_types = [\"rsa-2048\"]\nvalidity_days = 30\ncn_must_match_user = false\nscep_challenge = \"{phc}\"\n"
+    );
+    let t = setup_in(tempfile::tempdir().unwrap(), "", &[hashed.as_str()]).await;
+    let key = rsa();
+    let (sent, who) = t.pkcs_req(&key, "hashed-1", &[], Some("Hashed-Profile-Secret-1"), None);
+    issued(t.op("hashed", &sent, &who).await);
+    assert_eq!(t.last_row().await.principal.as_deref(), Some("scep:static"));
+    // the hash itself is no password
+    let key = rsa();
+    let (sent, who) = t.pkcs_req(&key, "hashed-2", &[], Some(phc.as_str()), None);
+    assert_eq!(
+        t.op("hashed", &sent, &who).await,
+        fail(FailInfo::BadRequest)
+    );
+    let (sent, who) = t.pkcs_req(&key, "hashed-2", &[], Some("Hashed-Profile-Secret-2"), None);
+    assert_eq!(
+        t.op("hashed", &sent, &who).await,
+        fail(FailInfo::BadRequest)
+    );
+    // `estd template show` never prints it
+    let shown = t.template("hashed").settings("est-users");
+    assert!(!format!("{shown:?}").contains(&phc));
+}

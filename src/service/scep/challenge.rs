@@ -140,18 +140,37 @@ pub async fn issue(
 /// `scep:<template>` from `peer` (`auth::throttle`): a guesser is slowed (429).
 pub(super) async fn check(
     store: &dyn Store,
-    throttle: &crate::auth::Throttle,
+    enroll: &crate::enroll::EnrollService,
     peer: &str,
     template: &Template,
     csr: &Csr,
     txid: &str,
 ) -> Result<Result<(Principal, Option<Template>), Fail>, super::Refusal> {
     let user = format!("scep:{}", template.name);
+    let throttle = enroll.throttle();
     if let Some(retry_after) = throttle.take_check(&user, peer) {
         tracing::warn!(%peer, template = %template.name, retry_after, "slowed: repeated wrong SCEP challenges from this address");
         return Err(super::Refusal::Throttled { retry_after });
     }
-    let checked = check_challenge(store, template, csr, txid)
+    // a hashed static challenge: one argon2 check, bounded like log-ins' (503 at the bound)
+    let fixed_matches = match (&template.scep_challenge, csr.challenge_password.as_deref()) {
+        (Some(fixed), Some(given)) if crate::auth::is_phc(fixed) => enroll
+            .verify_secret(&user, given, fixed)
+            .await
+            .map_err(|e| match e {
+                crate::enroll::EnrollError::Busy { retry_after } => super::Refusal::Unavailable {
+                    reason: e.to_string(),
+                    retry_after,
+                },
+                other => super::Refusal::Internal(other.to_string()),
+            })?,
+        (Some(fixed), Some(given)) => {
+            aws_lc_rs::constant_time::verify_slices_are_equal(fixed.as_bytes(), given.as_bytes())
+                .is_ok()
+        }
+        _ => false,
+    };
+    let checked = check_challenge(store, template, csr, txid, fixed_matches)
         .await
         .map_err(super::unavailable)?;
     if checked.is_err() {
@@ -165,6 +184,7 @@ async fn check_challenge(
     template: &Template,
     csr: &Csr,
     txid: &str,
+    fixed_matches: bool,
 ) -> Result<Result<(Principal, Option<Template>), Fail>, StoreError> {
     if !template.scep {
         return Ok(Err(Fail::bad_request(format!(
@@ -185,10 +205,7 @@ async fn check_challenge(
             id,
         },
     };
-    if let Some(fixed) = &template.scep_challenge
-        && aws_lc_rs::constant_time::verify_slices_are_equal(fixed.as_bytes(), password.as_bytes())
-            .is_ok()
-    {
+    if fixed_matches {
         return Ok(Ok((principal("scep:static".into(), None), None)));
     }
     let Some(c) = store.find_challenge(&hash(password)).await? else {

@@ -301,7 +301,7 @@ impl ScepService {
         } else {
             match challenge::check(
                 self.store.as_ref(),
-                self.enroll.throttle(),
+                &self.enroll,
                 &meta.peer,
                 template,
                 &csr,

@@ -700,6 +700,47 @@ async fn scep(s: Arc<dyn Store>) {
         "k1"
     );
     assert!(s.find_transaction("scep", "tx9").await.unwrap().is_none());
+
+    // retention: what was used or expired, and transactions started, before the cut go
+    let long_ago = timestamp(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400));
+    let used_long_ago = s.create_challenge(&c("h-old-used", &later)).await.unwrap();
+    assert!(
+        s.use_challenge(used_long_ago, &long_ago, "tx-old")
+            .await
+            .unwrap()
+    );
+    s.create_challenge(&c("h-old-expired", &long_ago))
+        .await
+        .unwrap();
+    s.save_transaction(&TransactionRecord {
+        transaction_id: "tx-old".into(),
+        created_at: long_ago.clone(),
+        ..t.clone()
+    })
+    .await
+    .unwrap();
+    let cut = timestamp(SystemTime::now() - std::time::Duration::from_secs(86_400));
+    assert_eq!(s.purge_scep(&cut, &cut).await.unwrap(), (2, 1));
+    assert!(s.find_challenge("h-old-used").await.unwrap().is_none());
+    assert!(s.find_challenge("h-old-expired").await.unwrap().is_none());
+    assert!(
+        s.find_challenge("h1").await.unwrap().is_some(),
+        "open: kept"
+    );
+    assert!(
+        s.find_transaction("scep", "tx-old")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.find_transaction("scep", "tx1").await.unwrap().is_some());
+    // the service's limits: nothing of today goes
+    assert_eq!(
+        estd::service::scep::retention::purge(s.as_ref(), SystemTime::now())
+            .await
+            .unwrap(),
+        (0, 0)
+    );
 }
 
 /// The scenarios, each on an empty store that `fresh` makes.

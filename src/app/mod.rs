@@ -358,7 +358,10 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
                 ra,
             )
         }) {
-        Ok(s) => Some(Arc::new(s)),
+        Ok(s) => {
+            crate::service::scep::retention::spawn_purger(store.clone());
+            Some(Arc::new(s))
+        }
         Err(e) => {
             tracing::error!(error = %e, "SCEP is off: its RA certificate could not be loaded or issued");
             None

@@ -70,6 +70,13 @@ pub trait ScepStore: Send + Sync {
         template: &str,
         transaction_id: &str,
     ) -> Result<Option<TransactionRecord>, StoreError>;
+    /// Deletes the challenges used or expired before `challenges_before`, and the
+    /// transactions started before `transactions_before`; returns how many of each.
+    async fn purge_scep(
+        &self,
+        challenges_before: &str,
+        transactions_before: &str,
+    ) -> Result<(u64, u64), StoreError>;
 }
 
 /// The SQL of `ScepStore`, for the pool type of `sql_store!`.
@@ -209,6 +216,27 @@ macro_rules! scep_sql {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn purge_scep(
+                &self,
+                challenges_before: &str,
+                transactions_before: &str,
+            ) -> Result<(u64, u64), StoreError> {
+                let challenges = sqlx::query(
+                    "DELETE FROM scep_challenges WHERE (used_at IS NOT NULL AND used_at < $1) OR expires_at < $1",
+                )
+                .bind(challenges_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let transactions =
+                    sqlx::query("DELETE FROM scep_transactions WHERE created_at < $1")
+                        .bind(transactions_before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                Ok((challenges, transactions))
             }
 
             async fn find_transaction(

@@ -11,6 +11,7 @@
 pub mod challenge;
 mod fetch;
 pub mod ra;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -68,7 +68,7 @@ pub mod pack;
 pub mod policy;
 pub mod portal;
 pub mod revocation;
-pub mod scep;
+pub mod scep_wire;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // leaves: the wire codec, shared value types and checks, counters
     &["est", "model", "metrics"],
-    &["fields", "gate", "scep"],
+    &["fields", "gate", "scep_wire"],
     // the domain's parts
     &["ca", "auth", "pack"],
     &["policy", "store"],
@@ -41,7 +41,7 @@ const ONLY_FROM: &[(&str, &[&str])] = &[("config", &["app", "main"])];
 
 /// What the client may name: the wire codec and the shared value types, nothing of the
 /// server.
-const CLIENT_MAY_USE: &[&str] = &["est", "model", "fields", "scep"];
+const CLIENT_MAY_USE: &[&str] = &["est", "model", "fields", "scep_wire"];
 
 fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
@@ -354,7 +354,7 @@ fn imports_point_down_the_layers_only() {
 /// typed results or domain errors out). `client` and `server` speak HTTP themselves.
 const NO_HTTP: &[&str] = &[
     "est",
-    "scep",
+    "scep_wire",
     "model",
     "metrics",
     "fields",

@@ -5,9 +5,9 @@
 //! SCEP server in this process.
 
 use der::{Decode, DecodePem, Encode};
-use estd::scep::envelope::Cipher;
-use estd::scep::request::{self, Reply, RequestError, Requester};
-use estd::scep::{self, FailInfo, MessageType, Payload, RecipientKey, Status};
+use estd::scep_wire::envelope::Cipher;
+use estd::scep_wire::request::{self, Reply, RequestError, Requester};
+use estd::scep_wire::{self as scep, FailInfo, MessageType, Payload, RecipientKey, Status};
 use rcgen::{CertificateParams, DnType, Issuer, KeyPair, KeyUsagePurpose};
 use x509_cert::Certificate;
 

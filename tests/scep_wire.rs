@@ -4,7 +4,7 @@
 //! `failInfo` RFC 8894 names.
 
 use der::{Decode, DecodePem};
-use estd::scep::{self, FailInfo, MessageType, RecipientKey};
+use estd::scep_wire::{self as scep, FailInfo, MessageType, RecipientKey};
 use rustls_pki_types::pem::PemObject;
 
 const PKCSREQ: &[u8] = include_bytes!("fixtures/scep/pkcsreq-scepclient-2.1.0.der");
@@ -31,7 +31,7 @@ fn a_pkcsreq_from_scepclient_opens_to_its_csr() {
     assert_eq!(msg.sender_nonce.len(), 16);
     let (csr, cipher) =
         scep::open(&msg.envelope, &[ca_key()]).expect("the envelope opens (DES-CBC)");
-    assert_eq!(cipher, estd::scep::envelope::Cipher::DesCbc);
+    assert_eq!(cipher, estd::scep_wire::envelope::Cipher::DesCbc);
     let csr = estd::est::Csr::parse(&csr).expect("a CSR whose signature verifies");
     assert!(
         csr.challenge_password.is_some(),
@@ -110,18 +110,19 @@ fn an_envelope_for_another_key_does_not_open() {
         key: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&other.serialize_der()).expect("RSA"),
     };
     let wrong = scep::open(&msg.envelope, &[wrong_key]);
-    let refused = |r: &Result<(Vec<u8>, estd::scep::envelope::Cipher), scep::ScepError>| match r {
-        Err(e) => {
-            assert_eq!(e.fail, FailInfo::BadMessageCheck);
-            assert!(e.reason.contains("does not decrypt"), "{e}");
-            e.reason.clone()
-        }
-        // one time in 256 the padding fits: noise, which is no CSR
-        Ok((noise, _)) => {
-            assert!(estd::est::Csr::parse(noise).is_err());
-            "noise".into()
-        }
-    };
+    let refused =
+        |r: &Result<(Vec<u8>, estd::scep_wire::envelope::Cipher), scep::ScepError>| match r {
+            Err(e) => {
+                assert_eq!(e.fail, FailInfo::BadMessageCheck);
+                assert!(e.reason.contains("does not decrypt"), "{e}");
+                e.reason.clone()
+            }
+            // one time in 256 the padding fits: noise, which is no CSR
+            Ok((noise, _)) => {
+                assert!(estd::est::Csr::parse(noise).is_err());
+                "noise".into()
+            }
+        };
     refused(&wrong);
     assert!(scep::open(b"\x30\x00", &[ca_key()]).is_err());
 }
@@ -129,7 +130,7 @@ fn an_envelope_for_another_key_does_not_open() {
 #[test]
 fn the_content_ciphers_decrypt_what_they_encrypt() {
     use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
-    use estd::scep::envelope::Cipher;
+    use estd::scep_wire::envelope::Cipher;
     let plain = b"a certificate request, more than one block long";
     let key24 = [7u8; 24];
     let iv8 = [9u8; 8];
@@ -212,8 +213,8 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
     let issued =
         der::Encode::to_der(&x509_cert::Certificate::from_pem(CLIENT_PEM).unwrap()).unwrap();
     for cipher in [
-        estd::scep::envelope::Cipher::DesCbc,
-        estd::scep::envelope::Cipher::Aes256Cbc,
+        estd::scep_wire::envelope::Cipher::DesCbc,
+        estd::scep_wire::envelope::Cipher::Aes256Cbc,
     ] {
         let status = scep::Status::Success {
             payload: scep::reply::Payload::Cert(issued.clone()),
@@ -251,7 +252,7 @@ fn a_cert_rep_verifies_and_opens_with_openssl() {
         );
         let printed = String::from_utf8_lossy(&ci);
         // a DES request is answered in 3DES (OpenSSL 3 has no DES by default), AES in AES
-        let want = if cipher == estd::scep::envelope::Cipher::DesCbc {
+        let want = if cipher == estd::scep_wire::envelope::Cipher::DesCbc {
             "des-ede3-cbc"
         } else {
             "aes-256-cbc"
@@ -476,7 +477,7 @@ fn the_transaction_id_is_echoed_as_sent_and_keys_are_checked_before_issuing() {
     let ok = scep::Status::Success {
         payload: scep::reply::Payload::Cert(issued),
         recipient: msg.signer_cert.clone(),
-        cipher: estd::scep::envelope::Cipher::Aes128Cbc,
+        cipher: estd::scep_wire::envelope::Cipher::Aes128Cbc,
     };
     let rep = scep::cert_rep(&msg.echo, &ok, &signer).expect("a CertRep");
     let status = [

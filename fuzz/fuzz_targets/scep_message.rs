@@ -4,9 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(msg) = estd::scep::parse(data) {
-        let _ = estd::scep::open(&msg.envelope, &[]);
+    if let Ok(msg) = estd::scep_wire::parse(data) {
+        let _ = estd::scep_wire::open(&msg.envelope, &[]);
     }
     // the envelope parser on its own, with no recipient
-    let _ = estd::scep::open(data, &[]);
+    let _ = estd::scep_wire::open(data, &[]);
 });

@@ -4,7 +4,7 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use estd::scep::request::{self, Requester, Sent};
+use estd::scep_wire::request::{self, Requester, Sent};
 use libfuzzer_sys::fuzz_target;
 
 fn requester() -> &'static Requester {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = request::ca_certs("application/x-x509-ca-cert", data);
     let _ = request::degenerate_contents(data);
     let sent = Sent {
-        message_type: estd::scep::MessageType::PkcsReq,
+        message_type: estd::scep_wire::MessageType::PkcsReq,
         transaction_id: "fuzz".into(),
         sender_nonce: vec![0; 16],
         der: Vec::new(),

@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 
 use super::cli::{Stop, local, pem_chain, read_certs, read_key, sans, save, show, subject_cn};
 use super::{ClientError, Trust};
-use crate::scep::envelope::Cipher;
-use crate::scep::request::{self, Bundle, CaCerts, Reply, Requester, Sent};
+use crate::scep_wire::envelope::Cipher;
+use crate::scep_wire::request::{self, Bundle, CaCerts, Reply, Requester, Sent};
 
 mod bench;
 pub mod http;

@@ -1,7 +1,7 @@
 //! `estd client scep` (the binary) against a small SCEP server in this process.
 
 use der::Decode;
-use estd::scep::{self, FailInfo, MessageType, Payload, Status};
+use estd::scep_wire::{self as scep, FailInfo, MessageType, Payload, Status};
 use rcgen::KeyPair;
 use x509_cert::Certificate;
 

@@ -4,7 +4,7 @@
 
 use super::*;
 use base64::Engine;
-use estd::scep::MessageType;
+use estd::scep_wire::MessageType;
 
 /// A PKCSReq for `csr` signed with the EC key `key` by a self-signed certificate of it (the
 /// client's builder signs with RSA only): what a client with an EC key sends.
@@ -17,7 +17,7 @@ fn ec_pkcs_req(t: &T, key: &KeyPair, csr: &[u8], txid: &str) -> Sent {
     };
     use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
     use der::{Any, Encode};
-    use estd::scep::{Digest, oid, reply};
+    use estd::scep_wire::{Digest, oid, reply};
     use x509_cert::spki::AlgorithmIdentifierOwned;
 
     let subject = estd::est::Csr::parse(csr).unwrap().subject;

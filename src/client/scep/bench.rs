@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use super::{Ra, Session, csr_subject};
 use crate::client::bench::{Report, process_cpu};
 use crate::client::cli::{Stop, local, subject_cn};
-use crate::scep::envelope::Cipher;
-use crate::scep::request::{self, Reply, Requester};
+use crate::scep_wire::envelope::Cipher;
+use crate::scep_wire::request::{self, Reply, Requester};
 
 #[derive(clap::Args)]
 pub(super) struct BenchArgs {
@@ -262,6 +262,8 @@ pub(super) async fn run(args: &BenchArgs, timeout: Duration) -> Result<(), Stop>
 
 #[cfg(test)]
 mod tests {
+    // Tests only: each unwrap asserts that a fixed, valid input is handled (a key made
+    // here, a literal URL or code); its panic is the test failing, nothing the network sends.
     use super::*;
     use clap::Parser;
 

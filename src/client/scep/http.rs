@@ -10,8 +10,8 @@ use hyper::body::Bytes;
 use rustls::pki_types::ServerName;
 
 use crate::client::{Answer, ClientError};
-use crate::scep::envelope::Cipher;
-use crate::scep::request::{self, CaCerts};
+use crate::scep_wire::envelope::Cipher;
+use crate::scep_wire::request::{self, CaCerts};
 
 /// The media type of a pkiMessage, both ways.
 pub const CT_PKI_MESSAGE: &str = "application/x-pki-message";
@@ -274,6 +274,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    // Tests only: each unwrap asserts that a fixed, valid input is handled (a key made
+    // here, a literal URL or code); its panic is the test failing, nothing the network sends.
     use super::*;
 
     #[test]

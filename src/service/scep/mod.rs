@@ -25,8 +25,8 @@ use crate::est::Csr;
 use crate::model::RequestMeta;
 use crate::policy::Template;
 use crate::revocation::{RevocationService, public_key_fingerprint};
-use crate::scep::reply::LooseCertificate;
-use crate::scep::{self, FailInfo, MessageType, Payload, PkiMessage, Status};
+use crate::scep_wire::reply::LooseCertificate;
+use crate::scep_wire::{self as scep, FailInfo, MessageType, Payload, PkiMessage, Status};
 use crate::store::{PendingState, Store, TransactionRecord, timestamp};
 
 pub use ra::Ra;

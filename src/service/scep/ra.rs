@@ -17,7 +17,7 @@ use x509_cert::Certificate;
 use crate::ca::devpki::replace_file;
 use crate::ca::{CaError, IssuanceRequest, Issuer};
 use crate::est::{self, KeyType};
-use crate::scep::{RecipientKey, Signer};
+use crate::scep_wire::{RecipientKey, Signer};
 
 pub const RA_CERT: &str = "scep-ra.pem";
 pub const RA_KEY: &str = "scep-ra.key";

@@ -760,6 +760,8 @@ pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // Tests only: each unwrap asserts that a fixed, valid input is handled (a key made
+    // here, a literal URL or code); its panic is the test failing, nothing the network sends.
     use super::*;
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -141,7 +141,9 @@ async fn dispatch(
                 })?
             } else {
                 let (parts, body) = req.into_parts();
-                read(body, &parts.headers, state.max_body).await?
+                super::est::read_body(body, &parts.headers, state.max_body)
+                    .await?
+                    .to_vec()
             };
             pki_operation(scep, meta, &t, &msg, note).await
         }
@@ -204,15 +206,6 @@ async fn pki_operation(
             detail,
         }),
     }
-}
-
-/// The POST body, at most `limit` bytes (413 beyond).
-async fn read(
-    body: Body,
-    headers: &axum::http::HeaderMap,
-    limit: usize,
-) -> Result<Vec<u8>, EstError> {
-    Ok(super::est::read_body(body, headers, limit).await?.to_vec())
 }
 
 /// A body with its exact media type (SCEP clients compare them).

@@ -77,6 +77,23 @@ struct Ra {
     method: MethodArg,
 }
 
+/// The certificate a GetCert or GetCRL is asked with, and its key.
+#[derive(clap::Args)]
+struct Holder {
+    /// Your certificate (PEM)
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PEM, RSA)
+    #[arg(long)]
+    key: PathBuf,
+}
+
+impl Holder {
+    fn requester(&self) -> Result<Requester, Stop> {
+        requester(&read_cert(&self.cert)?, &read_pkcs8(&self.key)?, &self.cert)
+    }
+}
+
 #[derive(clap::Args)]
 struct Wait {
     /// While the request is PENDING, poll (CertPoll) for up to this many seconds (0: ask
@@ -186,12 +203,8 @@ enum ScepOp {
     Getcert {
         #[command(flatten)]
         ra: Ra,
-        /// Your certificate (PEM)
-        #[arg(long)]
-        cert: PathBuf,
-        /// Its private key (PEM, RSA)
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        holder: Holder,
         /// The serial number of the certificate asked for (hex, colons optional)
         #[arg(long)]
         serial: String,
@@ -203,12 +216,8 @@ enum ScepOp {
     Getcrl {
         #[command(flatten)]
         ra: Ra,
-        /// Your certificate (PEM)
-        #[arg(long)]
-        cert: PathBuf,
-        /// Its private key (PEM, RSA)
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        holder: Holder,
         /// Where to save the CRL (PEM)
         #[arg(long)]
         out: PathBuf,
@@ -631,13 +640,12 @@ pub(super) async fn run(
         }
         ScepOp::Getcert {
             ra,
-            cert,
-            key,
+            holder,
             serial,
             out,
         } => {
             let session = Session::open(ra, timeout).await?;
-            let who = requester(&read_cert(cert)?, &read_pkcs8(key)?, cert)?;
+            let who = holder.requester()?;
             let serial = parse_serial(serial)?;
             let issuer = session.ca.ca_subject().map_err(fail)?;
             let sent = request::get_cert(
@@ -668,9 +676,9 @@ pub(super) async fn run(
             crate::outln!("  expires: {}", s.not_after);
             crate::outln!("  saved:   {}", out.display());
         }
-        ScepOp::Getcrl { ra, cert, key, out } => {
+        ScepOp::Getcrl { ra, holder, out } => {
             let session = Session::open(ra, timeout).await?;
-            let who = requester(&read_cert(cert)?, &read_pkcs8(key)?, cert)?;
+            let who = holder.requester()?;
             let tbs = who.certificate().tbs_certificate();
             let sent = request::get_crl(
                 tbs.issuer(),

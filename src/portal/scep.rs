@@ -51,6 +51,34 @@ async fn view(
     )
 }
 
+/// A form sent without the session's CSRF token: the page again, 403, audited so.
+async fn expired(
+    state: &AppState,
+    s: &session::Session,
+    form: &ChallengeForm,
+    mut note: AuditNote,
+) -> Response {
+    note.reason = Some("form without a valid CSRF token".into());
+    let resp = view(
+        state,
+        s,
+        StatusCode::FORBIDDEN,
+        form,
+        &expired_errors(),
+        None,
+    )
+    .await;
+    with_note(resp, note)
+}
+
+/// An empty form, valid for a day.
+fn blank() -> ChallengeForm {
+    ChallengeForm {
+        expires: "24h".into(),
+        ..ChallengeForm::default()
+    }
+}
+
 /// The signed-in administrator, or the answer to give instead.
 async fn admin_session(
     state: &AppState,
@@ -76,10 +104,7 @@ pub(super) async fn scep_page(State(state): State<Arc<AppState>>, headers: Heade
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = ChallengeForm {
-        expires: "24h".into(),
-        ..ChallengeForm::default()
-    };
+    let form = blank();
     view(&state, &s, StatusCode::OK, &form, &Vec::new(), None).await
 }
 
@@ -100,17 +125,7 @@ pub(super) async fn scep_submit(
         expires: f.expires.clone(),
     };
     if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        let resp = view(
-            &state,
-            &s,
-            StatusCode::FORBIDDEN,
-            &form,
-            &expired_errors(),
-            None,
-        )
-        .await;
-        return with_note(resp, note);
+        return expired(&state, &s, &form, note).await;
     }
     let refuse = |field: &'static str, m: String| (StatusCode::BAD_REQUEST, vec![(field, m)]);
     let result = async {
@@ -190,22 +205,9 @@ pub(super) async fn scep_revoke(
     let mut note = form_note("scep-challenge-revoke", &s, "");
     note.label = None;
     note.reason = Some(format!("challenge {id}"));
-    let form = ChallengeForm {
-        expires: "24h".into(),
-        ..ChallengeForm::default()
-    };
+    let form = blank();
     if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
-        note.reason = Some("form without a valid CSRF token".into());
-        let resp = view(
-            &state,
-            &s,
-            StatusCode::FORBIDDEN,
-            &form,
-            &expired_errors(),
-            None,
-        )
-        .await;
-        return with_note(resp, note);
+        return expired(&state, &s, &form, note).await;
     }
     match state.store.revoke_challenge(id).await {
         Ok(true) => {

@@ -295,8 +295,7 @@ pub fn get_cert(
     ra: &[u8],
     cipher: Cipher,
 ) -> Result<Sent, RequestError> {
-    let content = issuer_and_serial(issuer, serial)?;
-    request(MessageType::GetCert, &content, requester, ra, cipher, None)
+    by_issuer_and_serial(MessageType::GetCert, issuer, serial, requester, ra, cipher)
 }
 
 /// GetCRL (22): the CRL that covers a certificate the requester holds (its issuer and
@@ -308,8 +307,20 @@ pub fn get_crl(
     ra: &[u8],
     cipher: Cipher,
 ) -> Result<Sent, RequestError> {
+    by_issuer_and_serial(MessageType::GetCrl, issuer, serial, requester, ra, cipher)
+}
+
+/// A request whose content is an IssuerAndSerialNumber (GetCert, GetCRL).
+fn by_issuer_and_serial(
+    message_type: MessageType,
+    issuer: &Name,
+    serial: &SerialNumber,
+    requester: &Requester,
+    ra: &[u8],
+    cipher: Cipher,
+) -> Result<Sent, RequestError> {
     let content = issuer_and_serial(issuer, serial)?;
-    request(MessageType::GetCrl, &content, requester, ra, cipher, None)
+    request(message_type, &content, requester, ra, cipher, None)
 }
 
 /// A PKCS#10 request (DER) for `key` with this subject and SAN, and the challengePassword

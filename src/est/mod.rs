@@ -10,6 +10,7 @@ mod body;
 mod bytes;
 mod csr;
 mod keys;
+pub mod lenient;
 pub mod multipart;
 pub mod oids;
 mod pkcs7;

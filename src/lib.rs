@@ -64,6 +64,7 @@ pub mod gate;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
+pub mod outbound;
 pub mod pack;
 pub mod policy;
 pub mod portal;

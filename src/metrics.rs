@@ -39,6 +39,8 @@ pub struct Metrics {
     audit_suppressed: AtomicU64,
     /// SCEP messages answered, by message type and pkiStatus (with failInfo).
     scep: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Exchanges with upstream CAs (registration-authority mode), by upstream and outcome.
+    upstream: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -86,6 +88,14 @@ impl Metrics {
     pub fn scep(&self, message: &'static str, answer: &'static str) {
         if let Ok(mut m) = self.scep.lock() {
             *m.entry((message, answer)).or_insert(0) += 1;
+        }
+    }
+
+    /// One exchange with an upstream CA: `2xx`, `4xx`, `5xx`, `timeout` or `unreachable`
+    /// (upstream names come from the configuration: a bounded set).
+    pub fn upstream(&self, name: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.upstream.lock() {
+            *m.entry((name.to_string(), outcome)).or_insert(0) += 1;
         }
     }
 
@@ -155,6 +165,19 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "estd_scep_messages_total{{message=\"{message}\",answer=\"{answer}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP estd_upstream_requests_total Exchanges with upstream CAs (registration-authority mode), by upstream and outcome.\n# TYPE estd_upstream_requests_total counter"
+        );
+        if let Ok(m) = self.upstream.lock() {
+            for ((name, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "estd_upstream_requests_total{{upstream=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(name)
                 );
             }
         }

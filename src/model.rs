@@ -23,6 +23,10 @@ pub struct RequestMeta {
     pub label: Option<String>,
 }
 
+/// Who signed a certificate estd's own CA signed (`CertRecord::issuer`, a template's
+/// `issuer`); any other value names an upstream CA.
+pub const LOCAL_ISSUER: &str = "local";
+
 /// A UTC time as fixed-width text, sortable as a string.
 pub fn timestamp(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);

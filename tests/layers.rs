@@ -27,8 +27,9 @@ const LAYERS: &[&[&str]] = &[
     &["jobs"],
     // the HTTP plumbing the adapters share
     &["web"],
-    // the adapters: HTTP (EST, JSON API, CRL/OCSP), the portal, the EST client
-    &["api", "portal", "client"],
+    // the adapters: HTTP (EST, JSON API, CRL/OCSP), the portal, the EST client, the
+    // connection to upstream CAs
+    &["api", "portal", "client", "outbound"],
     // listeners, configuration, wiring
     &["server"],
     &["config"],

@@ -42,6 +42,7 @@ fn cert(serial: &str) -> CertRecord {
         issued_at: "z".into(),
         der: vec![1, 2, 3],
         description: "till 3".into(),
+        issuer: "local".into(),
     }
 }
 
@@ -496,6 +497,139 @@ async fn pending(s: Arc<dyn Store>) {
     assert_eq!(s.list_pending(None).await.unwrap().len(), 1);
 }
 
+/// Registration-authority mode: requests an upstream holds (claimed once per poll, issued
+/// or rejected once), certificates recorded with their issuer, and revocations of upstream
+/// certificates told apart from local ones.
+async fn upstream(s: Arc<dyn Store>) {
+    let now = timestamp(SystemTime::now());
+    let p = PendingRecord {
+        id: 0,
+        template: "fwd".into(),
+        requester: "joe".into(),
+        key_fingerprint: "fp".into(),
+        subject: "CN=joe".into(),
+        san: String::new(),
+        operation: "simpleenroll".into(),
+        csr: vec![0x30, 0x00],
+        state: PendingState::Upstream,
+        reason: None,
+        created_at: now.clone(),
+        decided_at: None,
+        decided_by: None,
+        serial: None,
+    };
+    let due_at = "2000-01-01T00:00:00.000000Z";
+    let held = s.hold_upstream(&p, "corp", due_at).await.unwrap();
+    let other = s
+        .hold_upstream(&p, "corp", "2999-01-01T00:00:00.000000Z")
+        .await
+        .unwrap();
+    // only the due one, with its upstream and no attempt yet
+    let due = s.due_upstream(&now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (
+            due[0].pending.id,
+            due[0].upstream.as_str(),
+            due[0].poll_attempts,
+            due[0].pending.state
+        ),
+        (held, "corp", 0, PendingState::Upstream)
+    );
+    // a poll takes it once: a second claim with the same sighting loses
+    let next = "2001-01-01T00:00:00.000000Z";
+    assert!(s.claim_upstream_poll(held, due_at, next).await.unwrap());
+    assert!(!s.claim_upstream_poll(held, due_at, next).await.unwrap());
+    let row = s.upstream_pending(held).await.unwrap().unwrap();
+    assert_eq!((row.next_poll_at.as_str(), row.poll_attempts), (next, 1));
+    // a person cannot approve what the upstream holds
+    assert!(!s.decide_pending(held, true, "admin", None).await.unwrap());
+    // issued upstream: recorded with its issuer, once
+    let mut c = cert("u1");
+    c.issuer = "corp".into();
+    assert!(
+        s.record_upstream_issuance(held, &c, &audit("simpleenroll"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_upstream_issuance(held, &cert("u2"), &audit("simpleenroll"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.find_certificate("u1").await.unwrap().unwrap().issuer,
+        "corp"
+    );
+    assert!(s.find_certificate("u2").await.unwrap().is_none());
+    assert_eq!(
+        s.get_pending(held).await.unwrap().unwrap().state,
+        PendingState::Issued
+    );
+    assert!(s.upstream_pending(held).await.unwrap().is_none());
+    // refused upstream: rejected with the reason, by the upstream
+    assert!(
+        s.reject_upstream(other, "no such device", &audit("simpleenroll"))
+            .await
+            .unwrap()
+    );
+    let r = s.get_pending(other).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.reason.as_deref(), r.decided_by.as_deref()),
+        (
+            PendingState::Rejected,
+            Some("no such device"),
+            Some("upstream corp")
+        )
+    );
+    assert!(
+        !s.reject_upstream(other, "again", &audit("simpleenroll"))
+            .await
+            .unwrap()
+    );
+    // an approved request the upstream then holds
+    let mut m = p.clone();
+    m.state = PendingState::Pending;
+    let manual = s.create_pending(&m).await.unwrap();
+    assert!(
+        !s.approved_to_upstream(manual, "corp", next).await.unwrap(),
+        "not approved yet"
+    );
+    assert!(s.decide_pending(manual, true, "admin", None).await.unwrap());
+    assert!(s.approved_to_upstream(manual, "corp", next).await.unwrap());
+    assert_eq!(
+        s.get_pending(manual).await.unwrap().unwrap().state,
+        PendingState::Upstream
+    );
+    // revocations say whose certificate it was; the count (the CRL's) is of local ones
+    s.record_issuance(&cert("l1"), &audit("simpleenroll"))
+        .await
+        .unwrap();
+    for serial in ["u1", "l1"] {
+        let rev = RevocationRecord {
+            serial: serial.into(),
+            revoked_at: now.clone(),
+            reason: 1,
+            revoked_by: "admin".into(),
+            key_fingerprint: format!("fp-{serial}"),
+            issuer: String::new(),
+        };
+        assert!(s.revoke_certificate(&rev, &audit("revoke")).await.unwrap());
+    }
+    let all = s.revocations().await.unwrap();
+    let issuers: Vec<(&str, &str)> = all
+        .iter()
+        .map(|r| (r.serial.as_str(), r.issuer.as_str()))
+        .collect();
+    assert_eq!(issuers.len(), 2);
+    assert!(issuers.contains(&("u1", "corp")) && issuers.contains(&("l1", "local")));
+    assert_eq!(
+        s.find_revocation("u1").await.unwrap().unwrap().issuer,
+        "corp"
+    );
+    assert_eq!(s.revocation_count().await.unwrap(), 1);
+}
+
 async fn revocations(s: Arc<dyn Store>) {
     // three certificates: alice's valid one, alice's expired one, bob's (to be revoked)
     let mut a = cert("a1");
@@ -520,6 +654,7 @@ async fn revocations(s: Arc<dyn Store>) {
         reason: 1,
         revoked_by: "admin".into(),
         key_fingerprint: "fp".into(),
+        issuer: "local".into(),
     };
     assert!(s.revoke_certificate(&rev, &audit("revoke")).await.unwrap());
     // once only: the second is refused and writes no audit row
@@ -758,6 +893,7 @@ where
     pending(fresh("pending").await).await;
     revocations(fresh("revocations").await).await;
     scep(fresh("scep").await).await;
+    upstream(fresh("upstream").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -42,6 +42,12 @@ pub enum EstError {
     /// `detail` only to the log and audit.
     #[error("The certificate store is unavailable; try again in {retry_after} seconds ({detail})")]
     StoreUnavailable { retry_after: u64, detail: String },
+    /// The template's upstream CA cannot be used now (registration-authority mode): come
+    /// back. `detail` only to the log and audit.
+    #[error(
+        "The certificate authority is unavailable; try again in {retry_after} seconds ({detail})"
+    )]
+    UpstreamUnavailable { retry_after: u64, detail: String },
     /// Our own fault. `public` goes to the client; `detail` only to the log and audit.
     #[error("{public} ({detail})")]
     Internal { public: String, detail: String },
@@ -59,9 +65,9 @@ impl EstError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } | Self::StoreUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable { .. }
+            | Self::StoreUnavailable { .. }
+            | Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +79,9 @@ impl EstError {
             Self::StoreUnavailable { retry_after, .. } => {
                 format!("The certificate store is unavailable; try again in {retry_after} seconds")
             }
+            Self::UpstreamUnavailable { retry_after, .. } => format!(
+                "The certificate authority is unavailable; try again in {retry_after} seconds"
+            ),
             Self::MalformedCsr(_) => MALFORMED_CSR.to_string(),
             other => other.to_string(),
         }
@@ -115,6 +124,17 @@ impl From<EnrollError> for EstError {
             EnrollError::Cancelled => EstError::BadRequest("the request was cancelled".into()),
             EnrollError::Throttled { retry_after } => EstError::TooManyRequests { retry_after },
             EnrollError::Busy { retry_after } => EstError::Unavailable { retry_after },
+            EnrollError::UpstreamUnavailable {
+                detail,
+                retry_after,
+            } => EstError::UpstreamUnavailable {
+                retry_after,
+                detail,
+            },
+            e @ EnrollError::UpstreamRefused { status: 400, .. } => {
+                EstError::BadRequest(e.to_string())
+            }
+            e @ EnrollError::UpstreamRefused { .. } => EstError::Forbidden(e.to_string()),
             EnrollError::Store(e) if e.is_unavailable() => EstError::StoreUnavailable {
                 retry_after: crate::store::StoreError::RETRY_AFTER_SECS,
                 detail: e.to_string(),
@@ -150,7 +170,8 @@ impl IntoResponse for EstError {
             }
             Self::TooManyRequests { retry_after }
             | Self::Unavailable { retry_after }
-            | Self::StoreUnavailable { retry_after, .. } => {
+            | Self::StoreUnavailable { retry_after, .. }
+            | Self::UpstreamUnavailable { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

@@ -107,7 +107,28 @@ async fn dispatch(
         });
     }
     match operation {
-        Operation::CaCerts => Ok(body_response(est::CT_CACERTS, state.cacerts_body.clone())),
+        Operation::CaCerts => match state.enroll.upstream_of(&template)? {
+            // the CA that signs this label's certificates is the upstream's
+            Some(up) => {
+                let chain = up.chain();
+                if chain.is_empty() {
+                    return Err(EstError::UpstreamUnavailable {
+                        retry_after: 30,
+                        detail: format!(
+                            "the CA certificates of the upstream {} are not loaded yet",
+                            up.name()
+                        ),
+                    });
+                }
+                let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+                let der = est::certs_only(&refs)?;
+                Ok(body_response(
+                    est::CT_CACERTS,
+                    Bytes::from(est::encode_body(&der)),
+                ))
+            }
+            None => Ok(body_response(est::CT_CACERTS, state.cacerts_body.clone())),
+        },
         Operation::CsrAttrs => Ok(body_response(
             est::CT_CSRATTRS,
             state

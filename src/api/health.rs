@@ -74,6 +74,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             READY_TIMEOUT.as_secs()
         )),
     }
+    for up in state.enroll.upstreams() {
+        if let Some(problem) = up.health() {
+            problems.push(problem);
+        }
+    }
     if problems.is_empty() {
         text(
             StatusCode::OK,

@@ -244,7 +244,13 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         tracing::info!(cert = %config.tls_cert.display(), names = ?config.tls_names, "generated a TLS server certificate");
     }
     let own_server_cert = chain.first().map(|c| c.to_vec()).unwrap_or_default();
-    let (tls, tls_cert) = server::tls_config(chain, key, issuer.chain())?;
+    let upstreams = upstreams(config, &templates).await?;
+    // devices renew certificates upstream CAs signed with those as TLS client certificates
+    let mut client_roots = issuer.chain().to_vec();
+    for up in &upstreams {
+        client_roots.extend(up.chain().iter().cloned());
+    }
+    let (tls, tls_cert) = server::tls_config(chain, key, &client_roots)?;
     let eap_chain = match &config.eap_server_chain {
         Some(path) => Some(load_eap_chain(path)?),
         None => None,
@@ -312,6 +318,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
                 .map_err(|e| StartError::Other(e.to_string()))?,
         )
         .with_revocation_urls(urls.clone())
+        .with_upstreams(upstreams)
         .with_work_bounds(config.max_concurrent_checks, config.max_waiting)
         .with_throttle(config.throttle),
     );
@@ -367,6 +374,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
             None
         }
     };
+    spawn_upstream_tasks(&enroll);
     spawn_session_sweeper(store.clone(), config.session_idle);
     if let Some(retention) = config.audit_retention {
         spawn_audit_purger(store.clone(), retention);
@@ -405,6 +413,81 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         },
         admin_password,
     })
+}
+
+/// The `[upstream.NAME]` CAs, each with its `/cacerts` fetched once (an upstream down at
+/// start is logged, reported by `/readyz` and fetched again later); every template's
+/// `issuer` must name `local` or one of them.
+async fn upstreams(
+    config: &Config,
+    templates: &Templates,
+) -> Result<Vec<Arc<crate::ca::upstream::Upstream>>, StartError> {
+    let mut out = Vec::new();
+    for u in &config.upstreams {
+        let transport = crate::outbound::HttpsTransport::new(&u.transport)
+            .map_err(|e| StartError::Other(format!("upstream.{}: {e}", u.settings.name)))?;
+        let up = Arc::new(crate::ca::upstream::Upstream::new(
+            u.settings.clone(),
+            Arc::new(transport),
+        ));
+        match up.refresh_cacerts().await {
+            Ok(n) => {
+                tracing::info!(upstream = %up.name(), certificates = n, "upstream CA reachable")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "upstream CA unreachable at start: its templates answer 503 until it is back, and its certificates renew over TLS only after a restart")
+            }
+        }
+        out.push(up);
+    }
+    for t in templates.iter() {
+        if t.issuer != crate::model::LOCAL_ISSUER && !out.iter().any(|u| u.name() == t.issuer) {
+            return Err(StartError::Other(format!(
+                "template {}: issuer {:?} is not \"local\" nor an [upstream.NAME] of the configuration",
+                t.name, t.issuer
+            )));
+        }
+        if t.issuer != crate::model::LOCAL_ISSUER {
+            tracing::info!(template = %t.name, upstream = %t.issuer, "template forwarded to an upstream CA: its validity, usages and CRL/OCSP pointers are the upstream's");
+        }
+    }
+    Ok(out)
+}
+
+/// For each upstream, `/cacerts` again every `cacerts_refresh` (every `breaker_open` while
+/// it fails: the probe that brings `/readyz` back without device traffic); and, with any
+/// upstream, the poller of requests upstreams hold (every second, a bounded batch).
+fn spawn_upstream_tasks(enroll: &Arc<EnrollService>) {
+    let mut any = false;
+    for up in enroll.upstreams() {
+        any = true;
+        let up = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let s = up.settings();
+                let wait = if up.health().is_some() {
+                    s.breaker_open
+                } else {
+                    s.cacerts_refresh
+                };
+                tokio::time::sleep(wait).await;
+                if let Err(e) = up.refresh_cacerts().await {
+                    tracing::warn!(error = %e, "upstream CA certificates not refreshed");
+                }
+            }
+        });
+    }
+    if any {
+        let enroll = enroll.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if let Err(e) = enroll.poll_due().await {
+                    tracing::warn!(error = %e, "polling requests held by upstream CAs failed");
+                }
+            }
+        });
+    }
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -10,6 +10,7 @@ pub mod pkcs11;
 mod pss;
 pub mod seal;
 pub mod show;
+pub mod upstream;
 
 use std::time::{Duration, SystemTime};
 

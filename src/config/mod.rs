@@ -7,7 +7,9 @@
 
 mod ca;
 mod scep;
+mod upstream;
 pub use scep::RawScep;
+pub use upstream::{RawUpstream, UpstreamConfig};
 
 pub use ca::{CA_PIN_ENV, CaToken, RawCa, uri_pin_file};
 
@@ -65,6 +67,8 @@ pub struct RawConfig {
     pub scep: RawScep,
     pub auth: RawAuth,
     pub audit: RawAudit,
+    /// `[upstream.NAME]`: CAs templates forward to (`config/upstream.rs`).
+    pub upstream: std::collections::BTreeMap<String, RawUpstream>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +256,7 @@ impl Default for RawConfig {
             scep: RawScep::default(),
             auth: RawAuth::default(),
             audit: RawAudit::default(),
+            upstream: Default::default(),
         }
     }
 }
@@ -452,6 +457,7 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// Audit rows for unauthenticated failures, per client address and minute, at most.
     pub audit_unauthenticated_per_minute: u32,
+    pub upstreams: Vec<UpstreamConfig>,
 }
 
 impl Config {
@@ -721,6 +727,7 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
         Ok(Config {
+            upstreams: upstream::parse(&raw.upstream)?,
             revocation_listen,
             revocation_base_url,
             crl_validity: Duration::from_secs(hours * 3600),

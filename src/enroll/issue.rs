@@ -60,8 +60,8 @@ impl EnrollService {
                             ..EvalContext::default()
                         },
                     )?;
-                    let issued = self
-                        .issue(IssueCtx {
+                    return self
+                        .issue_or_forward(IssueCtx {
                             meta,
                             op,
                             requester: &principal.name,
@@ -75,23 +75,12 @@ impl EnrollService {
                             description,
                             job_item: None,
                         })
-                        .await?;
-                    return Ok(Outcome::Issued(issued));
+                        .await;
                 }
+                PendingState::Upstream => return self.held(p, meta).await,
                 PendingState::Issued => {
-                    // The client lost the response: the same certificate again, while valid
-                    // (not for server-generated keys, which were never kept: a new request).
-                    if !server_keygen
-                        && let Some(serial) = &p.serial
-                        && let Some(cert) = self.store.find_certificate(serial).await?
-                        && cert.not_after > timestamp(SystemTime::now())
-                    {
-                        return Ok(Outcome::Issued(Issued {
-                            der: cert.der,
-                            serial: cert.serial,
-                            fresh: false,
-                            key_pkcs8: None,
-                        }));
+                    if let Some(again) = self.issued_again(&p, server_keygen).await? {
+                        return Ok(again);
                     }
                 }
             }
@@ -118,56 +107,59 @@ impl EnrollService {
         Ok(pending(id))
     }
 
+    /// The client lost the answer to a request that was issued: the same certificate again,
+    /// while valid (not for server-generated keys, which were never kept: a new request).
+    pub(super) async fn issued_again(
+        &self,
+        p: &PendingRecord,
+        server_keygen: bool,
+    ) -> Result<Option<Outcome>, EnrollError> {
+        if !server_keygen
+            && let Some(serial) = &p.serial
+            && let Some(cert) = self.store.find_certificate(serial).await?
+            && cert.not_after > timestamp(SystemTime::now())
+        {
+            return Ok(Some(Outcome::Issued(Issued {
+                der: cert.der,
+                serial: cert.serial,
+                fresh: false,
+                key_pkcs8: None,
+            })));
+        }
+        Ok(None)
+    }
+
+    /// Signs with estd's CA, or forwards to the template's upstream CA.
+    pub(super) async fn issue_or_forward(&self, ctx: IssueCtx<'_>) -> Result<Outcome, EnrollError> {
+        match self.upstream_of(ctx.template)? {
+            Some(up) => self.forward(ctx, &up).await,
+            None => self.issue(ctx).await.map(Outcome::Issued),
+        }
+    }
+
     /// Signs and records; `pending_id` marks an approved request issued in the same
     /// transaction.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn issue(&self, ctx: IssueCtx<'_>) -> Result<Issued, EnrollError> {
-        let IssueCtx {
-            meta,
-            op,
-            requester,
-            template,
-            csr,
-            subject: approved_subject,
-            san,
-            pending_id,
-            renews,
-            server_keygen,
-            description,
-            job_item,
-        } = ctx;
-        let cn = csr.common_name().unwrap_or_default();
-        let generated = if server_keygen {
-            let key_type = template.server_keygen_key.key_type();
-            let key = self
-                .work
-                .run(move || crate::ca::generate_key(key_type))
-                .await?
-                .map_err(|e| EnrollError::Ca {
-                    cn: cn.clone(),
-                    detail: e.to_string(),
-                })?;
-            Some(key)
-        } else {
-            None
-        };
+        let cn = ctx.csr.common_name().unwrap_or_default();
+        let generated = self.generated_key(&ctx).await?;
         let (key_type, public_key) = match &generated {
             Some(k) => (k.key_type, k.public_key.clone()),
-            None => (csr.key_type, csr.public_key.clone()),
+            None => (ctx.csr.key_type, ctx.csr.public_key.clone()),
         };
-        let san_der = if san.is_empty() {
+        let san_der = if ctx.san.is_empty() {
             None
         } else {
-            Some(est::encode_san(san).map_err(|e| {
+            Some(est::encode_san(ctx.san).map_err(|e| {
                 EnrollError::BadRequest(format!(
                     "the Subject alternative name cannot be encoded: {e}"
                 ))
             })?)
         };
+        let template = ctx.template;
         // shared with the signing task (the blocking pool's, for a key in a token) without
         // a copy per attempt
         let request = std::sync::Arc::new(IssuanceRequest {
-            subject: approved_subject.clone(),
+            subject: ctx.subject.clone(),
             key_type,
             public_key,
             san: san_der.map(|der| (false, der)),
@@ -183,8 +175,8 @@ impl EnrollService {
             ocsp_no_check: false,
             rsa_pss: template.rsa_pss,
         });
-        let subject = approved_subject.to_string();
-        let san_text = san_text(san);
+        let subject = ctx.subject.to_string();
+        let san_text = san_text(ctx.san);
 
         let mut last = None;
         for _ in 0..SERIAL_ATTEMPTS {
@@ -199,104 +191,180 @@ impl EnrollService {
                     detail: other.to_string(),
                 },
             })?;
-            let now = timestamp(SystemTime::now());
-            let record = CertRecord {
-                serial: cert.serial.clone(),
+            let record = Signed {
+                der: cert.der,
+                serial: cert.serial,
                 subject: subject.clone(),
                 san: san_text.clone(),
-                template: template.name.clone(),
-                requester: requester.to_string(),
-                operation: op.to_string(),
-                not_before: timestamp(cert.not_before),
-                not_after: timestamp(cert.not_after),
-                issued_at: now.clone(),
-                der: cert.der.clone(),
-                description: description.to_string(),
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+                issuer: crate::model::LOCAL_ISSUER,
             };
-            let audit = AuditEvent {
-                at: now,
-                request_id: meta.request_id.clone(),
-                operation: op.to_string(),
-                label: meta.label.clone(),
-                principal: Some(requester.to_string()),
-                peer: meta.peer.clone(),
-                outcome: "ok".into(),
-                status: 200,
-                reason: match (pending_id, renews) {
-                    (Some(id), _) => Some(format!("approved request {id}")),
-                    (None, Some(serial)) => Some(format!("renews {serial}")),
-                    (None, None) => None,
-                },
-                serial: Some(cert.serial.clone()),
-            };
-            let stored = match (pending_id, job_item) {
-                (_, Some(item)) => {
-                    let key = generated.as_ref().ok_or_else(|| {
-                        EnrollError::BadRequest("bulk rows need a server-generated key".into())
-                    })?;
-                    let sealer = self.sealer.as_ref().ok_or_else(|| EnrollError::Ca {
-                        cn: cn.clone(),
-                        detail: "no key sealer configured for bulk jobs".into(),
-                    })?;
-                    let sealed = sealer
-                        .seal_async(&job_key_context(item.item_id), &key.pkcs8)
-                        .await
-                        .map_err(|e| EnrollError::Ca {
-                            cn: cn.clone(),
-                            detail: e.to_string(),
-                        })?;
-                    match self
-                        .store
-                        .record_job_issuance(item, &record, &audit, &sealed)
-                        .await
-                    {
-                        Ok(true) => Ok(()),
-                        Ok(false) => return Err(EnrollError::Cancelled),
-                        Err(e) => Err(e),
-                    }
-                }
-                (None, None) => self.store.record_issuance(&record, &audit).await,
-                (Some(id), None) => match self
-                    .store
-                    .record_pending_issuance(id, &record, &audit)
-                    .await
-                {
-                    Ok(true) => Ok(()),
-                    Ok(false) => {
-                        return Err(EnrollError::BadRequest(format!(
-                            "request {id} is no longer approved (issued or decided elsewhere); repeat the request"
-                        )));
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            match stored {
+            match self.record(&ctx, &record, generated.as_ref(), None).await {
                 Ok(()) => {
-                    crate::metrics::metrics().issued();
-                    tracing::info!(
-                        request_id = %meta.request_id,
-                        serial = %cert.serial,
-                        subject = %subject,
-                        template = %template.name,
-                        principal = %requester,
-                        "certificate issued"
-                    );
                     return Ok(Issued {
-                        der: cert.der,
-                        serial: cert.serial,
+                        der: record.der,
+                        serial: record.serial,
                         fresh: true,
                         key_pkcs8: generated.map(|k| k.pkcs8),
                     });
                 }
-                Err(StoreError::Duplicate(what)) => {
-                    tracing::warn!(request_id = %meta.request_id, %what, "serial number collision, signing again");
+                Err(EnrollError::Store(StoreError::Duplicate(what))) => {
+                    tracing::warn!(request_id = %ctx.meta.request_id, %what, "serial number collision, signing again");
                     last = Some(StoreError::Duplicate(what));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Err(EnrollError::Store(last.unwrap_or_else(|| {
             StoreError::Db("no serial number attempt was made".into())
         })))
     }
+
+    /// The key the server generates for the request (`server_keygen`), within the bound on
+    /// heavy work; `None` when the CSR brings its own.
+    pub(super) async fn generated_key(
+        &self,
+        ctx: &IssueCtx<'_>,
+    ) -> Result<Option<est::GeneratedKey>, EnrollError> {
+        if !ctx.server_keygen {
+            return Ok(None);
+        }
+        let key_type = ctx.template.server_keygen_key.key_type();
+        let key = self
+            .work
+            .run(move || crate::ca::generate_key(key_type))
+            .await?
+            .map_err(|e| EnrollError::Ca {
+                cn: ctx.csr.common_name().unwrap_or_default(),
+                detail: e.to_string(),
+            })?;
+        Ok(Some(key))
+    }
+
+    /// Records a signed certificate with its audit row, in one write: with the approved
+    /// request it issues (`pending_id`), the bulk row (its generated key sealed into it), or
+    /// alone. A serial already recorded is `StoreError::Duplicate`, for the caller to judge.
+    pub(super) async fn record(
+        &self,
+        ctx: &IssueCtx<'_>,
+        cert: &Signed<'_>,
+        generated: Option<&est::GeneratedKey>,
+        note: Option<String>,
+    ) -> Result<(), EnrollError> {
+        let IssueCtx {
+            meta,
+            op,
+            requester,
+            template,
+            csr,
+            pending_id,
+            renews,
+            description,
+            job_item,
+            ..
+        } = *ctx;
+        let cn = csr.common_name().unwrap_or_default();
+        let now = timestamp(SystemTime::now());
+        let record = CertRecord {
+            serial: cert.serial.clone(),
+            subject: cert.subject.clone(),
+            san: cert.san.clone(),
+            template: template.name.clone(),
+            requester: requester.to_string(),
+            operation: op.to_string(),
+            not_before: timestamp(cert.not_before),
+            not_after: timestamp(cert.not_after),
+            issued_at: now.clone(),
+            der: cert.der.clone(),
+            description: description.to_string(),
+            issuer: cert.issuer.to_string(),
+        };
+        let reason = match (pending_id, renews) {
+            (Some(id), _) => Some(format!("approved request {id}")),
+            (None, Some(serial)) => Some(format!("renews {serial}")),
+            (None, None) => None,
+        };
+        let reason = match (reason, note) {
+            (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+            (r, n) => r.or(n),
+        };
+        let audit = AuditEvent {
+            at: now,
+            request_id: meta.request_id.clone(),
+            operation: op.to_string(),
+            label: meta.label.clone(),
+            principal: Some(requester.to_string()),
+            peer: meta.peer.clone(),
+            outcome: "ok".into(),
+            status: 200,
+            reason,
+            serial: Some(cert.serial.clone()),
+        };
+        let stored = match (pending_id, job_item) {
+            (_, Some(item)) => {
+                let key = generated.ok_or_else(|| {
+                    EnrollError::BadRequest("bulk rows need a server-generated key".into())
+                })?;
+                let sealer = self.sealer.as_ref().ok_or_else(|| EnrollError::Ca {
+                    cn: cn.clone(),
+                    detail: "no key sealer configured for bulk jobs".into(),
+                })?;
+                let sealed = sealer
+                    .seal_async(&job_key_context(item.item_id), &key.pkcs8)
+                    .await
+                    .map_err(|e| EnrollError::Ca {
+                        cn: cn.clone(),
+                        detail: e.to_string(),
+                    })?;
+                match self
+                    .store
+                    .record_job_issuance(item, &record, &audit, &sealed)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => return Err(EnrollError::Cancelled),
+                    Err(e) => Err(e),
+                }
+            }
+            (None, None) => self.store.record_issuance(&record, &audit).await,
+            (Some(id), None) => match self
+                .store
+                .record_pending_issuance(id, &record, &audit)
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    return Err(EnrollError::BadRequest(format!(
+                        "request {id} is no longer approved (issued or decided elsewhere); repeat the request"
+                    )));
+                }
+                Err(e) => Err(e),
+            },
+        };
+        stored?;
+        crate::metrics::metrics().issued();
+        tracing::info!(
+            request_id = %meta.request_id,
+            serial = %cert.serial,
+            subject = %cert.subject,
+            template = %template.name,
+            principal = %requester,
+            issuer = %cert.issuer,
+            "certificate issued"
+        );
+        Ok(())
+    }
+}
+
+/// A certificate signed (by estd's CA or an upstream's), as it is recorded.
+pub(super) struct Signed<'a> {
+    pub der: Vec<u8>,
+    pub serial: String,
+    pub subject: String,
+    pub san: String,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+    /// `CertRecord::issuer`.
+    pub issuer: &'a str,
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod issue;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +59,17 @@ pub enum EnrollError {
     /// At the bound for password checks or key generation (503).
     #[error("The server is busy; try again in {retry_after} seconds")]
     Busy { retry_after: u64 },
+    /// The template's upstream CA is down, slow, at its bound, or answered with a
+    /// certificate estd will not hand out (503 with Retry-After).
+    #[error("{detail}; try again in {retry_after} seconds")]
+    UpstreamUnavailable { detail: String, retry_after: u64 },
+    /// The upstream CA refused the request: its status and reason.
+    #[error("The upstream CA {name} refused the request: {reason}")]
+    UpstreamRefused {
+        name: String,
+        status: u16,
+        reason: String,
+    },
 }
 
 /// The portal FAQ's text for a CA that failed to sign, with the request's CN.
@@ -135,6 +147,7 @@ struct Submitted<'a> {
 }
 
 /// Everything `issue` needs.
+#[derive(Clone, Copy)]
 struct IssueCtx<'a> {
     meta: &'a RequestMeta,
     op: &'static str,
@@ -177,6 +190,8 @@ pub struct EnrollService {
     throttle: auth::Throttle,
     /// Other CPU- or memory-heavy work a client starts (key generation, packaging).
     work: Arc<crate::gate::Gate>,
+    /// Upstream CAs by name (registration-authority mode).
+    upstreams: std::collections::BTreeMap<String, Arc<crate::ca::upstream::Upstream>>,
 }
 
 impl From<crate::gate::Busy> for EnrollError {
@@ -231,6 +246,7 @@ impl EnrollService {
             recent_users: std::sync::Mutex::new(std::collections::HashMap::new()),
             revocation_urls: crate::revocation::Urls::default(),
             revoked_keys: Arc::new(RevokedKeys::default()),
+            upstreams: std::collections::BTreeMap::new(),
         }
     }
 
@@ -484,23 +500,21 @@ impl EnrollService {
                 )
                 .await;
         }
-        let issued = self
-            .issue(IssueCtx {
-                meta,
-                op,
-                requester: &principal.name,
-                template,
-                csr,
-                subject: &approved.subject,
-                san: &approved.san,
-                pending_id: None,
-                renews,
-                server_keygen,
-                description,
-                job_item,
-            })
-            .await?;
-        Ok(Outcome::Issued(issued))
+        self.issue_or_forward(IssueCtx {
+            meta,
+            op,
+            requester: &principal.name,
+            template,
+            csr,
+            subject: &approved.subject,
+            san: &approved.san,
+            pending_id: None,
+            renews,
+            server_keygen,
+            description,
+            job_item,
+        })
+        .await
     }
 }
 

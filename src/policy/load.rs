@@ -202,7 +202,14 @@ impl Template {
                 .map_err(|e| bad(format!("scep_ra_signers: {}: {e}", path.display())))?;
             scep_ra_signers.push(der.to_vec());
         }
+        if raw.issuer != crate::model::LOCAL_ISSUER && raw.rsa_pss {
+            return Err(bad(format!(
+                "rsa_pss: the upstream CA {} chooses its signature algorithm; remove rsa_pss",
+                raw.issuer
+            )));
+        }
         Ok(Template {
+            issuer: raw.issuer.clone(),
             scep: raw.scep,
             scep_ra_signers,
             scep_challenge: raw.scep_challenge.clone().map(zeroize::Zeroizing::new),

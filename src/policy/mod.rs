@@ -114,6 +114,9 @@ struct RawTemplate {
     scep_challenge: Option<String>,
     #[serde(default)]
     scep_ra_signers: Vec<String>,
+    /// Who signs: `local` (estd's CA) or the name of an `[upstream.NAME]`.
+    #[serde(default = "local_issuer")]
+    issuer: String,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -134,6 +137,10 @@ fn default_approval() -> String {
 fn default_retry_after() -> u32 {
     60
 }
+fn local_issuer() -> String {
+    crate::model::LOCAL_ISSUER.into()
+}
+
 fn yes() -> bool {
     true
 }
@@ -269,6 +276,9 @@ pub struct Template {
     /// stands for the device's: a request they sign may carry another key's CSR (it still
     /// needs its challenge).
     pub scep_ra_signers: Vec<Vec<u8>>,
+    /// Who signs the certificates: `local` (estd's CA) or an upstream CA's name
+    /// (registration-authority mode; `app` checks the name at start).
+    pub issuer: String,
     /// The file as read (serde's defaults filled in), for `estd template show`.
     raw: RawTemplate,
 }

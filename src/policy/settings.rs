@@ -179,6 +179,14 @@ impl Template {
         put("ocsp", Value::Boolean(raw.ocsp), None);
         put("scep", Value::Boolean(raw.scep), None);
         put("scep_ra_signers", strings(&raw.scep_ra_signers), None);
+        put(
+            "issuer",
+            Value::String(raw.issuer.clone()),
+            (raw.issuer != crate::model::LOCAL_ISSUER).then(|| {
+                "an upstream CA signs: validity, usages and CRL/OCSP pointers are its own"
+                    .to_string()
+            }),
+        );
         out.push(Setting {
             key: "scep_challenge",
             // the secret is never shown

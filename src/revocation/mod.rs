@@ -202,8 +202,10 @@ impl RevocationService {
                     .insert(r.key_fingerprint.clone(), r.serial.clone());
             }
         }
+        // certificates an upstream CA signed are on its CRL, not on this CA's
         let entries = revoked
             .iter()
+            .filter(|r| r.issuer == crate::store::LOCAL_ISSUER)
             .map(|r| {
                 Ok(RevokedEntry {
                     serial: r.serial.clone(),
@@ -353,8 +355,10 @@ impl RevocationService {
     }
 
     async fn status_of(&self, serial: &str) -> Result<Status, StoreError> {
-        if self.store.find_certificate(serial).await?.is_none() {
-            return Ok(Status::Unknown);
+        // a certificate an upstream CA signed is that CA's to answer for
+        match self.store.find_certificate(serial).await? {
+            Some(c) if c.issuer == crate::store::LOCAL_ISSUER => {}
+            _ => return Ok(Status::Unknown),
         }
         Ok(match self.store.find_revocation(serial).await? {
             Some(r) => Status::Revoked {
@@ -409,6 +413,7 @@ pub async fn revoke_in_store(
         reason,
         revoked_by: by.to_string(),
         key_fingerprint,
+        issuer: cert.issuer.clone(),
     };
     let audit = AuditEvent {
         at: now,

@@ -166,6 +166,22 @@ pub(crate) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
         e @ EnrollError::Busy { .. } => {
             SingleError::new(Field::General, Kind::Unavailable, e.to_string())
         }
+        EnrollError::UpstreamUnavailable {
+            detail,
+            retry_after,
+        } => SingleError {
+            detail: Some(detail),
+            ..SingleError::new(
+                Field::General,
+                Kind::Unavailable,
+                format!(
+                    "The certificate authority is unavailable; try again in {retry_after} seconds"
+                ),
+            )
+        },
+        e @ EnrollError::UpstreamRefused { .. } => {
+            SingleError::new(Field::General, Kind::Forbidden, e.to_string())
+        }
         EnrollError::Store(e) if e.is_unavailable() => SingleError {
             detail: Some(e.to_string()),
             ..SingleError::new(

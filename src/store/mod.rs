@@ -3,6 +3,7 @@
 
 mod rows;
 pub mod scep;
+pub mod upstream;
 #[macro_use]
 mod sql;
 mod pg;
@@ -12,6 +13,7 @@ pub use crate::model::timestamp;
 pub use pg::PgStore;
 pub use scep::{ChallengeRecord, ScepStore, TransactionRecord};
 pub use sqlite::{SqliteStore, Synchronous};
+pub use upstream::{UpstreamPending, UpstreamStore};
 
 use async_trait::async_trait;
 
@@ -142,7 +144,12 @@ pub struct CertRecord {
     pub der: Vec<u8>,
     /// The requester's description (portal, JSON API); empty for EST.
     pub description: String,
+    /// Who signed it: `local` (estd's CA), or the name of the upstream CA
+    /// (registration-authority mode).
+    pub issuer: String,
 }
+
+pub use crate::model::LOCAL_ISSUER;
 
 /// A portal session. The id itself is never stored: `id_hash` is its SHA-256.
 /// A certificate's revocation.
@@ -155,6 +162,8 @@ pub struct RevocationRecord {
     pub revoked_by: String,
     /// `crate::revocation::public_key_fingerprint` of the certificate's key.
     pub key_fingerprint: String,
+    /// The certificate's `CertRecord::issuer`: only `local` ones are on estd's CRL.
+    pub issuer: String,
 }
 
 /// Which certificates a listing wants (every given condition must hold).
@@ -246,6 +255,8 @@ pub enum PendingState {
     Approved,
     Rejected,
     Issued,
+    /// Forwarded to an upstream CA, which holds it (`store::upstream`).
+    Upstream,
 }
 
 impl PendingState {
@@ -255,6 +266,7 @@ impl PendingState {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Issued => "issued",
+            Self::Upstream => "upstream",
         }
     }
 
@@ -264,6 +276,7 @@ impl PendingState {
             "approved" => Self::Approved,
             "rejected" => Self::Rejected,
             "issued" => Self::Issued,
+            "upstream" => Self::Upstream,
             _ => return None,
         })
     }
@@ -323,7 +336,7 @@ pub struct JobCounts {
 }
 
 #[async_trait]
-pub trait Store: scep::ScepStore + Send + Sync {
+pub trait Store: scep::ScepStore + upstream::UpstreamStore + Send + Sync {
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Adds a user; `Duplicate` when the name is taken.
     async fn add_user(
@@ -365,9 +378,10 @@ pub trait Store: scep::ScepStore + Send + Sync {
         r: &RevocationRecord,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
-    /// Every revocation, oldest first (for the CRL).
+    /// Every revocation, oldest first (the CRL lists those of `LOCAL_ISSUER`; every one's
+    /// key stays refused).
     async fn revocations(&self) -> Result<Vec<RevocationRecord>, StoreError>;
-    /// How many certificates are revoked (whether a CRL is behind).
+    /// How many certificates estd's CA signed are revoked (whether the CRL is behind).
     async fn revocation_count(&self) -> Result<u64, StoreError>;
     /// Bulk jobs by state, for the metrics.
     async fn job_states(&self) -> Result<Vec<(String, i64)>, StoreError>;

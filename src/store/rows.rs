@@ -18,7 +18,7 @@ fn audit_row(r: &$row) -> AuditEvent {
     }
 }
 
-const CERT_COLUMNS: &str = "c.serial, c.subject, c.san, c.template, c.requester, c.operation, c.not_before, c.not_after, c.issued_at, c.der, c.description";
+const CERT_COLUMNS: &str = "c.serial, c.subject, c.san, c.template, c.requester, c.operation, c.not_before, c.not_after, c.issued_at, c.der, c.description, c.issuer";
 
 fn cert_row(r: &$row) -> CertRecord {
     CertRecord {
@@ -33,6 +33,7 @@ fn cert_row(r: &$row) -> CertRecord {
         issued_at: r.get(8),
         der: r.get(9),
         description: r.get(10),
+        issuer: r.get(11),
     }
 }
 
@@ -47,6 +48,7 @@ fn revocation_row(r: &$row) -> RevocationRecord {
         reason: reason_code(r.get(2)),
         revoked_by: r.get(3),
         key_fingerprint: r.get(4),
+        issuer: r.get(5),
     }
 }
 

@@ -48,8 +48,8 @@ macro_rules! sql_store {
         c: &CertRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description, issuer)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&c.serial)
         .bind(&c.subject)
@@ -62,6 +62,7 @@ macro_rules! sql_store {
         .bind(&c.issued_at)
         .bind(&c.der)
         .bind(&c.description)
+        .bind(&c.issuer)
         .execute(conn)
         .await
         .map_err(|e| unique(e, &format!("serial {}", c.serial)))?;
@@ -273,12 +274,13 @@ impl Store for $store {
             .iter()
             .map(|r| {
                 let cert = cert_row(r);
-                let revoked = r.get::<Option<String>, _>(11).map(|at| RevocationRecord {
+                let revoked = r.get::<Option<String>, _>(12).map(|at| RevocationRecord {
                     serial: cert.serial.clone(),
                     revoked_at: at,
-                    reason: reason_code(r.get::<Option<i64>, _>(12).unwrap_or(0)),
-                    revoked_by: r.get::<Option<String>, _>(13).unwrap_or_default(),
-                    key_fingerprint: r.get::<Option<String>, _>(14).unwrap_or_default(),
+                    reason: reason_code(r.get::<Option<i64>, _>(13).unwrap_or(0)),
+                    revoked_by: r.get::<Option<String>, _>(14).unwrap_or_default(),
+                    key_fingerprint: r.get::<Option<String>, _>(15).unwrap_or_default(),
+                    issuer: cert.issuer.clone(),
                 });
                 (cert, revoked)
             })
@@ -290,7 +292,8 @@ impl Store for $store {
         serial: &str,
     ) -> Result<Option<RevocationRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, revoked_at, reason, revoked_by, key_fingerprint FROM revocations WHERE serial = $1",
+            "SELECT r.serial, r.revoked_at, r.reason, r.revoked_by, r.key_fingerprint, COALESCE(c.issuer, 'local')
+             FROM revocations r LEFT JOIN certificates c ON c.serial = r.serial WHERE r.serial = $1",
         )
         .bind(serial)
         .fetch_optional(&self.pool)
@@ -326,7 +329,9 @@ impl Store for $store {
 
     async fn revocations(&self) -> Result<Vec<RevocationRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT serial, revoked_at, reason, revoked_by, key_fingerprint FROM revocations ORDER BY revoked_at, serial",
+            "SELECT r.serial, r.revoked_at, r.reason, r.revoked_by, r.key_fingerprint, COALESCE(c.issuer, 'local')
+             FROM revocations r LEFT JOIN certificates c ON c.serial = r.serial
+             ORDER BY r.revoked_at, r.serial",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -334,7 +339,10 @@ impl Store for $store {
     }
 
     async fn revocation_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revocations")
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM revocations
+             WHERE serial NOT IN (SELECT serial FROM certificates WHERE issuer <> 'local')",
+        )
             .fetch_one(&self.pool)
             .await?;
         Ok(n.max(0) as u64)
@@ -799,6 +807,7 @@ impl Store for $store {
 super::rows::sql_rows!($row);
 
         super::scep::scep_sql!($store, $row);
+        super::upstream::upstream_sql!($store, $row);
     };
 }
 

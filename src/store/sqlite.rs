@@ -226,7 +226,7 @@ fn batch_inserts<'a>(batch: &'a [WriteJob], prefix: &str) -> sqlx::QueryBuilder<
     let mut certs = batch.iter().filter_map(|j| j.cert.as_ref()).peekable();
     if certs.peek().is_some() {
         q.push(
-            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description) ",
+            "INSERT INTO certificates (serial, subject, san, template, requester, operation, not_before, not_after, issued_at, der, description, issuer) ",
         );
         q.push_values(certs, |mut b, c| {
             b.push_bind(&c.serial)
@@ -239,7 +239,8 @@ fn batch_inserts<'a>(batch: &'a [WriteJob], prefix: &str) -> sqlx::QueryBuilder<
                 .push_bind(&c.not_after)
                 .push_bind(&c.issued_at)
                 .push_bind(&c.der)
-                .push_bind(&c.description);
+                .push_bind(&c.description)
+                .push_bind(&c.issuer);
         });
         q.push("; ");
     }

@@ -495,6 +495,12 @@ impl ScepService {
                 recorded: false,
                 note: Some(format!("request {id} waits for manual approval")),
             }),
+            PendingState::Upstream => Some(Handled::Answer {
+                status: Status::Pending,
+                serial: None,
+                recorded: false,
+                note: Some(format!("request {id} waits for the upstream CA")),
+            }),
             PendingState::Rejected => Some(
                 Fail::bad_request(format!(
                     "the certificate request {id} was rejected{}",

@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# estd as a registration authority (templates with `issuer = "NAME"`, `[upstream.NAME]` in
+# estd.toml) in front of a real upstream CA: cisco/libest's estserver with its demo CA.
+#   0. the upstream alone, without estd: estserver -o takes estd's RA certificate (client
+#      auth + id-kp-cmcRA, signed by the demo CA) as the only credential and issues to it;
+#      a second estserver (no -o) wants HTTP Basic besides.
+#   1. libest's estclient -> estd -> estserver: /cacerts of the label is the upstream's CA,
+#      enroll, reenroll with the certificate just obtained; every certificate checked with
+#      openssl (the demo CA, the CSR's key); estd's store (issuer) and audit rows.
+#   2. curl + openssl as the device -> estd -> estserver (Basic to estd); and through the
+#      upstream that wants Basic besides the certificate (a label in its path).
+#   3. estserver killed: 503 + Retry-After at once, /readyz 503 naming the upstream;
+#      estserver back on its port: enrollment works again once the breaker lets it.
+#   4. (a second estd) an upstream that accepts TCP and never answers (bounded by the TLS
+#      handshake's timeout), one that completes TLS and never answers (request_timeout_secs):
+#      503 + Retry-After within ~5 s each; one given a wrong Basic password (its 401): 503,
+#      not a 401 to the device.
+# libest is built once into target/libest, as interop/libest.sh does (same LIBEST_DIR and
+# LIBEST_PEERS); without its source the stage is SKIPPED and exits 77.
+# Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on a failure.
+#
+#   interop/upstream.sh                 # builds target/debug/estd first
+#   ESTD_BIN=/path/to/estd interop/upstream.sh
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PEERS=${LIBEST_PEERS:-$ROOT/../shared/peers/libest}
+LIBEST=${LIBEST_DIR:-$ROOT/target/libest}
+
+# --- libest, built once (the same step as interop/libest.sh's; to be shared) -----------------
+libest_ready() {
+  [ -x "$LIBEST/bin/estclient" ] && [ -x "$LIBEST/bin/estserver" ] \
+    && openssl x509 -in "$LIBEST/estsrv/estCA/cacert.crt" -noout -checkend 86400 >/dev/null 2>&1 \
+    && openssl x509 -in "$LIBEST/estsrv/estCA/private/estservercertandkey.pem" -noout -checkend 86400 >/dev/null 2>&1
+}
+if ! libest_ready; then
+  if [ ! -f "$PEERS/build.sh" ] || ! ls "$PEERS"/libest-*.tar.gz >/dev/null 2>&1; then
+    echo "SKIPPED: libest's source is not here ($PEERS: no build.sh and tarball; a clone without ../shared)."
+    echo "The upstream (RA) stage did not run: nothing in it counts as passed."
+    echo "0 passed, 0 failed (skipped)"
+    exit 77
+  fi
+  mkdir -p "$ROOT/target"
+  echo "building libest into $LIBEST (once; log target/libest-build.log)"
+  if ! bash "$PEERS/build.sh" "$LIBEST" >"$ROOT/target/libest-build.log" 2>&1 || ! libest_ready; then
+    tail -20 "$ROOT/target/libest-build.log"; echo "FAIL  building libest"; echo "0 passed, 1 failed"; exit 1
+  fi
+fi
+
+. interop/lib.sh
+need_tools openssl curl base64 sqlite3 python3
+SRVPIDS=""
+SLOWPID=""
+cleanup_all() {
+  for p in $SRVPIDS $SLOWPID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  [ -n "${KEEP:-}" ] && cp -r "$WORK" /tmp/upstream-work
+  cleanup
+}
+trap cleanup_all EXIT
+cd "$WORK"
+
+pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }
+pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
+same_key() { [ -n "$(pubkey_of_key "$2")" ] && [ "$(pubkey_of_cert "$1")" = "$(pubkey_of_key "$2")" ]; }
+fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2; }
+serial_of() { openssl x509 -in "$1" -noout -serial 2>/dev/null | cut -d= -f2 | tr 'A-F' 'a-f'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+# base64 DER of a CSR for KEY with subject SUBJ (no SAN: the demo CA drops extensions anyway)
+csr_b64() { openssl req -new -key "$1" -subj "$2" -outform DER 2>/dev/null | base64; }
+# the certificates of a base64 certs-only PKCS#7 body, as PEM
+p7_certs() { base64 -d "$1" 2>/dev/null | openssl pkcs7 -inform DER -print_certs 2>/dev/null; }
+header() { tr -d '\r' <"$1" | sed -n "s/^$2: *//Ip" | head -1; }
+db() { sqlite3 "$ESTD_DATA_DIR/estd.db" "$1" 2>&1; }
+# the store's row for a certificate (serials are lower-case hex there; leading zeros aside)
+store_issuer() { db "SELECT issuer FROM certificates WHERE ltrim(lower(serial),'0') = ltrim('$1','0')"; }
+store_serial() { db "SELECT serial FROM certificates WHERE ltrim(lower(serial),'0') = ltrim('$1','0')"; }
+
+# --- the upstream: a private copy of the demo CA (its own index and serial file), the RA ----
+SRV="$WORK/estsrv"
+cp -a "$LIBEST/estsrv" "$SRV"
+cp -a "$LIBEST/estsrv" "$WORK/estsrv-basic"
+# the second server signs with the same CA: its serials start elsewhere, never colliding
+echo 4000 >"$WORK/estsrv-basic/estCA/serial"
+LCA="$SRV/estCA/cacert.crt"
+# estd's RA certificate: TLS client auth, and id-kp-cmcRA so that estserver skips its
+# tls-unique check of a CSR's challengePassword (the device's TLS session is not estd's)
+mkdir -p ra && chmod 700 ra
+newkey ra/ra.key
+openssl req -new -key ra/ra.key -subj "/CN=estd registration authority" -out ra/ra.csr 2>/dev/null
+printf '%s\n' "basicConstraints = critical, CA:FALSE" "keyUsage = critical, digitalSignature" \
+  "extendedKeyUsage = clientAuth, 1.3.6.1.5.5.7.3.28" >ra/ra.ext
+openssl x509 -req -in ra/ra.csr -CA "$LCA" -CAkey "$SRV/estCA/private/cakey.pem" -set_serial "0x$(openssl rand -hex 16)" \
+  -days 2 -extfile ra/ra.ext -out ra/ra.pem 2>/dev/null
+openssl verify -CAfile "$LCA" ra/ra.pem >/dev/null 2>&1 && openssl x509 -in ra/ra.pem -noout -ext extendedKeyUsage | grep -q "CMC Registration Authority" \
+  && pass "RA certificate: signed by libest's demo CA, EKU clientAuth + id-kp-cmcRA" || fail "RA certificate"
+
+# start_estserver DIR PORT FLAGS...: estserver from its CA directory; LAST_PID; waits for the port
+start_estserver() {
+  local dir=$1 port=$2; shift 2
+  (
+    cd "$dir" && EST_TRUSTED_CERTS=./trustedcerts.crt EST_CACERTS_RESP=./estCA/cacert.crt \
+      EST_OPENSSL_CACONFIG=./estExampleCA.cnf exec "$LIBEST/bin/estserver" \
+      -c estCA/private/estservercertandkey.pem -k estCA/private/estservercertandkey.pem -r estrealm -p "$port" "$@"
+  ) >>"$WORK/estserver-$port.log" 2>&1 &
+  LAST_PID=$!
+  SRVPIDS="$SRVPIDS $LAST_PID"
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$LAST_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "estserver on port $port did not start:"; tail -5 "$WORK/estserver-$port.log"; return 1
+}
+EPORT=$(free_port)
+# -o: a trusted TLS client certificate is enough (no HTTP auth besides); -t (tls-unique) off
+start_estserver "$SRV" "$EPORT" -o || { fail "estserver -o"; echo "$passed passed, $failed failed"; exit 1; }
+ESTPID=$LAST_PID
+BPORT=$(free_port)
+# without -o: HTTP Basic (estuser/estpwd) besides the client certificate
+start_estserver "$WORK/estsrv-basic" "$BPORT" -b || { fail "estserver -b"; echo "$passed passed, $failed failed"; exit 1; }
+echo "libest estserver on ports $EPORT (-o) and $BPORT (-b)"
+
+echo "-- 0. the upstream alone (curl with the RA certificate, no estd)"
+# up URL ARGS...: status code; headers to up.hdr, body to up.out
+up() { local url=$1; shift; curl -s --cacert "$LCA" -D up.hdr -o up.out -w '%{http_code}' "$@" "$url"; }
+newkey d0.key
+csr_b64 d0.key "/CN=upstream-direct" >d0.b64
+code=$(up "https://127.0.0.1:$EPORT/.well-known/est/simpleenroll" --cert ra/ra.pem --key ra/ra.key \
+  -H 'Content-Type: application/pkcs10' --data-binary @d0.b64)
+p7_certs up.out >d0.pem
+if [ "$code" = 200 ] && openssl verify -CAfile "$LCA" d0.pem >/dev/null 2>&1 && same_key d0.pem d0.key; then
+  pass "estserver -o: /simpleenroll with the RA certificate alone → 200, the CSR's key, signed by the demo CA"
+else fail "estserver -o simpleenroll with the RA certificate" "status $code: $(head -c 200 up.out)"; fi
+code=$(up "https://127.0.0.1:$EPORT/.well-known/est/simpleenroll" -H 'Content-Type: application/pkcs10' --data-binary @d0.b64)
+[ "$code" = 401 ] && pass "estserver -o without a client certificate → 401 (the certificate is the credential)" || fail "estserver -o without a certificate" "$code"
+code=$(up "https://127.0.0.1:$BPORT/.well-known/est/simpleenroll" --cert ra/ra.pem --key ra/ra.key \
+  -H 'Content-Type: application/pkcs10' --data-binary @d0.b64)
+code2=$(up "https://127.0.0.1:$BPORT/.well-known/est/estd-ra/simpleenroll" --cert ra/ra.pem --key ra/ra.key -u estuser:estpwd \
+  -H 'Content-Type: application/pkcs10' --data-binary @d0.b64)
+[ "$code" = 401 ] && [ "$code2" = 200 ] && pass "estserver -b: the RA certificate alone → 401; with Basic estuser → 200 (under a label too)" \
+  || fail "estserver -b" "alone $code, with Basic $code2"
+
+# --- estd: the shipped configuration plus the upstreams; templates that use them ------------
+mkdir -p "$WORK/conf"
+upstream_toml() { # NAME PORT LABEL EXTRA...
+  local name=$1 port=$2 label=$3; shift 3
+  printf '\n[upstream.%s]\nkind = "est"\nurl = "https://127.0.0.1:%s/.well-known/est"\nlabel = "%s"\n' "$name" "$port" "$label"
+  printf 'ca_file = "%s"\nclient_cert = "%s"\nclient_key = "%s"\n' "$LCA" "$WORK/ra/ra.pem" "$WORK/ra/ra.key"
+  printf 'connect_timeout_secs = 3\nrequest_timeout_secs = 5\nbreaker_failures = 3\nbreaker_open_secs = 5\n'
+  printf '%s\n' "$@"
+}
+{
+  cat "$ROOT/conf/estd.toml"
+  upstream_toml libest "$EPORT" "" 'reenroll = "simplereenroll"'
+  upstream_toml withbasic "$BPORT" "estd-ra" 'user = "estuser"' 'password_env = "UPSTREAM_LIBEST_PASSWORD"' 'reenroll = "simpleenroll"'
+} >"$WORK/conf/estd.toml"
+export UPSTREAM_LIBEST_PASSWORD=estpwd UPSTREAM_LIBEST_BAD_PASSWORD=not-the-password
+ra_template() { # NAME ISSUER
+  cat >"$WORK/templates/$1.toml" <<TOML
+name = "$1"
+description = "Signed by the upstream CA $2 (estd as its registration authority)"
+issuer = "$2"
+key_types = ["ec-p256", "rsa-2048"]
+validity_days = 30
+cn_must_match_user = false
+TOML
+}
+ra_template libest-ra libest
+ra_template libest-basic withbasic
+# start_estd reads $ROOT/conf/estd.toml: this run's configuration is $WORK/conf/estd.toml
+ROOT="$WORK" start_estd
+EST="https://localhost:$PORT/.well-known/est"
+READYZ="http://127.0.0.1:$MPORT/readyz"
+# est URL ARGS...: a device's request to estd; status code and seconds taken; headers
+# to est.hdr, body to est.out; never more than 20 s
+est() { local url=$1; shift; curl -s --max-time 20 --cacert "$ROOTCA" -D est.hdr -o est.out -w '%{http_code} %{time_total}' "$@" "$url"; }
+enroll() { # LABEL KEY CN: simpleenroll to estd as admin; "STATUS SECONDS"
+  est "$EST/$1/simpleenroll" -u "admin:$PASSWORD" -H 'Content-Type: application/pkcs10' --data-binary @<(csr_b64 "$2" "/CN=$3")
+}
+export EST_OPENSSL_CACERT="$ROOTCA"
+estc() { timeout 60 "$LIBEST/bin/estclient" -s 127.0.0.1 -p "$PORT" "$@" 2>&1 | head -c 1000000; }
+est_failed() { grep -q "failed with code" "$1"; }
+
+echo "-- 1. libest estclient -> estd (RA) -> libest estserver (CA)"
+mkdir -p g1
+estc -g --path-seg libest-ra -o g1 >out.txt
+if ! est_failed out.txt && p7_certs g1/cacert-0-0.pkcs7 >ra-cacerts.pem && [ "$(grep -c 'BEGIN CERTIFICATE' ra-cacerts.pem)" = 1 ] \
+  && [ "$(fp ra-cacerts.pem)" = "$(fp "$LCA")" ]; then
+  pass "estclient -g --path-seg libest-ra: /cacerts is the upstream's CA (libest's demo CA), not estd's"
+else fail "cacerts of the RA label" "$(tail -3 out.txt) / $(grep -c 'BEGIN CERTIFICATE' ra-cacerts.pem 2>/dev/null) certificate(s)"; fi
+
+newkey k1.pem
+mkdir -p e1
+estc -e -u admin -h "$PASSWORD" --common-name ra-dev-1 --path-seg libest-ra -x k1.pem -o e1 --pem-output >out.txt
+if ! est_failed out.txt && [ -s e1/cert-0-0.pem ] && openssl verify -CAfile "$LCA" e1/cert-0-0.pem >/dev/null 2>&1 \
+  && same_key e1/cert-0-0.pem k1.pem && openssl x509 -in e1/cert-0-0.pem -noout -subject | grep -q "CN *= *ra-dev-1"; then
+  pass "estclient -e via estd: issued by libest's CA (openssl verify), the CSR's key and CN"
+else fail "estclient enroll via estd" "$(tail -5 out.txt)"; fi
+S1=$(serial_of e1/cert-0-0.pem)
+[ -n "$S1" ] && [ "$(store_issuer "$S1")" = libest ] && pass "estd's store: certificate $S1 recorded with issuer libest" \
+  || fail "store issuer of the enrolled certificate" "serial ${S1:-none}: $(store_issuer "${S1:-x}")"
+STORED1=$(store_serial "${S1:-x}")
+n=$(db "SELECT count(*) FROM audit_events WHERE operation = 'simpleenroll' AND label = 'libest-ra' AND status = 200 AND principal = 'admin' AND serial = '$STORED1'")
+[ -n "$STORED1" ] && [ "$n" = 1 ] && pass "audit: simpleenroll on libest-ra by admin, 200, with the serial" || fail "audit row of the enrollment" "$n"
+
+mkdir -p r1
+estc -r --path-seg libest-ra -c e1/cert-0-0.pem -k k1.pem -o r1 --pem-output >out.txt
+S2=$(serial_of r1/cert-0-0.pem)
+if ! est_failed out.txt && openssl verify -CAfile "$LCA" r1/cert-0-0.pem >/dev/null 2>&1 && same_key r1/cert-0-0.pem k1.pem \
+  && [ "$(openssl x509 -in r1/cert-0-0.pem -noout -subject)" = "$(openssl x509 -in e1/cert-0-0.pem -noout -subject)" ] \
+  && [ "$S2" != "$S1" ]; then
+  pass "estclient -r via estd (TLS client certificate from the upstream's CA): same subject and key, new serial, libest's CA"
+else fail "estclient reenroll via estd" "$(tail -5 out.txt)"; fi
+[ -n "$S2" ] && [ "$(store_issuer "$S2")" = libest ] && pass "estd's store: the renewed certificate with issuer libest" \
+  || fail "store issuer of the renewed certificate" "serial ${S2:-none}: $(store_issuer "${S2:-x}")"
+n=$(db "SELECT count(*) FROM audit_events WHERE operation = 'simplereenroll' AND label = 'libest-ra' AND status = 200 AND serial = '$(store_serial "${S2:-x}")'")
+[ "$n" = 1 ] && pass "audit: simplereenroll on libest-ra, 200, with the serial" || fail "audit row of the renewal" "$n"
+
+echo "-- 2. curl + openssl -> estd (Basic) -> estserver"
+newkey k2.pem
+read -r code secs < <(enroll libest-ra k2.pem curl-dev-1)
+p7_certs est.out >c2.pem
+if [ "$code" = 200 ] && [ "$(header est.hdr content-type)" = "application/pkcs7-mime; smime-type=certs-only" ] \
+  && openssl verify -CAfile "$LCA" c2.pem >/dev/null 2>&1 && same_key c2.pem k2.pem; then
+  pass "curl simpleenroll to estd's libest-ra: 200 certs-only, libest's CA, the CSR's key (${secs}s)"
+else fail "curl simpleenroll via estd" "status $code: $(head -c 200 est.out)"; fi
+[ "$(store_issuer "$(serial_of c2.pem)")" = libest ] && pass "estd's store: issuer libest" || fail "store issuer (curl)" "$(store_issuer "$(serial_of c2.pem)")"
+read -r code secs < <(est "$EST/libest-ra/simplereenroll" --cert c2.pem --key k2.pem -H 'Content-Type: application/pkcs10' \
+  --data-binary @<(csr_b64 k2.pem /CN=curl-dev-1))
+p7_certs est.out >c2r.pem
+[ "$code" = 200 ] && openssl verify -CAfile "$LCA" c2r.pem >/dev/null 2>&1 && same_key c2r.pem k2.pem && [ "$(serial_of c2r.pem)" != "$(serial_of c2.pem)" ] \
+  && pass "curl simplereenroll (curl --cert, the upstream's certificate): renewed by libest" || fail "curl simplereenroll via estd" "status $code: $(head -c 200 est.out)"
+newkey k3.pem
+read -r code secs < <(enroll libest-basic k3.pem curl-dev-2)
+p7_certs est.out >c3.pem
+[ "$code" = 200 ] && openssl verify -CAfile "$LCA" c3.pem >/dev/null 2>&1 && same_key c3.pem k3.pem \
+  && [ "$(store_issuer "$(serial_of c3.pem)")" = withbasic ] \
+  && pass "upstream with Basic (user, password_env) and a label: 200, issuer withbasic in the store" || fail "upstream with Basic" "status $code: $(head -c 200 est.out)"
+
+echo "-- 3. the upstream down, then back"
+code=$(curl -s -o readyz.out -w '%{http_code}' "$READYZ")
+[ "$code" = 200 ] && pass "/readyz with the upstreams up: 200" || fail "/readyz before" "$code: $(head -c 300 readyz.out)"
+kill "$ESTPID" 2>/dev/null; wait "$ESTPID" 2>/dev/null
+newkey k4.pem
+read -r code secs < <(enroll libest-ra k4.pem down-dev-1)
+ra=$(header est.hdr retry-after)
+if [ "$code" = 503 ] && [[ "$ra" =~ ^[0-9]+$ ]] && awk -v s="$secs" 'BEGIN { exit !(s < 4) }'; then
+  pass "estserver killed: simpleenroll → 503 with Retry-After $ra, in ${secs}s (no hang)"
+else fail "upstream down" "status $code in ${secs}s, Retry-After '${ra}': $(head -c 200 est.out)"; fi
+code=$(curl -s -o readyz.out -w '%{http_code}' "$READYZ")
+[ "$code" = 503 ] && grep -qw libest readyz.out && pass "/readyz: 503, naming the upstream libest" || fail "/readyz with the upstream down" "$code: $(head -c 300 readyz.out)"
+n=$(db "SELECT count(*) FROM audit_events WHERE operation = 'simpleenroll' AND label = 'libest-ra' AND status = 503 AND reason LIKE '%libest%'")
+[ "${n:-0}" -ge 1 ] 2>/dev/null && pass "audit: the 503 recorded, its reason naming libest" || fail "audit of the 503" "$n"
+# more failures open the breaker: still 503 at once
+for _ in 1 2 3; do read -r code secs < <(enroll libest-ra k4.pem down-dev-1); done
+[ "$code" = 503 ] && awk -v s="$secs" 'BEGIN { exit !(s < 1) }' && pass "after breaker_failures: still 503, answered in ${secs}s" || fail "breaker open" "status $code in ${secs}s"
+start_estserver "$SRV" "$EPORT" -o || fail "estserver restarted on port $EPORT"
+ESTPID=$LAST_PID
+SECONDS=0; code=""
+while [ "$SECONDS" -lt 15 ]; do
+  read -r code secs < <(enroll libest-ra k4.pem down-dev-1)
+  [ "$code" = 200 ] && break
+  sleep 1
+done
+p7_certs est.out >c4.pem
+[ "$code" = 200 ] && openssl verify -CAfile "$LCA" c4.pem >/dev/null 2>&1 && same_key c4.pem k4.pem \
+  && pass "estserver back on port $EPORT: enrollment works again (after ${SECONDS}s; breaker_open_secs = 5)" || fail "upstream back" "still $code after ${SECONDS}s: $(head -c 200 est.out)"
+code=$(curl -s -o readyz.out -w '%{http_code}' "$READYZ")
+[ "$code" = 200 ] && pass "/readyz: 200 again" || fail "/readyz after the upstream is back" "$code: $(head -c 300 readyz.out)"
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+
+echo "-- 4. upstreams that fail: one that accepts TCP and never answers, one silent after TLS, one refusing the RA"
+# silent_listener NAME [CERTANDKEY.pem]: a local port that accepts TCP and never answers
+# (with a certificate: completes the TLS handshake, then never answers the request);
+# the port in NAME.port, the process in SLOWPID
+silent_listener() {
+  python3 -c '
+import socket, ssl, sys, threading
+ctx = None
+if len(sys.argv) > 1:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+held = []
+def handshake(c):
+    try:
+        held.append(ctx.wrap_socket(c, server_side=True))
+    except Exception:
+        pass
+while True:
+    c = s.accept()[0]
+    held.append(c)
+    if ctx:
+        threading.Thread(target=handshake, args=(c,), daemon=True).start()
+'  "${@:2}" >"$1.port" 2>"$1.log" &
+  SLOWPID="$SLOWPID $!"
+  for _ in $(seq 1 50); do [ -s "$1.port" ] && break; sleep 0.1; done
+}
+silent_listener slow
+silent_listener silent "$SRV/estCA/private/estservercertandkey.pem"
+SLOWPORT=$(head -1 slow.port)
+SILENTPORT=$(head -1 silent.port)
+upstream_toml slow "$SLOWPORT" "" | sed 's/^request_timeout_secs = 5$/request_timeout_secs = 2/' >>"$WORK/conf/estd.toml"
+upstream_toml silent "$SILENTPORT" "" | sed 's/^request_timeout_secs = 5$/request_timeout_secs = 2/' >>"$WORK/conf/estd.toml"
+upstream_toml badpassword "$BPORT" "" 'user = "estuser"' 'password_env = "UPSTREAM_LIBEST_BAD_PASSWORD"' >>"$WORK/conf/estd.toml"
+ra_template slow-ra slow
+ra_template silent-ra silent
+ra_template libest-bad badpassword
+mv "$WORK/data" "$WORK/data-1"
+ROOT="$WORK" start_estd
+EST="https://localhost:$PORT/.well-known/est"
+READYZ="http://127.0.0.1:$MPORT/readyz"
+newkey k5.pem
+read -r code secs < <(enroll slow-ra k5.pem slow-dev-1)
+ra=$(header est.hdr retry-after)
+if [ "$code" = 503 ] && [[ "$ra" =~ ^[0-9]+$ ]] && awk -v s="$secs" 'BEGIN { exit !(s <= 5) }'; then
+  pass "slow upstream (request_timeout_secs = 2): 503 with Retry-After $ra in ${secs}s"
+else fail "slow upstream" "status $code in ${secs}s, Retry-After '${ra}': $(head -c 200 est.out)"; fi
+read -r code secs < <(enroll silent-ra k5.pem silent-dev-1)
+ra=$(header est.hdr retry-after)
+if [ "$code" = 503 ] && [[ "$ra" =~ ^[0-9]+$ ]] && awk -v s="$secs" 'BEGIN { exit !(s <= 5) }'; then
+  pass "upstream completing TLS, then silent (request_timeout_secs = 2): 503 with Retry-After $ra in ${secs}s"
+else fail "silent upstream" "status $code in ${secs}s, Retry-After '${ra}': $(head -c 200 est.out)"; fi
+code=$(curl -s -o readyz.out -w '%{http_code}' "$READYZ")
+[ "$code" = 503 ] && grep -qw slow readyz.out && pass "/readyz: 503, naming the upstream slow" || fail "/readyz with the slow upstream" "$code: $(head -c 300 readyz.out)"
+read -r code secs < <(enroll libest-bad k5.pem bad-dev-1)
+ra=$(header est.hdr retry-after)
+[ "$code" = 503 ] && [[ "$ra" =~ ^[0-9]+$ ]] \
+  && pass "upstream refusing the RA (wrong Basic password: its 401): the device gets 503 + Retry-After $ra, not a 401" \
+  || fail "wrong upstream password" "status $code, Retry-After '${ra}': $(head -c 200 est.out)"
+newkey k6.pem
+read -r code secs < <(enroll libest-ra k6.pem fine-dev-1)
+[ "$code" = 200 ] && pass "the other upstream meanwhile: libest-ra still issues (${secs}s)" || fail "libest-ra beside the slow upstream" "status $code: $(head -c 200 est.out)"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,308 @@
+//! Upstream CAs (registration-authority mode): a template with `issuer = "NAME"` has its
+//! certificates signed by another CA's EST server, which estd reaches as a registration
+//! authority (its own TLS client certificate and/or HTTP Basic). estd keeps the device-facing
+//! protocols, the templates' access and name rules, the records and the audit; the upstream
+//! decides what the certificate says, and estd checks what comes back (`check`) before a
+//! device sees it.
+//!
+//! Bounded and failing fast: at most `max_in_flight` requests to an upstream at once
+//! (`gate::Gate`), connect and request timeouts (the transport's), and a circuit breaker
+//! that answers at once for a while after repeated failures. The HTTP itself is
+//! `outbound::HttpsTransport`, handed in as a `Transport`.
+
+mod breaker;
+pub mod check;
+pub mod est;
+mod transport;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use zeroize::Zeroizing;
+
+pub use breaker::Breaker;
+pub use check::Accepted;
+pub use transport::*;
+
+/// How an upstream is reached and bounded (`[upstream.NAME]`, read by `config`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    /// The EST path: `/.well-known/est`, with `/<label>` when the upstream wants one.
+    pub path: String,
+    /// HTTP Basic credentials, when the upstream wants them besides (or instead of) the
+    /// TLS client certificate.
+    pub basic: Option<(String, Zeroizing<String>)>,
+    /// How a device's renewal is sent on.
+    pub reenroll: Reenroll,
+    pub max_in_flight: usize,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    /// How often `/cacerts` is fetched again.
+    pub cacerts_refresh: Duration,
+    /// A request the upstream holds is asked about again after at most this long.
+    pub poll_max: Duration,
+    /// After this long a request the upstream still holds is given up (rejected).
+    pub pending_max_age: Duration,
+}
+
+/// What the upstream is asked for a renewal estd has checked by its own rules (RFC 7030
+/// §4.2.2): `simpleenroll` (the default: the upstream sees the RA, not the device, and an
+/// estd upstream renews only a certificate's own holder) or `simplereenroll`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reenroll {
+    SimpleEnroll,
+    SimpleReenroll,
+}
+
+/// What the upstream made of a request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Issued, and checked: the request's key, signed by the upstream's CA, valid now.
+    Issued(Accepted),
+    /// Held (for approval, say): ask again after `retry_after`.
+    Pending { retry_after: Duration },
+    /// Refused, with the upstream's status and reason.
+    Refused { status: u16, reason: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Down, slow, refusing the RA, at its bound, or its breaker open: try again later.
+    #[error("the upstream CA {name} is unavailable: {detail}")]
+    Unavailable {
+        name: String,
+        detail: String,
+        retry_after: u64,
+    },
+    /// It answered with a certificate estd will not hand out (another key, another CA,
+    /// expired): nothing is recorded.
+    #[error("the upstream CA {name} returned an unacceptable certificate: {detail}")]
+    Invalid { name: String, detail: String },
+}
+
+/// What `/readyz` says of an upstream.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    /// The last failure and when, until a request succeeds.
+    failing: Option<(SystemTime, String)>,
+}
+
+pub struct Upstream {
+    settings: Settings,
+    transport: Arc<dyn Transport>,
+    /// `Authorization: Basic …`, made once.
+    basic: Option<Zeroizing<String>>,
+    /// The upstream's `/cacerts`, DER each: what its certificates must chain to, and what
+    /// estd's `/cacerts` for the templates it signs returns.
+    chain: RwLock<Arc<Vec<Vec<u8>>>>,
+    gate: crate::gate::Gate,
+    breaker: Breaker,
+    health: Mutex<Health>,
+}
+
+impl Upstream {
+    pub fn new(settings: Settings, transport: Arc<dyn Transport>) -> Self {
+        use base64::Engine;
+        let basic = settings.basic.as_ref().map(|(user, password)| {
+            let pair = Zeroizing::new(format!("{user}:{}", password.as_str()));
+            Zeroizing::new(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
+            ))
+        });
+        // one name per configured upstream, for the gate's log lines and metrics
+        let what: &'static str = Box::leak(format!("upstream {}", settings.name).into_boxed_str());
+        Self {
+            gate: crate::gate::Gate::new(what, settings.max_in_flight, settings.max_in_flight * 2),
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_open),
+            basic,
+            transport,
+            chain: RwLock::new(Arc::new(Vec::new())),
+            health: Mutex::new(Health::default()),
+            settings,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The upstream's CA certificates as last fetched (empty before the first success).
+    pub fn chain(&self) -> Arc<Vec<Vec<u8>>> {
+        self.chain
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// `None` when the last exchange went well; else since when and why not.
+    pub fn health(&self) -> Option<String> {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let (since, why) = h.failing.as_ref()?;
+        Some(format!(
+            "upstream {}: unreachable since {}: {why}",
+            self.settings.name,
+            crate::model::timestamp(*since)
+        ))
+    }
+
+    fn unavailable(&self, detail: String, retry_after: Option<u64>) -> UpstreamError {
+        let now = Instant::now();
+        if self.breaker.failure(now) {
+            tracing::warn!(upstream = %self.settings.name, open_secs = self.settings.breaker_open.as_secs(), "circuit breaker open: requests to this upstream fail at once for a while");
+        }
+        self.failed(&detail);
+        UpstreamError::Unavailable {
+            name: self.settings.name.clone(),
+            detail,
+            retry_after: retry_after
+                .unwrap_or(self.settings.breaker_open.as_secs())
+                .clamp(1, 3600),
+        }
+    }
+
+    fn failed(&self, detail: &str) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.failing.is_none() {
+            h.failing = Some((SystemTime::now(), detail.to_string()));
+        } else if let Some((_, why)) = h.failing.as_mut() {
+            *why = detail.to_string();
+        }
+    }
+
+    fn succeeded(&self) {
+        self.breaker.success();
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.failing.take().is_some() {
+            tracing::info!(upstream = %self.settings.name, "upstream reachable again");
+        }
+    }
+
+    /// One exchange within the bounds: the breaker, then a place in the gate.
+    async fn exchange(&self, req: OutboundRequest) -> Result<OutboundAnswer, UpstreamError> {
+        if let Err(retry_after) = self.breaker.allow(Instant::now()) {
+            return Err(UpstreamError::Unavailable {
+                name: self.settings.name.clone(),
+                detail: "its circuit breaker is open after repeated failures".into(),
+                retry_after,
+            });
+        }
+        let _slot = self
+            .gate
+            .enter()
+            .await
+            .map_err(|b| UpstreamError::Unavailable {
+                name: self.settings.name.clone(),
+                detail: format!(
+                    "{} requests to it are in flight",
+                    self.settings.max_in_flight
+                ),
+                retry_after: b.retry_after,
+            })?;
+        let started = Instant::now();
+        let answer = self.transport.send(req).await;
+        crate::metrics::metrics().upstream(
+            &self.settings.name,
+            match &answer {
+                Ok(a) => status_class(a.status),
+                Err(TransportError::Timeout(_)) => "timeout",
+                Err(_) => "unreachable",
+            },
+        );
+        tracing::debug!(upstream = %self.settings.name, ms = started.elapsed().as_millis() as u64, "upstream exchange");
+        answer.map_err(|e| self.unavailable(e.to_string(), None))
+    }
+
+    /// Fetches `/cacerts` again; at start, then every `cacerts_refresh`.
+    pub async fn refresh_cacerts(&self) -> Result<usize, UpstreamError> {
+        let answer = self
+            .exchange(est::cacerts(
+                &self.settings.path,
+                self.basic.as_deref().map(String::as_str),
+            ))
+            .await?;
+        let certs = est::read_cacerts(&answer).map_err(|e| self.unavailable(e, None))?;
+        let n = certs.len();
+        let changed = *self.chain() != certs;
+        if let Ok(mut c) = self.chain.write() {
+            *c = Arc::new(certs);
+        }
+        self.succeeded();
+        if changed {
+            tracing::info!(upstream = %self.settings.name, certificates = n, "upstream CA certificates loaded (/cacerts)");
+        }
+        Ok(n)
+    }
+
+    /// Sends a CSR on (`renewal`: as the settings say renewals go) and checks what comes
+    /// back against `public_key`, the key the certificate must certify.
+    pub async fn enroll(
+        &self,
+        csr_der: &[u8],
+        public_key: &[u8],
+        renewal: bool,
+    ) -> Result<Answer, UpstreamError> {
+        if self.chain().is_empty() {
+            // not fetched yet (the upstream was down at start): without it nothing returned
+            // can be checked
+            self.refresh_cacerts().await?;
+        }
+        let op = match (renewal, self.settings.reenroll) {
+            (true, Reenroll::SimpleReenroll) => "simplereenroll",
+            _ => "simpleenroll",
+        };
+        let answer = self
+            .exchange(est::enroll(
+                &self.settings.path,
+                op,
+                csr_der,
+                self.basic.as_deref().map(String::as_str),
+            ))
+            .await?;
+        match est::read_enroll(&answer) {
+            est::Read::Certs(certs) => {
+                match check::accept(&certs, public_key, &self.chain(), SystemTime::now()) {
+                    Ok(accepted) => {
+                        self.succeeded();
+                        Ok(Answer::Issued(accepted))
+                    }
+                    Err(detail) => {
+                        // a wrong answer counts against the upstream, as a failure does
+                        self.breaker.failure(Instant::now());
+                        self.failed(&detail);
+                        Err(UpstreamError::Invalid {
+                            name: self.settings.name.clone(),
+                            detail,
+                        })
+                    }
+                }
+            }
+            est::Read::Pending(retry_after) => {
+                self.succeeded();
+                Ok(Answer::Pending { retry_after })
+            }
+            est::Read::Refused { status, reason } => {
+                // the upstream's verdict on this request, not a failure of the upstream
+                self.succeeded();
+                Ok(Answer::Refused { status, reason })
+            }
+            est::Read::Failed {
+                detail,
+                retry_after,
+            } => Err(self.unavailable(detail, retry_after)),
+        }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

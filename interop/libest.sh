@@ -18,30 +18,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=${LIBEST_PEERS:-$ROOT/../shared/peers/libest}
-LIBEST=${LIBEST_DIR:-$ROOT/target/libest}
-
-libest_ready() {
-  [ -x "$LIBEST/bin/estclient" ] && [ -x "$LIBEST/bin/estserver" ] \
-    && openssl x509 -in "$LIBEST/estsrv/estCA/cacert.crt" -noout -checkend 86400 >/dev/null 2>&1 \
-    && openssl x509 -in "$LIBEST/estsrv/estCA/private/estservercertandkey.pem" -noout -checkend 86400 >/dev/null 2>&1
-}
-if ! libest_ready; then
-  if [ ! -f "$PEERS/build.sh" ] || ! ls "$PEERS"/libest-*.tar.gz >/dev/null 2>&1; then
-    echo "SKIPPED: libest's source is not here ($PEERS: no build.sh and tarball; a clone without ../shared)."
-    echo "The libest stage did not run: nothing in it counts as passed."
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-  fi
-  mkdir -p "$ROOT/target"
-  echo "building libest into $LIBEST (once; log target/libest-build.log)"
-  if ! bash "$PEERS/build.sh" "$LIBEST" >"$ROOT/target/libest-build.log" 2>&1 || ! libest_ready; then
-    tail -20 "$ROOT/target/libest-build.log"
-    echo "FAIL  building libest"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-fi
+. interop/libest-build.sh
+ensure_libest "libest"
 head -1 "$LIBEST/libest/BUILD-INFO" 2>/dev/null
 
 . interop/lib.sh

@@ -15,6 +15,14 @@
 #      handshake's timeout), one that completes TLS and never answers (request_timeout_secs):
 #      503 + Retry-After within ~5 s each; one given a wrong Basic password (its 401): 503,
 #      not a 401 to the device.
+#   5. (two more estd) `estd client` -> estd (RA) -> estd (CA), Basic to the CA as a user of
+#      est-users and an admin group: enroll, reenroll with the certificate obtained,
+#      serverkeygen (the RA makes the key), each signed by the CA's issuing CA; both stores
+#      (issuer ca at the RA, local at the CA); the label's /cacerts is the CA's chain; a
+#      request the CA holds (manual approval): PENDING (exit 4), held at both, approved with
+#      `estd pending approve` at the CA, issued by the RA's own poll (poll_max_secs = 1) and
+#      returned to the device's repeat (same key); rejected at the CA: the repeat is refused
+#      with the CA's reason.
 # libest is built once into target/libest, as interop/libest.sh does (same LIBEST_DIR and
 # LIBEST_PEERS); without its source the stage is SKIPPED and exits 77.
 # Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on a failure.
@@ -24,28 +32,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=${LIBEST_PEERS:-$ROOT/../shared/peers/libest}
-LIBEST=${LIBEST_DIR:-$ROOT/target/libest}
-
-# --- libest, built once (the same step as interop/libest.sh's; to be shared) -----------------
-libest_ready() {
-  [ -x "$LIBEST/bin/estclient" ] && [ -x "$LIBEST/bin/estserver" ] \
-    && openssl x509 -in "$LIBEST/estsrv/estCA/cacert.crt" -noout -checkend 86400 >/dev/null 2>&1 \
-    && openssl x509 -in "$LIBEST/estsrv/estCA/private/estservercertandkey.pem" -noout -checkend 86400 >/dev/null 2>&1
-}
-if ! libest_ready; then
-  if [ ! -f "$PEERS/build.sh" ] || ! ls "$PEERS"/libest-*.tar.gz >/dev/null 2>&1; then
-    echo "SKIPPED: libest's source is not here ($PEERS: no build.sh and tarball; a clone without ../shared)."
-    echo "The upstream (RA) stage did not run: nothing in it counts as passed."
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-  fi
-  mkdir -p "$ROOT/target"
-  echo "building libest into $LIBEST (once; log target/libest-build.log)"
-  if ! bash "$PEERS/build.sh" "$LIBEST" >"$ROOT/target/libest-build.log" 2>&1 || ! libest_ready; then
-    tail -20 "$ROOT/target/libest-build.log"; echo "FAIL  building libest"; echo "0 passed, 1 failed"; exit 1
-  fi
-fi
+. interop/libest-build.sh
+ensure_libest "upstream (RA)"
 
 . interop/lib.sh
 need_tools openssl curl base64 sqlite3 python3
@@ -335,6 +323,180 @@ ra=$(header est.hdr retry-after)
 newkey k6.pem
 read -r code secs < <(enroll libest-ra k6.pem fine-dev-1)
 [ "$code" = 200 ] && pass "the other upstream meanwhile: libest-ra still issues (${secs}s)" || fail "libest-ra beside the slow upstream" "status $code: $(head -c 200 est.out)"
+
+
+echo "-- 5. estd client -> estd (RA) -> estd (CA)"
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+# each estd in its own directory (configuration, templates, data, output); start_estd takes
+# them from WORK and ROOT
+CAW="$WORK/est-ca"
+RAW="$WORK/est-ra"
+mkdir -p "$CAW/conf" "$CAW/templates" "$RAW/conf" "$RAW/templates"
+cp "$ROOT"/conf/templates/*.toml "$CAW/templates/"
+cp "$ROOT"/conf/templates/*.toml "$RAW/templates/"
+cp "$ROOT/conf/estd.toml" "$CAW/conf/estd.toml"
+cat >"$CAW/templates/devices.toml" <<'TOML'
+name = "devices"
+description = "Devices, signed at once (what the RA's fwd forwards to)"
+key_types = ["ec-p256", "rsa-2048"]
+validity_days = 30
+key_usage = ["digital_signature"]
+extended_key_usage = ["client_auth", "server_auth"]
+cn_must_match_user = true
+san_style = "dns"
+san_optional = true
+dns_names = ["*.devices.example"]
+TOML
+cat >"$CAW/templates/held.toml" <<'TOML'
+name = "held"
+description = "Devices, each request approved by a person (what the RA's fwd-held forwards to)"
+key_types = ["ec-p256", "rsa-2048"]
+validity_days = 30
+key_usage = ["digital_signature"]
+extended_key_usage = ["client_auth"]
+cn_must_match_user = true
+san_style = "dns"
+san_optional = true
+dns_names = ["*.devices.example"]
+approval = "manual"
+retry_after_secs = 2
+TOML
+WORK="$CAW" ROOT="$CAW" start_estd
+CAPID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
+CAPORT=$PORT; CADATA=$ESTD_DATA_DIR; CAROOT=$ROOTCA; CAISSUING="$CADATA/certs/issuing-ca.pem"
+# the RA's account at the CA: in est.group (who may use a template) and in an admin group
+# (est.admin_groups: may name other CNs than its own)
+echo "ra-at-the-ca-S3cret" | ESTD_DATA_DIR="$CADATA" "$ESTD_BIN" --config "$CAW/conf/estd.toml" \
+  user add estd-ra --group est-users --group "Super Admin" --password-stdin >/dev/null 2>&1 || fail "estd user add estd-ra at the CA"
+export UPSTREAM_CA_PASSWORD=ra-at-the-ca-S3cret
+ca_pending() { ESTD_DATA_DIR="$CADATA" "$ESTD_BIN" --config "$CAW/conf/estd.toml" pending "$@" 2>&1; }
+est_upstream() { # NAME LABEL EXTRA...: an [upstream.NAME] that is the CA's LABEL, Basic as estd-ra
+  local name=$1 label=$2; shift 2
+  printf '\n[upstream.%s]\nkind = "est"\nurl = "https://localhost:%s/.well-known/est"\nlabel = "%s"\n' "$name" "$CAPORT" "$label"
+  printf 'ca_file = "%s"\nuser = "estd-ra"\npassword_env = "UPSTREAM_CA_PASSWORD"\n' "$CAROOT"
+  printf 'connect_timeout_secs = 3\nrequest_timeout_secs = 5\nbreaker_failures = 3\nbreaker_open_secs = 5\n'
+  printf '%s\n' "$@"
+}
+{
+  cat "$ROOT/conf/estd.toml"
+  est_upstream ca devices
+  est_upstream held held 'poll_max_secs = 1'
+} >"$RAW/conf/estd.toml"
+ra_est_template() { # NAME ISSUER
+  cat >"$RAW/templates/$1.toml" <<TOML
+name = "$1"
+description = "Signed by the estd CA through the upstream $2"
+issuer = "$2"
+key_types = ["ec-p256", "rsa-2048"]
+server_keygen_key = "ec-p256"
+validity_days = 30
+key_usage = ["digital_signature"]
+extended_key_usage = ["client_auth"]
+cn_must_match_user = false
+san_style = "dns"
+san_optional = true
+dns_names = ["*.devices.example"]
+retry_after_secs = 2
+TOML
+}
+ra_est_template fwd ca
+ra_est_template fwd-held held
+WORK="$RAW" ROOT="$RAW" start_estd
+RAPID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
+RAPORT=$PORT; RADATA=$ESTD_DATA_DIR; RAROOT=$ROOTCA
+echo "device-S3cret" | ESTD_DATA_DIR="$RADATA" "$ESTD_BIN" --config "$RAW/conf/estd.toml" \
+  user add edge --group est-users --password-stdin >/dev/null 2>&1 || fail "estd user add edge at the RA"
+radb() { sqlite3 "$RADATA/estd.db" "$1" 2>&1; }
+cadb() { sqlite3 "$CADATA/estd.db" "$1" 2>&1; }
+serial_where() { echo "ltrim(lower(serial),'0') = ltrim('$1','0')"; }
+# the device: estd client against the RA, as user edge
+ra_client() { EST_CLIENT_PASSWORD=device-S3cret timeout 30 "$ESTD_BIN" client --timeout 10 --server 127.0.0.1 --port "$RAPORT" --cacert "$RAROOT" "$@"; }
+by_ca() { openssl verify -CAfile "$CAROOT" -untrusted "$CAISSUING" "$1" >/dev/null 2>&1; }
+SECONDS=0
+
+# 1. enroll
+newkey e5.key
+ra_client --user edge --label fwd enroll --cn edge-5 --san dns:edge-5.devices.example --key e5.key --out e5.pem >out.txt 2>&1; code=$?
+if [ "$code" = 0 ] && by_ca e5.pem && same_key e5.pem e5.key && ! openssl verify -CAfile "$RAROOT" e5.pem >/dev/null 2>&1 \
+  && openssl x509 -in e5.pem -noout -ext subjectAltName | grep -q "DNS:edge-5.devices.example"; then
+  pass "estd client enroll via the RA (fwd): signed by the CA estd's issuing CA, the CSR's key and SAN"
+else fail "estd client enroll via the RA" "exit $code: $(tail -3 out.txt)"; fi
+S5=$(serial_of e5.pem)
+ri=$(radb "SELECT issuer FROM certificates WHERE $(serial_where "${S5:-x}")")
+ci=$(cadb "SELECT issuer FROM certificates WHERE $(serial_where "${S5:-x}")")
+[ -n "$S5" ] && [ "$ri" = ca ] && [ "$ci" = local ] && pass "stores: certificate $S5 with issuer ca at the RA, local at the CA" \
+  || fail "stores after the enrollment" "serial ${S5:-none}: RA '$ri', CA '$ci'"
+
+# 2. reenroll with that certificate (the TLS client certificate from the CA's chain)
+ra_client --label fwd reenroll --cert e5.pem --key e5.key --out e5r.pem >out.txt 2>&1; code=$?
+S5R=$(serial_of e5r.pem)
+if [ "$code" = 0 ] && by_ca e5r.pem && same_key e5r.pem e5.key && [ -n "$S5R" ] && [ "$S5R" != "$S5" ] \
+  && [ "$(openssl x509 -in e5r.pem -noout -subject)" = "$(openssl x509 -in e5.pem -noout -subject)" ]; then
+  pass "estd client reenroll via the RA: same subject and key, new serial, signed by the CA"
+else fail "estd client reenroll via the RA" "exit $code: $(tail -3 out.txt)"; fi
+ri=$(radb "SELECT issuer FROM certificates WHERE $(serial_where "${S5R:-x}")")
+[ "$ri" = ca ] && pass "RA store: the renewed certificate with issuer ca" || fail "RA store after the renewal" "'$ri'"
+
+# 3. serverkeygen: the RA makes the key and a CSR for it
+ra_client --user edge --label fwd serverkeygen --cn edge-5k --out k5.pem --key-out k5.key >out.txt 2>&1; code=$?
+[ "$code" = 0 ] && by_ca k5.pem && same_key k5.pem k5.key \
+  && pass "estd client serverkeygen via the RA: key and certificate match, signed by the CA" \
+  || fail "estd client serverkeygen via the RA" "exit $code: $(tail -3 out.txt)"
+
+# 4. /cacerts of the label: the CA's chain, not the RA's
+ra_client --label fwd cacerts --out fwd-cacerts.pem >out.txt 2>&1; code=$?
+got=$(for c in $(seq 1 "$(grep -c 'BEGIN CERTIFICATE' fwd-cacerts.pem 2>/dev/null || echo 0)"); do
+  awk -v n="$c" '/BEGIN CERT/{i++} i==n' fwd-cacerts.pem | openssl x509 -noout -fingerprint -sha256 2>/dev/null; done | sort)
+want=$(for f in "$CAROOT" "$CAISSUING"; do openssl x509 -in "$f" -noout -fingerprint -sha256; done | sort)
+[ "$code" = 0 ] && [ -n "$got" ] && [ "$got" = "$want" ] \
+  && pass "estd client cacerts on the RA's fwd: the CA's root and issuing CA, not the RA's" \
+  || fail "cacerts of fwd" "exit $code: $(grep -c 'BEGIN CERTIFICATE' fwd-cacerts.pem 2>/dev/null) certificate(s); $(tail -2 out.txt)"
+
+# 5. held at the CA, approved there: the RA polls and the device's repeat gets the certificate
+newkey h5.key
+ra_client --user edge --label fwd-held enroll --cn edge-5h --key h5.key --out h5.pem >out.txt 2>&1; code=$?
+[ "$code" = 4 ] && grep -q "^PENDING" out.txt && [ ! -s h5.pem ] \
+  && pass "enroll on fwd-held: PENDING, exit 4 ($(grep -o 'in [0-9]* seconds' out.txt || echo 'no delay'))" \
+  || fail "enroll on fwd-held" "exit $code: $(tail -3 out.txt)"
+ca_pending list >pl.txt
+CAID=$(awk -F'\t' '$3 == "held" && $2 == "pending" {print $1; exit}' pl.txt)
+[ -n "$CAID" ] && pass "the CA holds it: estd pending list shows request $CAID on held" || fail "the CA's pending list" "$(cat pl.txt)"
+RAID=$(radb "SELECT id FROM pending_requests WHERE template = 'fwd-held' ORDER BY id DESC LIMIT 1")
+st=$(radb "SELECT state || ' ' || upstream FROM pending_requests WHERE id = '$RAID'")
+[ "$st" = "upstream held" ] && pass "the RA holds it too: row $RAID in state upstream (held)" || fail "the RA's held row" "'$st'"
+ca_pending approve "$CAID" >out.txt || fail "estd pending approve $CAID at the CA" "$(cat out.txt)"
+t0=$SECONDS; st=""
+while [ $((SECONDS - t0)) -lt 12 ]; do
+  st=$(radb "SELECT state FROM pending_requests WHERE id = '$RAID'")
+  [ "$st" = issued ] && break
+  sleep 0.5
+done
+[ "$st" = issued ] && pass "approved at the CA: the RA's row is issued after $((SECONDS - t0))s (its own poll)" \
+  || fail "the RA's row after the approval" "still '$st' after $((SECONDS - t0))s"
+ra_client --user edge --label fwd-held enroll --cn edge-5h --key h5.key --out h5.pem >out.txt 2>&1; code=$?
+[ "$code" = 0 ] && by_ca h5.pem && same_key h5.pem h5.key && openssl x509 -in h5.pem -noout -subject | grep -q "CN *= *edge-5h" \
+  && pass "the device's repeat (same key): the certificate, signed by the CA" || fail "repeat after the approval" "exit $code: $(tail -3 out.txt)"
+[ "$(radb "SELECT issuer FROM certificates WHERE $(serial_where "$(serial_of h5.pem)")")" = held ] \
+  && pass "RA store: the approved certificate with issuer held" || fail "RA store after the approval"
+
+# 6. rejected at the CA: the device's repeat is refused with the CA's reason
+newkey j5.key
+ra_client --user edge --label fwd-held enroll --cn edge-5j --key j5.key --out j5.pem >out.txt 2>&1; code=$?
+[ "$code" = 4 ] || fail "enroll on fwd-held (to be rejected)" "exit $code: $(tail -3 out.txt)"
+CAID=$(ca_pending list | awk -F'\t' '$3 == "held" && $2 == "pending" {print $1; exit}')
+ca_pending reject "$CAID" --reason "device not in the inventory" >out.txt || fail "estd pending reject at the CA" "$(cat out.txt)"
+t0=$SECONDS; code=4
+while [ $((SECONDS - t0)) -lt 12 ]; do
+  ra_client --user edge --label fwd-held enroll --cn edge-5j --key j5.key --out j5.pem >out.txt 2>&1; code=$?
+  [ "$code" != 4 ] && break
+  sleep 1
+done
+[ "$code" = 1 ] && grep -q "device not in the inventory" out.txt && [ ! -s j5.pem ] \
+  && pass "rejected at the CA: the device's repeat is refused with the CA's reason ($(head -1 out.txt | cut -c1-100))" \
+  || fail "repeat after the rejection" "exit $code: $(tail -3 out.txt)"
+st=$(radb "SELECT state FROM pending_requests WHERE template = 'fwd-held' AND reason LIKE '%device not in the inventory%'")
+[ "$st" = rejected ] && pass "the RA's row: rejected, with the CA's reason" || fail "the RA's row after the rejection" "'$st'"
+echo "(section 5: ${SECONDS}s)"
 
 echo
 echo "$passed passed, $failed failed"

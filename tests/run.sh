@@ -68,6 +68,16 @@ elif [ "$libest_rc" != 0 ]; then
 fi
 
 echo
+echo "== interop: estd as a registration authority in front of libest's estserver (and failing upstreams)"
+upstream_rc=0
+bash interop/upstream.sh || upstream_rc=$?
+if [ "$upstream_rc" = 77 ]; then
+  echo "upstream stage SKIPPED"
+elif [ "$upstream_rc" != 0 ]; then
+  exit "$upstream_rc"
+fi
+
+echo
 echo "== the README's walkthrough: its sh blocks, in order, against a fresh estd (tests/readme.sh)"
 bash tests/readme.sh
 

@@ -426,10 +426,18 @@ async fn upstreams(
     for u in &config.upstreams {
         let transport = crate::outbound::HttpsTransport::new(&u.transport)
             .map_err(|e| StartError::Other(format!("upstream.{}: {e}", u.settings.name)))?;
-        let up = Arc::new(crate::ca::upstream::Upstream::new(
-            u.settings.clone(),
-            Arc::new(transport),
-        ));
+        let challenges = match &u.challenge_transport {
+            Some(t) => Some(
+                Arc::new(crate::outbound::HttpsTransport::new(t).map_err(|e| {
+                    StartError::Other(format!("upstream.{}.challenge_url: {e}", u.settings.name))
+                })?) as Arc<dyn crate::ca::upstream::Transport>,
+            ),
+            None => None,
+        };
+        let up = Arc::new(
+            crate::ca::upstream::Upstream::new(u.settings.clone(), Arc::new(transport), challenges)
+                .map_err(|e| StartError::Other(format!("upstream.{}: {e}", u.settings.name)))?,
+        );
         match up.refresh_cacerts().await {
             Ok(n) => {
                 tracing::info!(upstream = %up.name(), certificates = n, "upstream CA reachable")

@@ -11,6 +11,17 @@
 //! client_key = "conf/ra.key"
 //! user = "estd-ra"               # optional HTTP Basic
 //! password_env = "ESTD_RA_PASSWORD"
+//!
+//! [upstream.ndes]                # AD CS through NDES
+//! kind = "scep"
+//! url = "http://ndes.example.com/certsrv/mscep/mscep.dll"
+//! ca_fingerprint = "5f3c…"       # SHA-256 of the CA certificate GetCACert returns
+//! ra_cert = "conf/ndes-ra.pem"   # the RA's RSA certificate and key: they sign the requests
+//! ra_key = "conf/ndes-ra.key"
+//! challenge = "ndes"             # none | static | estd | ndes
+//! challenge_url = "https://ndes.example.com/certsrv/mscep_admin/"
+//! challenge_user = "CORP\\svc-estd"
+//! challenge_password_env = "ESTD_NDES_PASSWORD"
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,7 +32,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{ConfigError, bad, secs};
-use crate::ca::upstream::{Reenroll, Settings};
+use crate::ca::upstream::{Protocol, Reenroll, ScepSettings, Settings, challenge};
 use crate::outbound::TransportSettings;
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +57,18 @@ pub struct RawUpstream {
     pub reenroll: String,
     pub poll_max_secs: u64,
     pub pending_max_days: u64,
+    /// SCEP: the RA's RSA certificate and PKCS#8 key (PEM files).
+    pub ra_cert: String,
+    pub ra_key: String,
+    /// SCEP: SHA-256 (hex) of the CA certificate GetCACert returns (required over http://).
+    pub ca_fingerprint: String,
+    /// SCEP: where estd-made CSRs get their challenge: none, static, estd, ndes.
+    pub challenge: String,
+    pub challenge_env: String,
+    pub challenge_url: String,
+    pub challenge_template: String,
+    pub challenge_user: String,
+    pub challenge_password_env: String,
 }
 
 impl Default for RawUpstream {
@@ -68,6 +91,15 @@ impl Default for RawUpstream {
             reenroll: "simpleenroll".into(),
             poll_max_secs: 300,
             pending_max_days: 7,
+            ra_cert: String::new(),
+            ra_key: String::new(),
+            ca_fingerprint: String::new(),
+            challenge: "none".into(),
+            challenge_env: String::new(),
+            challenge_url: String::new(),
+            challenge_template: String::new(),
+            challenge_user: String::new(),
+            challenge_password_env: String::new(),
         }
     }
 }
@@ -77,6 +109,8 @@ impl Default for RawUpstream {
 pub struct UpstreamConfig {
     pub settings: Settings,
     pub transport: TransportSettings,
+    /// Where a SCEP upstream's one-time challenges are fetched (`challenge_url`).
+    pub challenge_transport: Option<TransportSettings>,
 }
 
 /// Largest answer read from an upstream (a certs-only PKCS#7 is a few KiB).
@@ -94,26 +128,7 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             "an upstream's name is letters, digits, '-' and '_' (and not \"local\")",
         ));
     }
-    if u.kind != "est" {
-        return Err(bad(
-            &key("kind"),
-            format!("{:?}: only \"est\" upstreams are supported", u.kind),
-        ));
-    }
     let (origin, path) = split_url(&u.url).map_err(|e| bad(&key("url"), e))?;
-    let mut path = path.trim_end_matches('/').to_string();
-    if path.is_empty() {
-        path = "/.well-known/est".into();
-    }
-    if !u.label.is_empty() {
-        if !crate::est::valid_label(&u.label) {
-            return Err(bad(
-                &key("label"),
-                format!("{:?} is not a valid EST label", u.label),
-            ));
-        }
-        path = format!("{path}/{}", u.label);
-    }
     let file = |v: &str| (!v.is_empty()).then(|| PathBuf::from(v));
     let ca_file = file(&u.ca_file);
     if origin.starts_with("https://") && ca_file.is_none() {
@@ -128,17 +143,82 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             "client_cert and client_key must be set together",
         ));
     }
+    let connect_timeout = secs(&key("connect_timeout_secs"), u.connect_timeout_secs, 300)?;
+    let request_timeout = secs(&key("request_timeout_secs"), u.request_timeout_secs, 600)?;
+    // certificates only for https:// (a SCEP upstream may be http:// with its challenges
+    // fetched over https://)
+    let transport = |origin: String, client: bool| TransportSettings {
+        ca_file: ca_file.clone().filter(|_| origin.starts_with("https://")),
+        client_cert: file(&u.client_cert).filter(|_| client && origin.starts_with("https://")),
+        client_key: file(&u.client_key).filter(|_| client && origin.starts_with("https://")),
+        origin,
+        connect_timeout,
+        request_timeout,
+        max_answer: MAX_ANSWER,
+    };
+    let mut challenge_transport = None;
+    let protocol = match u.kind.as_str() {
+        "est" => est(u, &key, &path)?,
+        "scep" => {
+            let (protocol, at) = scep(u, &key, &path, origin.starts_with("https://"))?;
+            challenge_transport = at.map(|o| transport(o, false));
+            protocol
+        }
+        other => {
+            return Err(bad(
+                &key("kind"),
+                format!("{other:?} is not \"est\" or \"scep\""),
+            ));
+        }
+    };
+    let max_in_flight = usize::try_from(u.max_in_flight)
+        .ok()
+        .filter(|n| (1..=1024).contains(n))
+        .ok_or_else(|| bad(&key("max_in_flight"), "out of range (1 to 1024)"))?;
+    if !(1..=1000).contains(&u.breaker_failures) {
+        return Err(bad(&key("breaker_failures"), "out of range (1 to 1000)"));
+    }
+    Ok(UpstreamConfig {
+        settings: Settings {
+            name: name.to_string(),
+            protocol,
+            max_in_flight,
+            breaker_failures: u.breaker_failures,
+            breaker_open: secs(&key("breaker_open_secs"), u.breaker_open_secs, 3600)?,
+            cacerts_refresh: secs(&key("cacerts_refresh_secs"), u.cacerts_refresh_secs, 86_400)?,
+            poll_max: secs(&key("poll_max_secs"), u.poll_max_secs, 86_400)?,
+            pending_max_age: Duration::from_secs(
+                u.pending_max_days
+                    .checked_mul(86_400)
+                    .filter(|_| (1..=90).contains(&u.pending_max_days))
+                    .ok_or_else(|| bad(&key("pending_max_days"), "out of range (1 to 90)"))?,
+            ),
+        },
+        transport: transport(origin, true),
+        challenge_transport,
+    })
+}
+
+fn est(u: &RawUpstream, key: &dyn Fn(&str) -> String, path: &str) -> Result<Protocol, ConfigError> {
+    let mut path = path.trim_end_matches('/').to_string();
+    if path.is_empty() {
+        path = "/.well-known/est".into();
+    }
+    if !u.label.is_empty() {
+        if !crate::est::valid_label(&u.label) {
+            return Err(bad(
+                &key("label"),
+                format!("{:?} is not a valid EST label", u.label),
+            ));
+        }
+        path = format!("{path}/{}", u.label);
+    }
     let basic = match (u.user.is_empty(), u.password_env.is_empty()) {
         (true, true) => None,
-        (false, false) => {
-            let password = std::env::var(&u.password_env).map_err(|_| {
-                bad(
-                    &key("password_env"),
-                    format!("the environment variable {} is not set", u.password_env),
-                )
-            })?;
-            Some((u.user.clone(), Zeroizing::new(password)))
-        }
+        (false, false) => Some((
+            u.user.clone(),
+            env_secret(&key("password_env"), &u.password_env)?,
+        )),
         _ => {
             return Err(bad(
                 &key("user"),
@@ -162,41 +242,152 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             ));
         }
     };
-    let max_in_flight = usize::try_from(u.max_in_flight)
-        .ok()
-        .filter(|n| (1..=1024).contains(n))
-        .ok_or_else(|| bad(&key("max_in_flight"), "out of range (1 to 1024)"))?;
-    if !(1..=1000).contains(&u.breaker_failures) {
-        return Err(bad(&key("breaker_failures"), "out of range (1 to 1000)"));
-    }
-    Ok(UpstreamConfig {
-        settings: Settings {
-            name: name.to_string(),
-            path,
-            basic,
-            reenroll,
-            max_in_flight,
-            breaker_failures: u.breaker_failures,
-            breaker_open: secs(&key("breaker_open_secs"), u.breaker_open_secs, 3600)?,
-            cacerts_refresh: secs(&key("cacerts_refresh_secs"), u.cacerts_refresh_secs, 86_400)?,
-            poll_max: secs(&key("poll_max_secs"), u.poll_max_secs, 86_400)?,
-            pending_max_age: Duration::from_secs(
-                u.pending_max_days
-                    .checked_mul(86_400)
-                    .filter(|_| (1..=90).contains(&u.pending_max_days))
-                    .ok_or_else(|| bad(&key("pending_max_days"), "out of range (1 to 90)"))?,
-            ),
-        },
-        transport: TransportSettings {
-            origin,
-            ca_file,
-            client_cert: file(&u.client_cert),
-            client_key: file(&u.client_key),
-            connect_timeout: secs(&key("connect_timeout_secs"), u.connect_timeout_secs, 300)?,
-            request_timeout: secs(&key("request_timeout_secs"), u.request_timeout_secs, 600)?,
-            max_answer: MAX_ANSWER,
-        },
+    Ok(Protocol::Est {
+        path,
+        basic,
+        reenroll,
     })
+}
+
+/// A SCEP upstream, and the origin its challenges come from (when fetched).
+fn scep(
+    u: &RawUpstream,
+    key: &dyn Fn(&str) -> String,
+    path: &str,
+    https: bool,
+) -> Result<(Protocol, Option<String>), ConfigError> {
+    let path = if path.is_empty() || path == "/" {
+        "/cgi-bin/pkiclient.exe".to_string()
+    } else {
+        path.to_string()
+    };
+    let fingerprint = u.ca_fingerprint.replace(':', "").to_ascii_lowercase();
+    if !fingerprint.is_empty()
+        && (fingerprint.len() != 64 || !fingerprint.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(bad(
+            &key("ca_fingerprint"),
+            "a SHA-256 fingerprint is 64 hex digits",
+        ));
+    }
+    if fingerprint.is_empty() && !https {
+        return Err(bad(
+            &key("ca_fingerprint"),
+            "over http:// GetCACert is trusted only by the CA's SHA-256 fingerprint: set it",
+        ));
+    }
+    if u.ra_cert.is_empty() || u.ra_key.is_empty() {
+        return Err(bad(
+            &key("ra_cert"),
+            "a SCEP upstream needs the RA's RSA certificate and key (ra_cert, ra_key)",
+        ));
+    }
+    use rustls_pki_types::pem::PemObject;
+    let ra_cert = rustls_pki_types::CertificateDer::from_pem_file(&u.ra_cert)
+        .map_err(|e| bad(&key("ra_cert"), format!("{}: {e:?}", u.ra_cert)))?
+        .to_vec();
+    let ra_key = match rustls_pki_types::PrivateKeyDer::from_pem_file(&u.ra_key)
+        .map_err(|e| bad(&key("ra_key"), format!("{}: {e:?}", u.ra_key)))?
+    {
+        rustls_pki_types::PrivateKeyDer::Pkcs8(k) => Zeroizing::new(k.secret_pkcs8_der().to_vec()),
+        _ => {
+            return Err(bad(
+                &key("ra_key"),
+                "must be PKCS#8 (BEGIN PRIVATE KEY): openssl pkcs8 -topk8 -nocrypt converts it",
+            ));
+        }
+    };
+    let secret = |k: &str, env: &str| env_secret(&key(k), env);
+    let (challenge, origin) = match u.challenge.as_str() {
+        "none" => (challenge::Source::None, None),
+        "static" => (
+            challenge::Source::Static(secret("challenge_env", &u.challenge_env)?),
+            None,
+        ),
+        kind @ ("estd" | "ndes") => {
+            let (origin, cpath) =
+                split_url(&u.challenge_url).map_err(|e| bad(&key("challenge_url"), e))?;
+            let basic = match (
+                u.challenge_user.is_empty(),
+                u.challenge_password_env.is_empty(),
+            ) {
+                (false, false) => Some(crate::ca::upstream::basic_header(
+                    &u.challenge_user,
+                    &secret("challenge_password_env", &u.challenge_password_env)?,
+                )),
+                (true, true) => None,
+                _ => {
+                    return Err(bad(
+                        &key("challenge_user"),
+                        "challenge_user and challenge_password_env must be set together",
+                    ));
+                }
+            };
+            let source = if kind == "estd" {
+                if u.challenge_template.is_empty() {
+                    return Err(bad(
+                        &key("challenge_template"),
+                        "the estd upstream's template the challenges are for",
+                    ));
+                }
+                challenge::Source::Estd {
+                    path: if cpath.is_empty() {
+                        "/api/v1/scep/challenges".into()
+                    } else {
+                        cpath
+                    },
+                    template: u.challenge_template.clone(),
+                    basic: basic.ok_or_else(|| {
+                        bad(
+                            &key("challenge_user"),
+                            "an estd upstream's API needs its administrator's user and password",
+                        )
+                    })?,
+                }
+            } else {
+                challenge::Source::Ndes {
+                    path: if cpath.is_empty() {
+                        "/certsrv/mscep_admin/".into()
+                    } else {
+                        cpath
+                    },
+                    basic,
+                }
+            };
+            (source, Some(origin))
+        }
+        other => {
+            return Err(bad(
+                &key("challenge"),
+                format!("{other:?} is not none, static, estd or ndes"),
+            ));
+        }
+    };
+    Ok((
+        Protocol::Scep {
+            scep: ScepSettings {
+                path,
+                ra_cert,
+                ra_key,
+                ca_fingerprint: (!fingerprint.is_empty()).then_some(fingerprint),
+            },
+            challenge,
+        },
+        origin,
+    ))
+}
+
+/// The secret in the environment variable `env` names.
+fn env_secret(key: &str, env: &str) -> Result<Zeroizing<String>, ConfigError> {
+    if env.is_empty() {
+        return Err(bad(
+            key,
+            "name the environment variable that holds the secret",
+        ));
+    }
+    std::env::var(env)
+        .map(Zeroizing::new)
+        .map_err(|_| bad(key, format!("the environment variable {env} is not set")))
 }
 
 /// `https://host:port/path` → (`https://host:port`, `/path`).

@@ -83,10 +83,18 @@ impl EnrollService {
         }
         let generated = self.generated_key(&ctx).await?;
         let (csr_der, public_key) = match &generated {
-            Some(key) => (
-                upstream_csr(key, ctx.subject, ctx.san)?,
-                key.public_key.clone(),
-            ),
+            Some(key) => {
+                let cn = est::common_name(ctx.subject).unwrap_or_default();
+                let challenge = up
+                    .challenge(&cn)
+                    .await
+                    .map_err(|e| upstream_error(e, ctx.meta))?;
+                let challenge = challenge.as_deref().map(String::as_str);
+                (
+                    upstream_csr(key, ctx.subject, ctx.san, challenge)?,
+                    key.public_key.clone(),
+                )
+            }
             None => {
                 same_as_csr(&ctx, up.name())?;
                 (ctx.csr.der.clone(), ctx.csr.public_key.clone())
@@ -315,7 +323,7 @@ impl EnrollService {
             detail: format!("stored request {} is unreadable: {e}", p.id),
         })?;
         let renewal = p.operation == "simplereenroll";
-        match up.enroll(&csr.der, &csr.public_key, renewal).await {
+        match up.poll(&csr.der, &csr.public_key, renewal).await {
             Ok(Answer::Issued(cert)) => {
                 let record = CertRecord {
                     serial: cert.serial.clone(),
@@ -423,32 +431,21 @@ fn same_as_csr(ctx: &IssueCtx<'_>, upstream: &str) -> Result<(), EnrollError> {
     )))
 }
 
-/// A CSR for a key the server generated, with the subject and SAN the template approved.
+/// A CSR for a key the server generated, with the subject and SAN the template approved
+/// and the upstream's challenge when it wants one.
 fn upstream_csr(
     key: &est::GeneratedKey,
     subject: &x509_cert::name::Name,
     san: &[SanEntry],
+    challenge: Option<&str>,
 ) -> Result<Vec<u8>, EnrollError> {
     let fail = |e: String| EnrollError::Ca {
         cn: est::common_name(subject).unwrap_or_default(),
         detail: format!("a CSR for the upstream CA: {e}"),
     };
     let kp = rcgen::KeyPair::try_from(key.pkcs8.as_slice()).map_err(|e| fail(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name = est::dn_from_name(subject).map_err(fail)?;
-    if !san.is_empty() {
-        let der = est::encode_san(san).map_err(|e| fail(e.to_string()))?;
-        params
-            .custom_extensions
-            .push(rcgen::CustomExtension::from_oid_content(
-                &[2, 5, 29, 17],
-                der,
-            ));
-    }
-    let req = params
-        .serialize_request(&kp)
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(req.der().to_vec())
+    let dn = est::dn_from_name(subject).map_err(fail)?;
+    crate::scep_wire::request::csr(&kp, dn, san, challenge).map_err(|e| fail(e.to_string()))
 }
 
 /// What the device is told when the upstream is not usable: 503 with when to come back.

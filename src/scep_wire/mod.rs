@@ -8,6 +8,7 @@
 //! and single DES (micromdm's scepclient 2.1.0, Debian's `scep` package).
 
 pub mod envelope;
+pub mod http;
 mod loose;
 pub mod message;
 pub mod reply;

@@ -105,12 +105,15 @@ pub fn retry_after(a: &OutboundAnswer) -> Option<u64> {
 
 /// The answer's text, printable and bounded: what the device is told the upstream said.
 pub fn reason(a: &OutboundAnswer) -> String {
-    let text = String::from_utf8_lossy(&a.body);
-    let text = text.trim();
+    // lines joined with spaces (estd's own refusals end with a "Request ID: …" line)
+    let text = String::from_utf8_lossy(&a.body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let text = if text.is_empty() {
         format!("HTTP {}", a.status)
     } else {
-        text.to_string()
+        text
     };
     let printable = crate::model::printable(&text).into_owned();
     printable.chars().take(MAX_REASON).collect()

@@ -11,8 +11,10 @@
 //! `outbound::HttpsTransport`, handed in as a `Transport`.
 
 mod breaker;
+pub mod challenge;
 pub mod check;
 pub mod est;
+pub mod scep;
 mod transport;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,19 +24,14 @@ use zeroize::Zeroizing;
 
 pub use breaker::Breaker;
 pub use check::Accepted;
+pub use scep::ScepSettings;
 pub use transport::*;
 
 /// How an upstream is reached and bounded (`[upstream.NAME]`, read by `config`).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub name: String,
-    /// The EST path: `/.well-known/est`, with `/<label>` when the upstream wants one.
-    pub path: String,
-    /// HTTP Basic credentials, when the upstream wants them besides (or instead of) the
-    /// TLS client certificate.
-    pub basic: Option<(String, Zeroizing<String>)>,
-    /// How a device's renewal is sent on.
-    pub reenroll: Reenroll,
+    pub protocol: Protocol,
     pub max_in_flight: usize,
     pub breaker_failures: u32,
     pub breaker_open: Duration,
@@ -44,6 +41,25 @@ pub struct Settings {
     pub poll_max: Duration,
     /// After this long a request the upstream still holds is given up (rejected).
     pub pending_max_age: Duration,
+}
+
+/// How the upstream is spoken to.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    Est {
+        /// `/.well-known/est`, with `/<label>` when the upstream wants one.
+        path: String,
+        /// HTTP Basic credentials, when the upstream wants them besides (or instead of) the
+        /// TLS client certificate.
+        basic: Option<(String, Zeroizing<String>)>,
+        /// How a device's renewal is sent on.
+        reenroll: Reenroll,
+    },
+    Scep {
+        scep: ScepSettings,
+        /// Where the challenge of the CSRs estd makes comes from.
+        challenge: challenge::Source,
+    },
 }
 
 /// What the upstream is asked for a renewal estd has checked by its own rules (RFC 7030
@@ -91,6 +107,13 @@ struct Health {
 pub struct Upstream {
     settings: Settings,
     transport: Arc<dyn Transport>,
+    /// Where challenges are fetched (a SCEP upstream's `challenge_url`).
+    challenge_transport: Option<Arc<dyn Transport>>,
+    /// A SCEP upstream's RA and what its GetCACaps and GetCACert said.
+    scep: Option<(
+        crate::scep_wire::Requester,
+        RwLock<Option<scep::Discovered>>,
+    )>,
     /// `Authorization: Basic …`, made once.
     basic: Option<Zeroizing<String>>,
     /// The upstream's `/cacerts`, DER each: what its certificates must chain to, and what
@@ -102,18 +125,28 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(settings: Settings, transport: Arc<dyn Transport>) -> Self {
-        use base64::Engine;
-        let basic = settings.basic.as_ref().map(|(user, password)| {
-            let pair = Zeroizing::new(format!("{user}:{}", password.as_str()));
-            Zeroizing::new(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
-            ))
-        });
+    /// `challenge_transport`: where a SCEP upstream's challenges are fetched from.
+    pub fn new(
+        settings: Settings,
+        transport: Arc<dyn Transport>,
+        challenge_transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Self, String> {
+        let (basic, scep) = match &settings.protocol {
+            Protocol::Est { basic, .. } => (
+                basic
+                    .as_ref()
+                    .map(|(user, password)| basic_header(user, password)),
+                None,
+            ),
+            Protocol::Scep { scep, .. } => {
+                (None, Some((scep::requester(scep)?, RwLock::new(None))))
+            }
+        };
         // one name per configured upstream, for the gate's log lines and metrics
         let what: &'static str = Box::leak(format!("upstream {}", settings.name).into_boxed_str());
-        Self {
+        Ok(Self {
+            challenge_transport,
+            scep,
             gate: crate::gate::Gate::new(what, settings.max_in_flight, settings.max_in_flight * 2),
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_open),
             basic,
@@ -121,7 +154,7 @@ impl Upstream {
             chain: RwLock::new(Arc::new(Vec::new())),
             health: Mutex::new(Health::default()),
             settings,
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -218,15 +251,30 @@ impl Upstream {
         answer.map_err(|e| self.unavailable(e.to_string(), None))
     }
 
-    /// Fetches `/cacerts` again; at start, then every `cacerts_refresh`.
+    /// Fetches the upstream's CA certificates again (EST `/cacerts`; SCEP GetCACaps and
+    /// GetCACert); at start, then every `cacerts_refresh`.
     pub async fn refresh_cacerts(&self) -> Result<usize, UpstreamError> {
-        let answer = self
-            .exchange(est::cacerts(
-                &self.settings.path,
-                self.basic.as_deref().map(String::as_str),
-            ))
-            .await?;
-        let certs = est::read_cacerts(&answer).map_err(|e| self.unavailable(e, None))?;
+        let certs = match &self.settings.protocol {
+            Protocol::Est { path, .. } => {
+                let answer = self.exchange(est::cacerts(path, self.basic())).await?;
+                est::read_cacerts(&answer).map_err(|e| self.unavailable(e, None))?
+            }
+            Protocol::Scep { scep: s, .. } => {
+                let caps = self.exchange(scep::get(&s.path, "GetCACaps")).await?;
+                let caps = crate::scep_wire::http::Caps::parse(&caps.body);
+                let answer = self.exchange(scep::get(&s.path, "GetCACert")).await?;
+                let ca = scep::read_cacert(&answer, s.ca_fingerprint.as_deref())
+                    .map_err(|e| self.unavailable(e, None))?;
+                let found = scep::Discovered { caps, ca };
+                let chain = found.chain();
+                if let Some((_, d)) = &self.scep
+                    && let Ok(mut d) = d.write()
+                {
+                    *d = Some(found);
+                }
+                chain
+            }
+        };
         let n = certs.len();
         let changed = *self.chain() != certs;
         if let Ok(mut c) = self.chain.write() {
@@ -234,9 +282,13 @@ impl Upstream {
         }
         self.succeeded();
         if changed {
-            tracing::info!(upstream = %self.settings.name, certificates = n, "upstream CA certificates loaded (/cacerts)");
+            tracing::info!(upstream = %self.settings.name, certificates = n, "upstream CA certificates loaded");
         }
         Ok(n)
+    }
+
+    fn basic(&self) -> Option<&str> {
+        self.basic.as_deref().map(String::as_str)
     }
 
     /// Sends a CSR on (`renewal`: as the settings say renewals go) and checks what comes
@@ -247,56 +299,152 @@ impl Upstream {
         public_key: &[u8],
         renewal: bool,
     ) -> Result<Answer, UpstreamError> {
+        self.ask(csr_der, public_key, renewal, false).await
+    }
+
+    /// Asks again about a request the upstream holds: EST repeats the request (the
+    /// upstream finds it by its key); SCEP sends a CertPoll in the same transaction.
+    pub async fn poll(
+        &self,
+        csr_der: &[u8],
+        public_key: &[u8],
+        renewal: bool,
+    ) -> Result<Answer, UpstreamError> {
+        self.ask(csr_der, public_key, renewal, true).await
+    }
+
+    async fn ask(
+        &self,
+        csr_der: &[u8],
+        public_key: &[u8],
+        renewal: bool,
+        poll: bool,
+    ) -> Result<Answer, UpstreamError> {
         if self.chain().is_empty() {
             // not fetched yet (the upstream was down at start): without it nothing returned
             // can be checked
             self.refresh_cacerts().await?;
         }
-        let op = match (renewal, self.settings.reenroll) {
-            (true, Reenroll::SimpleReenroll) => "simplereenroll",
-            _ => "simpleenroll",
-        };
-        let answer = self
-            .exchange(est::enroll(
-                &self.settings.path,
-                op,
-                csr_der,
-                self.basic.as_deref().map(String::as_str),
-            ))
-            .await?;
-        match est::read_enroll(&answer) {
-            est::Read::Certs(certs) => {
-                match check::accept(&certs, public_key, &self.chain(), SystemTime::now()) {
-                    Ok(accepted) => {
+        match &self.settings.protocol {
+            Protocol::Est { path, reenroll, .. } => {
+                let op = match (renewal, reenroll) {
+                    (true, Reenroll::SimpleReenroll) => "simplereenroll",
+                    _ => "simpleenroll",
+                };
+                let answer = self
+                    .exchange(est::enroll(path, op, csr_der, self.basic()))
+                    .await?;
+                match est::read_enroll(&answer) {
+                    est::Read::Certs(certs) => self.accept(&certs, public_key),
+                    est::Read::Pending(retry_after) => {
                         self.succeeded();
-                        Ok(Answer::Issued(accepted))
+                        Ok(Answer::Pending { retry_after })
                     }
-                    Err(detail) => {
-                        // a wrong answer counts against the upstream, as a failure does
-                        self.breaker.failure(Instant::now());
-                        self.failed(&detail);
-                        Err(UpstreamError::Invalid {
-                            name: self.settings.name.clone(),
-                            detail,
-                        })
+                    est::Read::Refused { status, reason } => {
+                        // the upstream's verdict on this request, not a failure of it
+                        self.succeeded();
+                        Ok(Answer::Refused { status, reason })
                     }
+                    est::Read::Failed {
+                        detail,
+                        retry_after,
+                    } => Err(self.unavailable(detail, retry_after)),
                 }
             }
-            est::Read::Pending(retry_after) => {
-                self.succeeded();
-                Ok(Answer::Pending { retry_after })
+            Protocol::Scep { scep: s, .. } => {
+                let Some((requester, found)) = &self.scep else {
+                    return Err(self.unavailable("no SCEP requester".into(), None));
+                };
+                let found = found
+                    .read()
+                    .ok()
+                    .and_then(|d| d.clone())
+                    .ok_or_else(|| self.unavailable("GetCACert not read yet".into(), None))?;
+                let sent = scep::message(&found, requester, csr_der, public_key, poll)
+                    .map_err(|e| self.unavailable(e, None))?;
+                let answer = self
+                    .exchange(scep::pki_operation(&s.path, &found.caps, &sent.der))
+                    .await?;
+                match scep::read(&answer, &sent, &found, requester) {
+                    Ok(crate::scep_wire::Reply::Success { certs, .. }) => {
+                        self.accept(&certs, public_key)
+                    }
+                    Ok(crate::scep_wire::Reply::Pending) => {
+                        self.succeeded();
+                        Ok(Answer::Pending {
+                            retry_after: est::DEFAULT_RETRY,
+                        })
+                    }
+                    Ok(crate::scep_wire::Reply::Failure(info)) => {
+                        self.succeeded();
+                        Ok(Answer::Refused {
+                            status: 403,
+                            reason: format!(
+                                "SCEP FAILURE ({})",
+                                info.map_or("no failInfo", crate::scep_wire::request::fail_name)
+                            ),
+                        })
+                    }
+                    Err(detail) => Err(self.unavailable(detail, None)),
+                }
             }
-            est::Read::Refused { status, reason } => {
-                // the upstream's verdict on this request, not a failure of the upstream
-                self.succeeded();
-                Ok(Answer::Refused { status, reason })
-            }
-            est::Read::Failed {
-                detail,
-                retry_after,
-            } => Err(self.unavailable(detail, retry_after)),
         }
     }
+
+    /// What the upstream returned, checked (`check::accept`); a wrong answer counts
+    /// against the upstream, as a failure does.
+    fn accept(&self, certs: &[Vec<u8>], public_key: &[u8]) -> Result<Answer, UpstreamError> {
+        match check::accept(certs, public_key, &self.chain(), SystemTime::now()) {
+            Ok(accepted) => {
+                self.succeeded();
+                Ok(Answer::Issued(accepted))
+            }
+            Err(detail) => {
+                self.breaker.failure(Instant::now());
+                self.failed(&detail);
+                Err(UpstreamError::Invalid {
+                    name: self.settings.name.clone(),
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// The challenge password a CSR estd makes for this upstream must carry (a SCEP
+    /// upstream's, fetched now when it is one-time); `None` when it wants none.
+    pub async fn challenge(&self, cn: &str) -> Result<Option<Zeroizing<String>>, UpstreamError> {
+        let Protocol::Scep {
+            challenge: source, ..
+        } = &self.settings.protocol
+        else {
+            return Ok(None);
+        };
+        if let challenge::Source::Static(secret) = source {
+            return Ok(Some(secret.clone()));
+        }
+        let (Some(req), Some(transport)) =
+            (challenge::request(source, cn), &self.challenge_transport)
+        else {
+            return Ok(None);
+        };
+        let answer = transport
+            .send(req)
+            .await
+            .map_err(|e| self.unavailable(format!("fetching a challenge: {e}"), None))?;
+        challenge::read(source, &answer)
+            .map(Some)
+            .map_err(|e| self.unavailable(format!("fetching a challenge: {e}"), None))
+    }
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic_header(user: &str, password: &str) -> Zeroizing<String> {
+    use base64::Engine;
+    let pair = Zeroizing::new(format!("{user}:{password}"));
+    Zeroizing::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
+    ))
 }
 
 fn status_class(status: u16) -> &'static str {

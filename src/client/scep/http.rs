@@ -10,11 +10,9 @@ use hyper::body::Bytes;
 use rustls::pki_types::ServerName;
 
 use crate::client::{Answer, ClientError};
-use crate::scep_wire::envelope::Cipher;
 use crate::scep_wire::request::{self, CaCerts};
 
-/// The media type of a pkiMessage, both ways.
-pub const CT_PKI_MESSAGE: &str = "application/x-pki-message";
+pub use crate::scep_wire::http::{CT_PKI_MESSAGE, Caps};
 
 /// Where the SCEP service is: `http(s)://HOST[:PORT][/PATH][?QUERY]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,52 +91,9 @@ impl ScepUrl {
     }
 
     /// The request target of an operation, with the message (base64) for a GET
-    /// PKIOperation: `+`, `/` and `=` escaped.
+    /// PKIOperation.
     pub fn target(&self, operation: &str, message: Option<&[u8]>) -> String {
-        use base64::Engine;
-        let mut t = self.path.clone();
-        t.push('?');
-        if let Some(q) = &self.query {
-            t.push_str(q);
-            t.push('&');
-        }
-        t.push_str("operation=");
-        t.push_str(operation);
-        if let Some(m) = message {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(m);
-            t.push_str("&message=");
-            t.push_str(
-                &b64.replace('+', "%2B")
-                    .replace('/', "%2F")
-                    .replace('=', "%3D"),
-            );
-        }
-        t
-    }
-}
-
-/// What GetCACaps listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Caps(pub Vec<String>);
-
-impl Caps {
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|c| c.eq_ignore_ascii_case(name))
-    }
-
-    /// POST for PKIOperation (else GET with the message in the URL).
-    pub fn post(&self) -> bool {
-        self.has("POSTPKIOperation") || self.has("SCEPStandard")
-    }
-
-    /// AES-128 when the server lists AES or SCEPStandard, 3DES when it lists only DES3,
-    /// else AES-128 all the same (single DES is never sent).
-    pub fn cipher(&self) -> Cipher {
-        if !self.has("AES") && !self.has("SCEPStandard") && self.has("DES3") {
-            Cipher::DesEde3Cbc
-        } else {
-            Cipher::Aes128Cbc
-        }
+        crate::scep_wire::http::target(&self.path, self.query.as_deref(), operation, message)
     }
 }
 
@@ -219,13 +174,7 @@ impl ScepClient {
         if a.status != 200 {
             return Err(a.refused());
         }
-        let text = String::from_utf8_lossy(&a.body);
-        Ok(Caps(
-            text.lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect(),
-        ))
+        Ok(Caps::parse(&a.body))
     }
 
     /// GetCACert: the certificates, and which is the CA and which the RA.
@@ -305,17 +254,5 @@ mod tests {
         ] {
             assert!(ScepUrl::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn caps_choose_the_method_and_the_cipher() {
-        let caps = |s: &[&str]| Caps(s.iter().map(|c| c.to_string()).collect());
-        assert!(caps(&["POSTPKIOperation"]).post());
-        assert!(caps(&["SCEPStandard"]).post());
-        assert!(!caps(&["AES", "SHA-256"]).post());
-        assert_eq!(caps(&["aes"]).cipher(), Cipher::Aes128Cbc);
-        assert_eq!(caps(&["DES3"]).cipher(), Cipher::DesEde3Cbc);
-        assert_eq!(caps(&["DES3", "SCEPStandard"]).cipher(), Cipher::Aes128Cbc);
-        assert_eq!(caps(&[]).cipher(), Cipher::Aes128Cbc);
     }
 }

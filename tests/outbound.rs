@@ -160,9 +160,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A TLS server configuration with a certificate from `ca` for localhost and 127.0.0.1;
 /// client certificates from `clients` required when given.
 fn server_tls(ca: &Ca, clients: Option<&Ca>) -> rustls::ServerConfig {
+    server_tls_versions(ca, clients, rustls::DEFAULT_VERSIONS)
+}
+
+fn server_tls_versions(
+    ca: &Ca,
+    clients: Option<&Ca>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ServerConfig {
     let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], false);
     let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .with_protocol_versions(versions)
         .unwrap();
     let builder = match clients {
         Some(c) => {
@@ -202,6 +210,7 @@ fn settings(origin: String, ca_file: Option<PathBuf>) -> TransportSettings {
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         max_answer: 64 * 1024,
+        client_token_key: None,
     }
 }
 
@@ -467,4 +476,92 @@ async fn plain_http() {
             .contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n"))
     );
     assert_eq!(s.body, b"msg");
+}
+
+/// The RA's TLS key in a PKCS#11 token (SoftHSM2 in a temporary directory): a P-256 key
+/// and an RSA-2048 key made in the token sign the handshake (ECDSA; RSASSA-PSS under TLS
+/// 1.3 and PKCS#1 v1.5 under a TLS 1.2 server that offers it), for a client certificate
+/// the server requires.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_key_may_be_in_a_pkcs11_token() {
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    assert!(
+        std::path::Path::new(MODULE).exists(),
+        "SoftHSM2 is not installed ({MODULE}); tests/run.sh installs it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = file(
+        &dir,
+        "softhsm2.conf",
+        &format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    );
+    // the module reads its configuration once per process (nextest: one per test)
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    let init = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "ra",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let uri = |object: &str| {
+        estd::ca::pkcs11::Pkcs11Uri::parse(&format!("pkcs11:token=ra;object={object}")).unwrap()
+    };
+    let token = estd::ca::pkcs11::Token::open(MODULE, &uri("ra-ec"), "1234", 2).unwrap();
+
+    let ca = Ca::new("Upstream Root");
+    let clients = Ca::new("RA Clients");
+    for (object, key_type) in [
+        ("ra-ec", estd::est::KeyType::EcP256),
+        ("ra-rsa", estd::est::KeyType::Rsa(2048)),
+    ] {
+        let (key, made) = token.key_or_generate(&uri(object), key_type).unwrap();
+        assert!(made);
+        // a client certificate for the token's key, from the clients' CA
+        let mut p = CertificateParams::new(vec!["ra.example".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, object);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p
+            .signed_by(&key, &Issuer::from_params(&clients.params, &clients.key))
+            .unwrap();
+        let key = Arc::new(key);
+        for tls12 in [false, true] {
+            let versions: &[&'static rustls::SupportedProtocolVersion] = if tls12 {
+                &[&rustls::version::TLS12]
+            } else {
+                &[&rustls::version::TLS13]
+            };
+            let (port, mut seen) = server(
+                Some(server_tls_versions(&ca, Some(&clients), versions)),
+                b"ok",
+            )
+            .await;
+            let mut s = settings(
+                format!("https://localhost:{port}"),
+                Some(file(&dir, "ca.pem", &ca.pem)),
+            );
+            s.client_cert = Some(file(&dir, "ra.pem", &cert.pem()));
+            s.client_token_key = Some(key.clone());
+            let t = HttpsTransport::new(&s).unwrap();
+            let a = t.send(get("/x")).await.unwrap();
+            assert_eq!((a.status, object, tls12), (200, object, tls12));
+            assert!(seen.recv().await.unwrap().client_cert);
+        }
+    }
 }

@@ -153,12 +153,17 @@ struct TokenKeys {
     ca: crate::ca::CaKey,
     ocsp: Option<crate::ca::pkcs11::TokenKey>,
     seal: Option<crate::ca::pkcs11::TokenSecret>,
+    /// Upstream RAs' TLS client keys, by the URI configured.
+    ra: HashMap<String, Arc<crate::ca::pkcs11::TokenKey>>,
 }
 
 /// Logs in to the token once and finds the CA key, and the OCSP responder's and the
 /// sealing key when they are configured in the token (made there when missing). On the
 /// blocking pool: PKCS#11 calls block. Sessions: `ca.pkcs11_sessions`.
-async fn open_token_keys(t: &crate::config::CaToken) -> Result<TokenKeys, StartError> {
+async fn open_token_keys(
+    t: &crate::config::CaToken,
+    ra_keys: Vec<String>,
+) -> Result<TokenKeys, StartError> {
     let t = t.clone();
     tokio::task::spawn_blocking(move || {
         let pin = t.pin().map_err(StartError::Other)?;
@@ -199,10 +204,25 @@ async fn open_token_keys(t: &crate::config::CaToken) -> Result<TokenKeys, StartE
                 Some(k)
             }
         };
+        let mut ra = HashMap::new();
+        for uri in ra_keys {
+            let parsed = crate::ca::pkcs11::Pkcs11Uri::parse(&uri)
+                .map_err(|e| StartError::Other(format!("upstream client_key {uri}: {e}")))?;
+            let k = token
+                .key(&parsed)
+                .map_err(|e| StartError::Other(format!("upstream client_key: {e}")))?;
+            if rcgen::PublicKeyData::der_bytes(&k) == rcgen::PublicKeyData::der_bytes(&key) {
+                return Err(StartError::Other(format!(
+                    "upstream client_key: {uri} is the issuing CA's own key; name another key"
+                )));
+            }
+            ra.insert(uri, Arc::new(k));
+        }
         Ok(TokenKeys {
             ca: crate::ca::CaKey::Token(key),
             ocsp,
             seal,
+            ra,
         })
     })
     .await
@@ -214,10 +234,18 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     let paths = CaPaths::in_dir(&config.ca_dir);
     let mut ocsp_key = None;
     let mut seal_key = None;
+    // the RAs' TLS keys in the token (`[upstream.*] client_key = "pkcs11:…"`), by URI
+    let mut token_ra_keys = HashMap::new();
     let loaded = match &config.ca_token {
         None => devpki::ensure_ca(&paths, config.ca_key_type)?,
         Some(t) => {
-            let keys = open_token_keys(t).await?;
+            let ra_keys: Vec<String> = config
+                .upstreams
+                .iter()
+                .filter_map(|u| u.client_key_uri.clone())
+                .collect();
+            let keys = open_token_keys(t, ra_keys).await?;
+            token_ra_keys = keys.ra;
             tracing::info!(key = %t.uri, module = %t.module.display(), sessions = t.sessions, "the issuing CA's key is in a PKCS#11 token");
             ocsp_key = keys.ocsp;
             seal_key = keys.seal;
@@ -244,7 +272,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         tracing::info!(cert = %config.tls_cert.display(), names = ?config.tls_names, "generated a TLS server certificate");
     }
     let own_server_cert = chain.first().map(|c| c.to_vec()).unwrap_or_default();
-    let upstreams = upstreams(config, &templates).await?;
+    let upstreams = upstreams(config, &templates, &token_ra_keys).await?;
     // devices renew certificates upstream CAs signed with those as TLS client certificates
     let mut client_roots = issuer.chain().to_vec();
     for up in &upstreams {
@@ -421,10 +449,20 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
 async fn upstreams(
     config: &Config,
     templates: &Templates,
+    token_keys: &HashMap<String, Arc<crate::ca::pkcs11::TokenKey>>,
 ) -> Result<Vec<Arc<crate::ca::upstream::Upstream>>, StartError> {
     let mut out = Vec::new();
     for u in &config.upstreams {
-        let transport = crate::outbound::HttpsTransport::new(&u.transport)
+        let mut settings = u.transport.clone();
+        if let Some(uri) = &u.client_key_uri {
+            settings.client_token_key = Some(token_keys.get(uri).cloned().ok_or_else(|| {
+                StartError::Other(format!(
+                    "upstream.{}.client_key: a pkcs11: key is in the CA's token, and [ca] key names none",
+                    u.settings.name
+                ))
+            })?);
+        }
+        let transport = crate::outbound::HttpsTransport::new(&settings)
             .map_err(|e| StartError::Other(format!("upstream.{}: {e}", u.settings.name)))?;
         let challenges = match &u.challenge_transport {
             Some(t) => Some(

@@ -111,6 +111,9 @@ pub struct UpstreamConfig {
     pub transport: TransportSettings,
     /// Where a SCEP upstream's one-time challenges are fetched (`challenge_url`).
     pub challenge_transport: Option<TransportSettings>,
+    /// `client_key = "pkcs11:…"`: the RA's TLS key in the CA's token (`[ca]`), which the
+    /// wiring opens and puts into `transport.client_token_key`.
+    pub client_key_uri: Option<String>,
 }
 
 /// Largest answer read from an upstream (a certs-only PKCS#7 is a few KiB).
@@ -150,7 +153,10 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     let transport = |origin: String, client: bool| TransportSettings {
         ca_file: ca_file.clone().filter(|_| origin.starts_with("https://")),
         client_cert: file(&u.client_cert).filter(|_| client && origin.starts_with("https://")),
-        client_key: file(&u.client_key).filter(|_| client && origin.starts_with("https://")),
+        client_key: file(&u.client_key).filter(|_| {
+            client && origin.starts_with("https://") && !u.client_key.starts_with("pkcs11:")
+        }),
+        client_token_key: None,
         origin,
         connect_timeout,
         request_timeout,
@@ -196,6 +202,10 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         },
         transport: transport(origin, true),
         challenge_transport,
+        client_key_uri: u
+            .client_key
+            .starts_with("pkcs11:")
+            .then(|| u.client_key.clone()),
     })
 }
 

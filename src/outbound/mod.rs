@@ -4,6 +4,7 @@
 //! upstreams). An adapter: the layers below name no HTTP crate, `app` hands this in.
 
 mod setup;
+mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct TransportSettings {
     pub client_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, SEC1 or PKCS#1) of `client_cert`.
     pub client_key: Option<PathBuf>,
+    /// Or the key of `client_cert` in the CA's PKCS#11 token (`token::TokenTlsKey`).
+    pub client_token_key: Option<Arc<crate::ca::pkcs11::TokenKey>>,
     /// TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
     /// Writing the request plus reading the whole answer.
@@ -72,7 +75,11 @@ impl HttpsTransport {
             let name = ServerName::try_from(origin.host.clone())
                 .map_err(|e| format!("origin {:?}: {e}", s.origin))?;
             Some((tls_config(s)?, name))
-        } else if s.ca_file.is_some() || s.client_cert.is_some() || s.client_key.is_some() {
+        } else if s.ca_file.is_some()
+            || s.client_cert.is_some()
+            || s.client_key.is_some()
+            || s.client_token_key.is_some()
+        {
             return Err(format!(
                 "ca_file, client_cert and client_key are for https://: the origin {:?} is plain \
                  http:// (no TLS)",
@@ -289,6 +296,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             max_answer: 1024,
+            client_token_key: None,
         };
         let e = HttpsTransport::new(&s("https://ca.example")).unwrap_err();
         assert!(e.contains("ca_file"), "{e}");

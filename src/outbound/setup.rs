@@ -31,6 +31,18 @@ pub(super) fn tls_config(s: &TransportSettings) -> Result<Arc<rustls::ClientConf
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_root_certificates(roots);
     let mut config = match (&s.client_cert, &s.client_key) {
+        (Some(cert), None) if s.client_token_key.is_some() => {
+            let chain = read_certs("client_cert", cert)?;
+            let key = s
+                .client_token_key
+                .clone()
+                .ok_or("client_key: the token key is missing")?;
+            let certified =
+                rustls::sign::CertifiedKey::new(chain, Arc::new(super::token::TokenTlsKey(key)));
+            builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                certified,
+            )))
+        }
         (Some(cert), Some(key)) => {
             let chain = read_certs("client_cert", cert)?;
             let key = PrivateKeyDer::from_pem_file(key)

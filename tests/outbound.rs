@@ -565,3 +565,65 @@ async fn the_client_key_may_be_in_a_pkcs11_token() {
         }
     }
 }
+
+/// A plain HTTP/1.1 server that answers every request on a connection (`Content-Length:
+/// 2`, "ok") and counts the connections it accepts; with `close_after`, it closes each
+/// connection after that many answers without saying so (no `Connection: close`), as a
+/// server whose idle timeout races the next request does.
+async fn counting_server(close_after: Option<usize>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut answered = 0;
+                loop {
+                    // one request: the head (these requests are GETs without a body)
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if tcp.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    answered += 1;
+                    if close_after == Some(answered) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn connections_are_kept_for_the_next_requests() {
+    let (port, accepted) = counting_server(None).await;
+    let t = HttpsTransport::new(&settings(format!("http://127.0.0.1:{port}"), None)).unwrap();
+    for _ in 0..5 {
+        let a = t.send(get("/x")).await.unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"ok"[..]));
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // a server that closes each connection after its answer without saying so: every
+    // request still gets its answer (on a new connection)
+    let (port, accepted) = counting_server(Some(1)).await;
+    let t = HttpsTransport::new(&settings(format!("http://127.0.0.1:{port}"), None)).unwrap();
+    for _ in 0..5 {
+        let a = t.send(get("/x")).await.unwrap();
+        assert_eq!(a.status, 200);
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+}

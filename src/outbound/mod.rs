@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Body as _, Bytes};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -46,9 +46,9 @@ pub struct TransportSettings {
 
 /// HTTP/1.1 to one upstream, over TLS for `https://`, plain for `http://`.
 ///
-/// Each request opens a new connection (TCP, TLS handshake) and closes it after the
-/// answer: simple and stateless, at the cost of a handshake per request. Pooling is a
-/// follow-up.
+/// Connections are kept alive for the next requests (up to `MAX_IDLE`, idle at most
+/// `IDLE_FOR`): a TLS handshake per connection, not per request. A kept connection the
+/// upstream closed meanwhile is noticed before anything is written on it.
 pub struct HttpsTransport {
     origin: Origin,
     /// `None` for `http://`.
@@ -56,6 +56,8 @@ pub struct HttpsTransport {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_answer: usize,
+    /// Connections kept for the next requests (`MAX_IDLE` at most).
+    idle: std::sync::Mutex<Vec<Conn>>,
 }
 
 impl std::fmt::Debug for HttpsTransport {
@@ -97,6 +99,7 @@ impl HttpsTransport {
             connect_timeout: s.connect_timeout,
             request_timeout: s.request_timeout,
             max_answer: s.max_answer,
+            idle: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -148,69 +151,9 @@ impl HttpsTransport {
             .map_err(|e| TransportError::Protocol(format!("the request: {e}")))
     }
 
-    /// Writes the request and reads the whole answer on `io`, within the request timeout.
-    async fn exchange<S>(
-        &self,
-        io: S,
-        req: hyper::Request<Full<Bytes>>,
-    ) -> Result<OutboundAnswer, TransportError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let max = self.max_answer;
-        let origin = self.origin.to_string();
-        let work = async move {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-                .await
-                .map_err(|e| failure(&origin, "HTTP", &e))?;
-            // the connection's driver lives as long as this exchange, not longer
-            let _driver = AbortOnDrop(tokio::spawn(async move {
-                let _ = conn.await;
-            }));
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| failure(&origin, "no answer", &e))?;
-            let (parts, body) = resp.into_parts();
-            let too_big = |what: &str| {
-                TransportError::Protocol(format!(
-                    "{origin}: the answer's body is {what} {max} bytes"
-                ))
-            };
-            if body.size_hint().lower() > max as u64 {
-                return Err(too_big("announced over"));
-            }
-            let body = Limited::new(body, max).collect().await.map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    too_big("over")
-                } else {
-                    failure(&origin, "reading the answer", e.as_ref())
-                }
-            })?;
-            Ok(OutboundAnswer {
-                status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| {
-                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                        (n.as_str().to_string(), v)
-                    })
-                    .collect(),
-                body: body.to_bytes().to_vec(),
-            })
-        };
-        let t = self.request_timeout;
-        tokio::time::timeout(t, work)
-            .await
-            .map_err(|_| TransportError::Timeout(whole_seconds(t)))?
-    }
-}
-
-#[async_trait]
-impl Transport for HttpsTransport {
-    async fn send(&self, req: OutboundRequest) -> Result<OutboundAnswer, TransportError> {
-        let req = self.request(req)?;
+    /// A new connection: TCP, then TLS for `https://`, within the connect timeout; then
+    /// HTTP/1.1 on it.
+    async fn connect(&self) -> Result<Conn, TransportError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let secs = whole_seconds(self.connect_timeout);
         let addr = (self.origin.host.as_str(), self.origin.port);
@@ -219,20 +162,131 @@ impl Transport for HttpsTransport {
             .map_err(|_| TransportError::Connect(format!("{}: not within {secs} s", self.origin)))?
             .map_err(|e| TransportError::Connect(format!("{}: {e}", self.origin)))?;
         let _ = tcp.set_nodelay(true);
+        let origin = self.origin.to_string();
         let Some((config, name)) = &self.tls else {
-            return self.exchange(tcp, req).await;
+            return tokio::time::timeout_at(deadline, http1(tcp, &origin))
+                .await
+                .map_err(|_| TransportError::Connect(format!("{origin}: not within {secs} s")))?;
         };
         let handshake = tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), tcp);
         let tls = tokio::time::timeout_at(deadline, handshake)
             .await
             .map_err(|_| {
-                TransportError::Connect(format!(
-                    "{}: no TLS handshake within {secs} s",
-                    self.origin
-                ))
+                TransportError::Connect(format!("{origin}: no TLS handshake within {secs} s"))
             })?
-            .map_err(|e| TransportError::Tls(format!("{}: {e}", self.origin)))?;
-        self.exchange(tls, req).await
+            .map_err(|e| TransportError::Tls(format!("{origin}: {e}")))?;
+        tokio::time::timeout_at(deadline, http1(tls, &origin))
+            .await
+            .map_err(|_| TransportError::Connect(format!("{origin}: not within {secs} s")))?
+    }
+
+    /// A kept connection still open and not idle too long, if any.
+    fn take_idle(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.pop() {
+            if !c.sender.is_closed() && c.idle_since.elapsed() < IDLE_FOR {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose exchange ended well for the next request (at most
+    /// `MAX_IDLE`; the upstream may close it meanwhile).
+    fn keep(&self, mut c: Conn) {
+        if c.sender.is_closed() {
+            return;
+        }
+        c.idle_since = std::time::Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(c);
+        }
+    }
+
+    /// Reads the whole answer, bounded.
+    async fn read(
+        &self,
+        resp: hyper::Response<Incoming>,
+    ) -> Result<OutboundAnswer, TransportError> {
+        let max = self.max_answer;
+        let origin = self.origin.to_string();
+        let (parts, body) = resp.into_parts();
+        let too_big = |what: &str| {
+            TransportError::Protocol(format!("{origin}: the answer's body is {what} {max} bytes"))
+        };
+        if body.size_hint().lower() > max as u64 {
+            return Err(too_big("announced over"));
+        }
+        let body = Limited::new(body, max).collect().await.map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                too_big("over")
+            } else {
+                failure(&origin, "reading the answer", e.as_ref())
+            }
+        })?;
+        Ok(OutboundAnswer {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (n.as_str().to_string(), v)
+                })
+                .collect(),
+            body: body.to_bytes().to_vec(),
+        })
+    }
+}
+
+#[async_trait]
+impl Transport for HttpsTransport {
+    async fn send(&self, req: OutboundRequest) -> Result<OutboundAnswer, TransportError> {
+        let req = self.request(req)?;
+        let origin = self.origin.to_string();
+        let t = self.request_timeout;
+        let late = || TransportError::Timeout(whole_seconds(t));
+        // a kept connection first: one the upstream closed meanwhile hands the request back
+        // unsent, and it goes on a new connection; so does one the upstream closed as the
+        // request was written, without a byte of answer (its idle timeout racing our
+        // request: nothing was processed). A request that got any answer is never sent
+        // twice.
+        let mut unsent = Some(req);
+        let mut answered = None;
+        if let Some(mut c) = self.take_idle()
+            && let Some(req) = unsent.take()
+        {
+            let again = clone_request(&req);
+            let deadline = tokio::time::Instant::now() + t;
+            match tokio::time::timeout_at(deadline, c.sender.try_send_request(req)).await {
+                Err(_) => return Err(late()),
+                Ok(Ok(resp)) => answered = Some((c, resp, deadline)),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(req) => unsent = Some(req),
+                    None if e.error().is_incomplete_message() => unsent = Some(again),
+                    None => return Err(failure(&origin, "no answer", &e.into_error())),
+                },
+            }
+        }
+        let (c, resp, deadline) = match (answered, unsent) {
+            (Some(a), _) => a,
+            (None, Some(req)) => {
+                let mut c = self.connect().await?;
+                let deadline = tokio::time::Instant::now() + t;
+                let resp = tokio::time::timeout_at(deadline, c.sender.send_request(req))
+                    .await
+                    .map_err(|_| late())?
+                    .map_err(|e| failure(&origin, "no answer", &e))?;
+                (c, resp, deadline)
+            }
+            (None, None) => return Err(TransportError::Protocol("no request to send".into())),
+        };
+        let answer = tokio::time::timeout_at(deadline, self.read(resp))
+            .await
+            .map_err(|_| late())??;
+        self.keep(c);
+        Ok(answer)
     }
 
     fn endpoint(&self) -> String {
@@ -240,8 +294,46 @@ impl Transport for HttpsTransport {
     }
 }
 
-/// Aborts the task when dropped: the connection's driver ends with the exchange (answered,
-/// failed or timed out).
+/// A copy of a request (its body is shared bytes), for the one resend on a new connection.
+fn clone_request(req: &hyper::Request<Full<Bytes>>) -> hyper::Request<Full<Bytes>> {
+    let mut copy = hyper::Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// A kept-alive connection: what sends on it, and its driver (aborted when dropped).
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    _driver: AbortOnDrop,
+    idle_since: std::time::Instant,
+}
+
+/// Idle connections kept per upstream, and for how long at most (servers close idle
+/// connections too: a closed one is noticed and dropped).
+const MAX_IDLE: usize = 16;
+const IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// HTTP/1.1 on a connected stream, its driver on a task of its own.
+async fn http1<S>(io: S, origin: &str) -> Result<Conn, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| failure(origin, "HTTP", &e))?;
+    Ok(Conn {
+        sender,
+        _driver: AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        })),
+        idle_since: std::time::Instant::now(),
+    })
+}
+
+/// Aborts the task when dropped: a connection's driver ends with the connection (its
+/// exchange failed or timed out, or it was not kept).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {

@@ -23,6 +23,16 @@
 #      `estd pending approve` at the CA, issued by the RA's own poll (poll_max_secs = 1) and
 #      returned to the device's repeat (same key); rejected at the CA: the repeat is refused
 #      with the CA's reason.
+#   6. (two more estd) estd (RA) -> estd's SCEP server (CA) over its plain-HTTP listener
+#      (kind = "scep", ca_fingerprint of the CA's issuing CA), PKCSReqs signed by an RSA-2048
+#      RA certificate made with openssl that the CA's templates list in scep_ra_signers:
+#      `estd client serverkeygen` (the RA fetches a one-time challenge from the CA's API):
+#      signed by the CA, issuer sc at the RA, requester scep:challenge-N at the CA, the
+#      challenge used; a device CSR (openssl, challengePassword from `estd scep challenge`
+#      at the CA) on a template the CA holds: 202 + Retry-After, pending at both, approved
+#      with `estd pending approve` at the CA, issued by the RA's CertPoll, 200 to the
+#      device's repeat (curl); a CSR without a challenge: 403 "SCEP FAILURE"; the label's
+#      /cacerts holds the CA's issuing certificate.
 # libest is built once into target/libest, as interop/libest.sh does (same LIBEST_DIR and
 # LIBEST_PEERS); without its source the stage is SKIPPED and exits 77.
 # Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on a failure.
@@ -497,6 +507,157 @@ done
 st=$(radb "SELECT state FROM pending_requests WHERE template = 'fwd-held' AND reason LIKE '%device not in the inventory%'")
 [ "$st" = rejected ] && pass "the RA's row: rejected, with the CA's reason" || fail "the RA's row after the rejection" "'$st'"
 echo "(section 5: ${SECONDS}s)"
+
+echo "-- 6. estd (RA) -> estd's SCEP server (CA): PKCSReqs signed by the RA's RSA certificate"
+SECONDS=0
+C6W="$WORK/scep-ca"
+R6W="$WORK/scep-ra"
+mkdir -p "$C6W/conf" "$C6W/templates" "$R6W/conf" "$R6W/templates" "$WORK/ra6"
+cp "$ROOT"/conf/templates/*.toml "$C6W/templates/"
+cp "$ROOT"/conf/templates/*.toml "$R6W/templates/"
+cp "$ROOT/conf/estd.toml" "$C6W/conf/estd.toml"
+# the RA's RSA-2048 key (PKCS#8) and self-signed certificate: it signs the PKCSReqs, and the
+# CA's templates list it in scep_ra_signers (trusted by its DER, not by a chain)
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ra6/ra.key 2>/dev/null
+printf '%s\n' "[req]" "distinguished_name = dn" "x509_extensions = ext" "prompt = no" "[dn]" "CN = estd SCEP RA (interop)" \
+  "[ext]" "basicConstraints = critical, CA:FALSE" "keyUsage = critical, digitalSignature, keyEncipherment" \
+  "subjectKeyIdentifier = hash" >ra6/ra.cnf
+openssl req -x509 -new -key ra6/ra.key -config ra6/ra.cnf -days 2 -out ra6/ra.pem 2>/dev/null
+grep -q "BEGIN PRIVATE KEY" ra6/ra.key && openssl x509 -in ra6/ra.pem -noout -text 2>/dev/null | grep -q "Public-Key: (2048 bit)" \
+  && openssl x509 -in ra6/ra.pem -noout -ext keyUsage 2>/dev/null | grep -q "Key Encipherment" \
+  && pass "SCEP RA: RSA-2048 PKCS#8 key, self-signed certificate (digitalSignature, keyEncipherment)" || fail "SCEP RA key and certificate"
+scep_ca_template() { # NAME APPROVAL
+  cat >"$C6W/templates/$1.toml" <<TOML
+name = "$1"
+description = "Requests from the estd RA's SCEP upstream ($2 approval)"
+key_types = ["ec-p256", "rsa-2048"]
+validity_days = 30
+cn_must_match_user = false
+san_style = "dns"
+san_optional = true
+dns_names = ["*.devices.example"]
+scep_ra_signers = ["$WORK/ra6/ra.pem"]
+approval = "$2"
+retry_after_secs = 2
+TOML
+}
+scep_ca_template scepca auto
+scep_ca_template scepheld manual
+WORK="$C6W" ROOT="$C6W" start_estd
+C6PID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
+C6PORT=$PORT; C6SPORT=$SPORT; C6DATA=$ESTD_DATA_DIR; C6ROOT=$ROOTCA; C6ISSUING="$C6DATA/certs/issuing-ca.pem"
+export SCEP_CA_ADMIN_PW=$PASSWORD
+# GetCACert names the RA certificate's issuer (estd's issuing CA) as the CA: its fingerprint
+C6FP=$(openssl x509 -in "$C6ISSUING" -outform DER | sha256sum | cut -d' ' -f1)
+scep_upstream() { # NAME LABEL
+  printf '\n[upstream.%s]\nkind = "scep"\nurl = "http://127.0.0.1:%s/scep/%s"\nca_fingerprint = "%s"\n' "$1" "$C6SPORT" "$2" "$C6FP"
+  printf 'ra_cert = "%s"\nra_key = "%s"\n' "$WORK/ra6/ra.pem" "$WORK/ra6/ra.key"
+  printf 'challenge = "estd"\nchallenge_url = "https://localhost:%s/api/v1/scep/challenges"\nchallenge_template = "%s"\n' "$C6PORT" "$2"
+  printf 'challenge_user = "admin"\nchallenge_password_env = "SCEP_CA_ADMIN_PW"\nca_file = "%s"\n' "$C6ROOT"
+  printf 'connect_timeout_secs = 3\nrequest_timeout_secs = 5\npoll_max_secs = 1\n'
+}
+{
+  cat "$ROOT/conf/estd.toml"
+  scep_upstream sc scepca
+  scep_upstream scheld scepheld
+} >"$R6W/conf/estd.toml"
+scep_ra_template() { # NAME ISSUER
+  cat >"$R6W/templates/$1.toml" <<TOML
+name = "$1"
+description = "Signed by the estd CA through its SCEP server (upstream $2)"
+issuer = "$2"
+key_types = ["ec-p256", "rsa-2048"]
+server_keygen_key = "ec-p256"
+validity_days = 30
+cn_must_match_user = false
+san_style = "dns"
+san_optional = true
+dns_names = ["*.devices.example"]
+retry_after_secs = 2
+TOML
+}
+scep_ra_template via sc
+scep_ra_template via-held scheld
+WORK="$R6W" ROOT="$R6W" start_estd
+R6PID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
+R6PORT=$PORT; R6DATA=$ESTD_DATA_DIR; R6ROOT=$ROOTCA; R6PW=$PASSWORD
+# the CA's command line: its data and its templates (start_estd exported the last estd's)
+c6() { ESTD_DATA_DIR="$C6DATA" ESTD_EST_TEMPLATES_DIR="$C6W/templates" "$ESTD_BIN" --config "$C6W/conf/estd.toml" "$@" 2>&1; }
+c6db() { sqlite3 "$C6DATA/estd.db" "$1" 2>&1; }
+r6db() { sqlite3 "$R6DATA/estd.db" "$1" 2>&1; }
+by_c6() { openssl verify -CAfile "$C6ROOT" -untrusted "$C6ISSUING" "$1" >/dev/null 2>&1; }
+# ra6 URL ARGS...: a device's request to the RA (Basic as its admin); status; est.hdr, est.out
+ra6() { local url=$1; shift; curl -s --max-time 20 --cacert "$R6ROOT" -u "admin:$R6PW" -D est.hdr -o est.out -w '%{http_code}' "$@" "https://localhost:$R6PORT/.well-known/est/$url"; }
+# csr_challenge KEY CN SECRET: base64 DER of a CSR carrying SECRET as its challengePassword
+csr_challenge() {
+  printf '%s\n' "[req]" "distinguished_name = dn" "attributes = attrs" "prompt = no" "[dn]" "CN = $2" "[attrs]" "challengePassword = $3" >"$1.cnf"
+  openssl req -new -key "$1" -config "$1.cnf" -outform DER 2>/dev/null | base64
+}
+
+# 1. serverkeygen: the RA makes the key, fetches a one-time challenge from the CA's API
+EST_CLIENT_PASSWORD=$R6PW timeout 30 "$ESTD_BIN" client --timeout 10 --server 127.0.0.1 --port "$R6PORT" --cacert "$R6ROOT" \
+  --user admin --label via serverkeygen --cn dev-s1 --san dns:dev-s1.devices.example --out s6.pem --key-out s6.key >out.txt 2>&1; code=$?
+if [ "$code" = 0 ] && by_c6 s6.pem && same_key s6.pem s6.key && ! openssl verify -CAfile "$R6ROOT" s6.pem >/dev/null 2>&1; then
+  pass "estd client serverkeygen via the RA (via, SCEP upstream sc): key and certificate match, signed by the CA's issuing CA"
+else fail "estd client serverkeygen via the SCEP upstream" "exit $code: $(tail -3 out.txt)"; fi
+S6=$(serial_of s6.pem)
+ri=$(r6db "SELECT issuer FROM certificates WHERE $(serial_where "${S6:-x}")")
+cr=$(c6db "SELECT requester FROM certificates WHERE $(serial_where "${S6:-x}")")
+[ -n "$S6" ] && [ "$ri" = sc ] && [[ "$cr" =~ ^scep:challenge-[0-9]+$ ]] \
+  && pass "stores: certificate $S6 with issuer sc at the RA; requester $cr at the CA (a one-time challenge)" \
+  || fail "stores after serverkeygen" "serial ${S6:-none}: RA issuer '$ri', CA requester '$cr'"
+CHID=${cr#scep:challenge-}
+c6 scep challenges --all >ch.txt
+awk -v id="${CHID:-x}" '$1 == id' ch.txt | grep -q "scepca.*CN=dev-s1.*by admin.*used " \
+  && pass "the CA's estd scep challenges --all: challenge $CHID for scepca, CN dev-s1, issued through the API to admin, used" \
+  || fail "the CA's challenge $CHID" "$(cat ch.txt)"
+
+# 2. a device's CSR with its own challenge, held at the CA: 202, approved there, then 200
+SECRET6=$(c6 scep challenge --template scepheld --cn dev-h1 | tail -1)
+newkey h6.key
+csr_challenge h6.key dev-h1 "$SECRET6" >h6.b64
+code=$(ra6 via-held/simpleenroll -H 'Content-Type: application/pkcs10' --data-binary @h6.b64)
+ra=$(header est.hdr retry-after)
+[ ${#SECRET6} = 32 ] && [ "$code" = 202 ] && [[ "$ra" =~ ^[0-9]+$ ]] \
+  && pass "curl simpleenroll on via-held (a CSR with the CA's challenge for dev-h1): 202, Retry-After $ra" \
+  || fail "simpleenroll on via-held" "secret '${SECRET6}', status $code, Retry-After '$ra': $(head -c 200 est.out)"
+c6 pending list >pl.txt
+C6ID=$(awk -F'\t' '$3 == "scepheld" && $2 == "pending" {print $1; exit}' pl.txt)
+R6ID=$(r6db "SELECT id FROM pending_requests WHERE template = 'via-held' ORDER BY id DESC LIMIT 1")
+st=$(r6db "SELECT state || ' ' || upstream FROM pending_requests WHERE id = '${R6ID:-x}'")
+[ -n "$C6ID" ] && [ "$st" = "upstream scheld" ] && pass "held at the CA (pending request $C6ID on scepheld) and at the RA (row $R6ID: upstream scheld)" \
+  || fail "held at both" "CA: $(cat pl.txt); RA: '$st'"
+c6 pending approve "${C6ID:-x}" >out.txt || fail "estd pending approve $C6ID at the CA" "$(cat out.txt)"
+t0=$SECONDS; st=""
+while [ -n "$R6ID" ] && [ $((SECONDS - t0)) -lt 10 ]; do
+  st=$(r6db "SELECT state FROM pending_requests WHERE id = '${R6ID:-x}'")
+  [ "$st" = issued ] && break
+  sleep 0.5
+done
+[ "$st" = issued ] && pass "approved at the CA: the RA's row is issued after $((SECONDS - t0))s (its CertPoll)" \
+  || fail "the RA's row after the approval" "still '$st' after $((SECONDS - t0))s"
+code=$(ra6 via-held/simpleenroll -H 'Content-Type: application/pkcs10' --data-binary @h6.b64)
+p7_certs est.out >h6.pem
+[ "$code" = 200 ] && by_c6 h6.pem && same_key h6.pem h6.key && openssl x509 -in h6.pem -noout -subject | grep -q "CN *= *dev-h1" \
+  && [ "$(r6db "SELECT issuer FROM certificates WHERE $(serial_where "$(serial_of h6.pem)")")" = scheld ] \
+  && pass "curl repeats: 200, the CSR's key and CN, signed by the CA; issuer scheld in the RA's store" \
+  || fail "repeat after the approval" "status $code: $(head -c 200 est.out)"
+
+# 3. a device's CSR without a challenge: the CA's SCEP failure reaches the device
+newkey n6.key
+code=$(ra6 via/simpleenroll -H 'Content-Type: application/pkcs10' --data-binary @<(csr_b64 n6.key /CN=dev-n))
+[ "$code" = 403 ] && grep -q "SCEP FAILURE" est.out && pass "a CSR without a challenge on via: 403, $(head -1 est.out | cut -c1-120)" \
+  || fail "a CSR without a challenge" "status $code: $(head -c 200 est.out)"
+
+# 4. the label's /cacerts: the CA's issuing certificate
+code=$(curl -s --cacert "$R6ROOT" -o via-cacerts.b64 -w '%{http_code}' "https://localhost:$R6PORT/.well-known/est/via/cacerts")
+p7_certs via-cacerts.b64 >via-cacerts.pem
+want=$(fp "$C6ISSUING")
+got=$(for c in $(seq 1 "$(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem)"); do awk -v n="$c" '/BEGIN CERT/{i++} i==n' via-cacerts.pem | fp /dev/stdin; done)
+[ "$code" = 200 ] && [ -n "$want" ] && grep -qx "$want" <<<"$got" \
+  && pass "the RA's /.well-known/est/via/cacerts: contains the CA's issuing certificate ($(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem) certificate(s))" \
+  || fail "cacerts of via" "status $code: $(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem) certificate(s)"
+echo "(section 6: ${SECONDS}s)"
 
 echo
 echo "$passed passed, $failed failed"

@@ -19,7 +19,7 @@ use crate::web::{AppState, AuditNote, RequestId};
 
 pub const CT_CACAPS: &str = "text/plain";
 pub const CT_CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
-pub use crate::scep_wire::http::CT_PKI_MESSAGE;
+pub use crate::scep_wire::operations::CT_PKI_MESSAGE;
 
 /// The SCEP paths, for the TLS router and the plain-HTTP listener.
 pub fn routes() -> axum::Router<Arc<AppState>> {

@@ -8,7 +8,7 @@
 //! and single DES (micromdm's scepclient 2.1.0, Debian's `scep` package).
 
 pub mod envelope;
-pub mod http;
+pub mod operations;
 mod loose;
 pub mod message;
 pub mod reply;

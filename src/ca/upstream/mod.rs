@@ -261,7 +261,7 @@ impl Upstream {
             }
             Protocol::Scep { scep: s, .. } => {
                 let caps = self.exchange(scep::get(&s.path, "GetCACaps")).await?;
-                let caps = crate::scep_wire::http::Caps::parse(&caps.body);
+                let caps = crate::scep_wire::operations::Caps::parse(&caps.body);
                 let answer = self.exchange(scep::get(&s.path, "GetCACert")).await?;
                 let ca = scep::read_cacert(&answer, s.ca_fingerprint.as_deref())
                     .map_err(|e| self.unavailable(e, None))?;

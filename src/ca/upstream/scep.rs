@@ -8,7 +8,7 @@
 use zeroize::Zeroizing;
 
 use super::{Method, OutboundAnswer, OutboundRequest};
-use crate::scep_wire::http::{CT_PKI_MESSAGE, Caps, target};
+use crate::scep_wire::operations::{CT_PKI_MESSAGE, Caps, target};
 use crate::scep_wire::request::{self, CaCerts, Reply, Requester};
 
 /// What a SCEP upstream is configured with.

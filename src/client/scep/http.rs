@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use crate::client::{Answer, ClientError};
 use crate::scep_wire::request::{self, CaCerts};
 
-pub use crate::scep_wire::http::{CT_PKI_MESSAGE, Caps};
+pub use crate::scep_wire::operations::{CT_PKI_MESSAGE, Caps};
 
 /// Where the SCEP service is: `http(s)://HOST[:PORT][/PATH][?QUERY]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl ScepUrl {
     /// The request target of an operation, with the message (base64) for a GET
     /// PKIOperation.
     pub fn target(&self, operation: &str, message: Option<&[u8]>) -> String {
-        crate::scep_wire::http::target(&self.path, self.query.as_deref(), operation, message)
+        crate::scep_wire::operations::target(&self.path, self.query.as_deref(), operation, message)
     }
 }
 

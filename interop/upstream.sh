@@ -33,6 +33,16 @@
 #      with `estd pending approve` at the CA, issued by the RA's CertPoll, 200 to the
 #      device's repeat (curl); a CSR without a challenge: 403 "SCEP FAILURE"; the label's
 #      /cacerts holds the CA's issuing certificate.
+#   7. (another estd) the RA's TLS client key in the PKCS#11 token of estd's CA key: a
+#      SoftHSM2 token in the work directory (softhsm2-util), estd's CA key made there by
+#      `estd ca init --pkcs11`, the RA's P-256 key by pkcs11-tool (never extractable), its
+#      certificate issued by libest's demo CA for the public key read from the token
+#      (openssl x509 -new -force_pubkey); `[upstream.hsmra] client_key =
+#      "pkcs11:object=ra-tls"`, no Basic: curl simpleenroll (Basic to estd as user dev7) on
+#      hsm-fwd through estserver -o → 200, libest's CA, the CSR's key, issuer hsmra in the
+#      store; start-ups refused: a client_key the token lacks (naming the key), and a
+#      pkcs11: client_key with [ca] a file key. Without softhsm2-util, pkcs11-tool or
+#      libsofthsm2.so the section FAILs.
 # libest is built once into target/libest, as interop/libest.sh does (same LIBEST_DIR and
 # LIBEST_PEERS); without its source the stage is SKIPPED and exits 77.
 # Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on a failure.
@@ -154,18 +164,20 @@ upstream_toml() { # NAME PORT LABEL EXTRA...
   upstream_toml withbasic "$BPORT" "estd-ra" 'user = "estuser"' 'password_env = "UPSTREAM_LIBEST_PASSWORD"' 'reenroll = "simpleenroll"'
 } >"$WORK/conf/estd.toml"
 export UPSTREAM_LIBEST_PASSWORD=estpwd UPSTREAM_LIBEST_BAD_PASSWORD=not-the-password
-ra_template() { # NAME ISSUER
-  cat >"$WORK/templates/$1.toml" <<TOML
-name = "$1"
-description = "Signed by the upstream CA $2 (estd as its registration authority)"
-issuer = "$2"
-key_types = ["ec-p256", "rsa-2048"]
-validity_days = 30
-cn_must_match_user = false
-TOML
+# ra_template DIR NAME ISSUER [LINE...]: a template of the RA estd in DIR whose certificates
+# ISSUER signs, any CN, with further TOML lines
+ra_template() {
+  local dir=$1 name=$2 issuer=$3; shift 3
+  {
+    printf 'name = "%s"\ndescription = "Signed by the upstream CA %s (estd as its registration authority)"\n' "$name" "$issuer"
+    printf 'issuer = "%s"\nkey_types = ["ec-p256", "rsa-2048"]\nvalidity_days = 30\ncn_must_match_user = false\n' "$issuer"
+    printf '%s\n' "$@"
+  } >"$dir/templates/$name.toml"
 }
-ra_template libest-ra libest
-ra_template libest-basic withbasic
+# the lines of RA templates whose requests name devices below devices.example
+DEVICE_LINES=('server_keygen_key = "ec-p256"' 'san_style = "dns"' 'san_optional = true' 'dns_names = ["*.devices.example"]' 'retry_after_secs = 2')
+ra_template "$WORK" libest-ra libest
+ra_template "$WORK" libest-basic withbasic
 # start_estd reads $ROOT/conf/estd.toml: this run's configuration is $WORK/conf/estd.toml
 ROOT="$WORK" start_estd
 EST="https://localhost:$PORT/.well-known/est"
@@ -305,9 +317,9 @@ SILENTPORT=$(head -1 silent.port)
 upstream_toml slow "$SLOWPORT" "" | sed 's/^request_timeout_secs = 5$/request_timeout_secs = 2/' >>"$WORK/conf/estd.toml"
 upstream_toml silent "$SILENTPORT" "" | sed 's/^request_timeout_secs = 5$/request_timeout_secs = 2/' >>"$WORK/conf/estd.toml"
 upstream_toml badpassword "$BPORT" "" 'user = "estuser"' 'password_env = "UPSTREAM_LIBEST_BAD_PASSWORD"' >>"$WORK/conf/estd.toml"
-ra_template slow-ra slow
-ra_template silent-ra silent
-ra_template libest-bad badpassword
+ra_template "$WORK" slow-ra slow
+ra_template "$WORK" silent-ra silent
+ra_template "$WORK" libest-bad badpassword
 mv "$WORK/data" "$WORK/data-1"
 ROOT="$WORK" start_estd
 EST="https://localhost:$PORT/.well-known/est"
@@ -392,25 +404,8 @@ est_upstream() { # NAME LABEL EXTRA...: an [upstream.NAME] that is the CA's LABE
   est_upstream ca devices
   est_upstream held held 'poll_max_secs = 1'
 } >"$RAW/conf/estd.toml"
-ra_est_template() { # NAME ISSUER
-  cat >"$RAW/templates/$1.toml" <<TOML
-name = "$1"
-description = "Signed by the estd CA through the upstream $2"
-issuer = "$2"
-key_types = ["ec-p256", "rsa-2048"]
-server_keygen_key = "ec-p256"
-validity_days = 30
-key_usage = ["digital_signature"]
-extended_key_usage = ["client_auth"]
-cn_must_match_user = false
-san_style = "dns"
-san_optional = true
-dns_names = ["*.devices.example"]
-retry_after_secs = 2
-TOML
-}
-ra_est_template fwd ca
-ra_est_template fwd-held held
+ra_template "$RAW" fwd ca "${DEVICE_LINES[@]}" 'key_usage = ["digital_signature"]' 'extended_key_usage = ["client_auth"]'
+ra_template "$RAW" fwd-held held "${DEVICE_LINES[@]}" 'key_usage = ["digital_signature"]' 'extended_key_usage = ["client_auth"]'
 WORK="$RAW" ROOT="$RAW" start_estd
 RAPID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
 RAPORT=$PORT; RADATA=$ESTD_DATA_DIR; RAROOT=$ROOTCA
@@ -561,23 +556,8 @@ scep_upstream() { # NAME LABEL
   scep_upstream sc scepca
   scep_upstream scheld scepheld
 } >"$R6W/conf/estd.toml"
-scep_ra_template() { # NAME ISSUER
-  cat >"$R6W/templates/$1.toml" <<TOML
-name = "$1"
-description = "Signed by the estd CA through its SCEP server (upstream $2)"
-issuer = "$2"
-key_types = ["ec-p256", "rsa-2048"]
-server_keygen_key = "ec-p256"
-validity_days = 30
-cn_must_match_user = false
-san_style = "dns"
-san_optional = true
-dns_names = ["*.devices.example"]
-retry_after_secs = 2
-TOML
-}
-scep_ra_template via sc
-scep_ra_template via-held scheld
+ra_template "$R6W" via sc "${DEVICE_LINES[@]}"
+ra_template "$R6W" via-held scheld "${DEVICE_LINES[@]}"
 WORK="$R6W" ROOT="$R6W" start_estd
 R6PID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
 R6PORT=$PORT; R6DATA=$ESTD_DATA_DIR; R6ROOT=$ROOTCA; R6PW=$PASSWORD
@@ -658,6 +638,96 @@ got=$(for c in $(seq 1 "$(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem)"); do awk
   && pass "the RA's /.well-known/est/via/cacerts: contains the CA's issuing certificate ($(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem) certificate(s))" \
   || fail "cacerts of via" "status $code: $(grep -c 'BEGIN CERTIFICATE' via-cacerts.pem) certificate(s)"
 echo "(section 6: ${SECONDS}s)"
+
+echo "-- 7. the RA's TLS key in SoftHSM2 (the token of estd's CA key) -> estserver -o"
+SECONDS=0
+MODULE=/usr/lib/softhsm/libsofthsm2.so
+H7W="$WORK/hsm-ra"
+hsm_section() {
+  local t
+  for t in softhsm2-util pkcs11-tool; do
+    command -v "$t" >/dev/null || { fail "section 7: $t missing (apt-get install softhsm2 opensc; tests/run.sh installs them)"; return; }
+  done
+  [ -e "$MODULE" ] || { fail "section 7: $MODULE missing (apt-get install softhsm2)"; return; }
+  mkdir -p "$H7W/conf" "$H7W/templates" "$H7W/tokens" "$H7W/ra" && chmod 700 "$H7W/ra"
+  cp "$ROOT"/conf/templates/*.toml "$H7W/templates/"
+  # a private token, the PIN in a 0600 file (as interop/hsm.sh does)
+  local pin=4711-estd-ra
+  printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$H7W" >"$H7W/softhsm2.conf"
+  export SOFTHSM2_CONF="$H7W/softhsm2.conf"
+  softhsm2-util --init-token --free --label estd --pin "$pin" --so-pin 5678-so >/dev/null \
+    || { fail "section 7: softhsm2-util --init-token"; return; }
+  (umask 077; printf '%s\n' "$pin" >"$H7W/pin")
+  p11() { pkcs11-tool --module "$MODULE" --token-label estd --login --pin "$pin" "$@" 2>&1; }
+  # the RA's P-256 key pair, made in the token (sensitive, not extractable); its public key
+  p11 --keypairgen --key-type EC:prime256v1 --label ra-tls --id 7a --usage-sign >"$H7W/keygen.txt" \
+    || { fail "section 7: pkcs11-tool --keypairgen ra-tls" "$(tail -3 "$H7W/keygen.txt")"; return; }
+  p11 --list-objects --type privkey >"$H7W/objects.txt"
+  awk '/^Private Key Object/ { o = 1; next } /label:/ { lbl = $2 } /Access:/ && o && lbl == "ra-tls" { print; o = 0 }' "$H7W/objects.txt" \
+    | grep -q "never extractable" && pass "token: the RA's private key ra-tls (P-256), never extractable" \
+    || fail "token: ra-tls" "$(grep -A8 ra-tls "$H7W/objects.txt" | head -10)"
+  p11 --read-object --type pubkey --label ra-tls -o "$H7W/ra/pub.der" >/dev/null
+  openssl pkey -pubin -inform DER -in "$H7W/ra/pub.der" -out "$H7W/ra/pub.pem" 2>/dev/null \
+    || { fail "section 7: the token's public key of ra-tls" "$(head -c 200 "$H7W/ra/pub.der" | od -c | head -2)"; return; }
+  # the RA certificate for it from libest's demo CA, without the private key
+  openssl x509 -new -force_pubkey "$H7W/ra/pub.pem" -subj "/CN=estd RA in HSM" -CA "$LCA" -CAkey "$SRV/estCA/private/cakey.pem" \
+    -extfile ra/ra.ext -days 2 -set_serial "0x$(openssl rand -hex 16)" -out "$H7W/ra/ra.pem" 2>"$H7W/ra/x509.err"
+  openssl verify -CAfile "$LCA" "$H7W/ra/ra.pem" >/dev/null 2>&1 \
+    && [ "$(pubkey_of_cert "$H7W/ra/ra.pem")" = "$(cat "$H7W/ra/pub.pem")" ] \
+    && openssl x509 -in "$H7W/ra/ra.pem" -noout -ext extendedKeyUsage | grep -q "CMC Registration Authority" \
+    && pass "RA certificate for the token's public key: signed by libest's demo CA, EKU clientAuth + id-kp-cmcRA" \
+    || { fail "section 7: RA certificate for the token key" "$(cat "$H7W/ra/x509.err")"; return; }
+  # estd.toml: [ca] key in the token; the upstream's client_key names the RA's key there;
+  # no user or password (estserver -o: the certificate is the credential)
+  awk -v module="$MODULE" -v pinfile="$H7W/pin" '
+    /^\[/ { sec = $0 }
+    sec == "[ca]" && /^key = ""$/ { print "key = \"pkcs11:token=estd;object=issuing-ca\""; next }
+    sec == "[ca]" && /^pkcs11_module = ""$/ { print "pkcs11_module = \"" module "\""; next }
+    sec == "[ca]" && /^pin_file = ""$/ { print "pin_file = \"" pinfile "\""; next }
+    { print }' "$ROOT/conf/estd.toml" >"$H7W/conf/base.toml"
+  hsm_upstream() { # NAME CLIENT_KEY
+    printf '\n[upstream.%s]\nkind = "est"\nurl = "https://127.0.0.1:%s/.well-known/est"\n' "$1" "$EPORT"
+    printf 'ca_file = "%s"\nclient_cert = "%s"\nclient_key = "%s"\n' "$LCA" "$H7W/ra/ra.pem" "$2"
+    printf 'connect_timeout_secs = 3\nrequest_timeout_secs = 5\n'
+  }
+  { cat "$H7W/conf/base.toml"; hsm_upstream hsmra "pkcs11:object=ra-tls"; } >"$H7W/conf/estd.toml"
+  grep -qx 'key = "pkcs11:token=estd;object=issuing-ca"' "$H7W/conf/estd.toml" && grep -qx "pin_file = \"$H7W/pin\"" "$H7W/conf/estd.toml" \
+    || { fail "section 7: [ca] of estd.toml not rewritten (conf/estd.toml changed?)" "$(sed -n '/^\[ca\]/,/^\[/p' "$H7W/conf/estd.toml" | grep -v '^#')"; return; }
+  ra_template "$H7W" hsm-fwd hsmra
+  # estd's CA key made in the token (the same token as the RA's key)
+  h7() { ESTD_DATA_DIR="$H7W/data" ESTD_EST_TEMPLATES_DIR="$H7W/templates" "$ESTD_BIN" --config "$H7W/conf/estd.toml" "$@"; }
+  h7 ca init --pkcs11 "pkcs11:token=estd;object=issuing-ca" --key-type ec-p256 --self-signed --name "RA HSM Test CA" >"$H7W/init.out" 2>&1 \
+    || { fail "section 7: estd ca init --pkcs11" "$(tail -3 "$H7W/init.out")"; return; }
+  WORK="$H7W" ROOT="$H7W" start_estd
+  H7PID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""
+  echo "device-7-S3cret" | h7 user add dev7 --group est-users --password-stdin >/dev/null 2>&1 || fail "estd user add dev7"
+  newkey "$H7W/d7.key"
+  code=$(curl -s --max-time 20 --cacert "$ROOTCA" -u dev7:device-7-S3cret -o "$H7W/d7.out" -w '%{http_code}' \
+    -H 'Content-Type: application/pkcs10' --data-binary @<(csr_b64 "$H7W/d7.key" /CN=dev7) "https://localhost:$PORT/.well-known/est/hsm-fwd/simpleenroll")
+  p7_certs "$H7W/d7.out" >"$H7W/d7.pem"
+  if [ "$code" = 200 ] && openssl verify -CAfile "$LCA" "$H7W/d7.pem" >/dev/null 2>&1 && same_key "$H7W/d7.pem" "$H7W/d7.key" \
+    && ! openssl verify -CAfile "$ROOTCA" "$H7W/d7.pem" >/dev/null 2>&1; then
+    pass "curl simpleenroll on hsm-fwd (Basic dev7): 200, libest's CA, the CSR's key (estserver -o: the handshake signed in the token was the credential)"
+  else fail "simpleenroll via the token's RA key" "status $code: $(head -c 300 "$H7W/d7.out") / $(tail -3 "$H7W/stderr")"; fi
+  S7=$(serial_of "$H7W/d7.pem")
+  si=$(sqlite3 "$H7W/data/estd.db" "SELECT issuer FROM certificates WHERE ltrim(lower(serial),'0') = ltrim('${S7:-x}','0')" 2>&1)
+  [ -n "$S7" ] && [ "$si" = hsmra ] && pass "estd's store: certificate $S7 with issuer hsmra" || fail "store issuer (hsmra)" "serial ${S7:-none}: '$si'"
+  kill "$H7PID" 2>/dev/null; wait "$H7PID" 2>/dev/null
+  # start-ups that must fail: a pkcs11: client_key the token lacks; one with [ca] a file key
+  h7_fails() { # WHAT PATTERN DATA CONFIG
+    timeout 60 env ESTD_DATA_DIR="$3" ESTD_EST_TEMPLATES_DIR="$H7W/templates" "$ESTD_BIN" --config "$4" serve >"$H7W/start.out" 2>"$H7W/start.err"
+    local rc=$?
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -qE -- "$2" "$H7W/start.err" && ! grep -qF -- "$pin" "$H7W/start.out" "$H7W/start.err" \
+      && pass "start-up refused: $1 (exit $rc: $(grep -E -- "$2" "$H7W/start.err" | head -1 | cut -c1-160))" \
+      || fail "start-up: $1" "exit $rc: $(tail -3 "$H7W/start.err")"
+  }
+  { cat "$H7W/conf/estd.toml"; hsm_upstream hsmbad "pkcs11:object=no-such-key"; } >"$H7W/conf/bad.toml"
+  h7_fails "[upstream.hsmbad] client_key names a key the token lacks" 'no-such-key' "$H7W/data" "$H7W/conf/bad.toml"
+  { cat "$ROOT/conf/estd.toml"; hsm_upstream hsmra "pkcs11:object=ra-tls"; } >"$H7W/conf/filekey.toml"
+  h7_fails "a pkcs11: client_key with [ca] a file key" 'upstream\.hsmra\.client_key: .*\[ca\] key names none' "$H7W/data-filekey" "$H7W/conf/filekey.toml"
+}
+hsm_section
+echo "(section 7: ${SECONDS}s)"
 
 echo
 echo "$passed passed, $failed failed"

@@ -564,6 +564,16 @@ async fn the_client_key_may_be_in_a_pkcs11_token() {
             assert!(seen.recv().await.unwrap().client_cert);
         }
     }
+    // the last certificate (the RSA key's) with the EC key: refused when the transport is
+    // made, as a key file that is not the certificate's is
+    let mut s = settings(
+        "https://localhost:1".into(),
+        Some(file(&dir, "ca.pem", &ca.pem)),
+    );
+    s.client_cert = Some(dir.path().join("ra.pem"));
+    s.client_token_key = Some(Arc::new(token.key(&uri("ra-ec")).unwrap()));
+    let e = HttpsTransport::new(&s).unwrap_err();
+    assert!(e.contains("not the certificate of the token key"), "{e}");
 }
 
 /// A plain HTTP/1.1 server that answers every request on a connection (`Content-Length:

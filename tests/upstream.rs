@@ -83,14 +83,6 @@ async fn enroll_as(
     .await
 }
 
-fn spki_bits(c: &x509_cert::Certificate) -> Vec<u8> {
-    c.tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes()
-        .to_vec()
-}
-
 async fn recorded_issuer(s: &TestServer, serial: &str) -> Option<String> {
     s.state()
         .store
@@ -346,22 +338,10 @@ async fn a_request_the_ca_holds_waits_at_the_ra_and_is_issued_once_approved() {
             .await
             .unwrap()
     );
-    let mut state = PendingState::Upstream;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        state = ra
-            .state()
-            .store
-            .get_pending(ra_held[0].id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state;
-        if state != PendingState::Upstream {
-            break;
-        }
-    }
-    assert_eq!(state, PendingState::Issued);
+    assert_eq!(
+        pending_state_after(&ra, ra_held[0].id, PendingState::Upstream).await,
+        PendingState::Issued
+    );
     let r = enroll(&ra, "fwd-held", "simpleenroll", Some(admin(&ra)), &der).await;
     assert_eq!(r.status(), 200);
     let cert = &certs_of(&r.bytes().await.unwrap())[0];

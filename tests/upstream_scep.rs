@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use estd::store::PendingState;
 
@@ -126,13 +124,7 @@ async fn a_scep_upstream_issues_server_keys_and_device_requests_and_polls_what_i
     let parts = estd::est::multipart::parse_multipart(&body, &boundary).unwrap();
     let kp = rcgen::KeyPair::try_from(unb64(&parts[0].body).as_slice()).unwrap();
     let cert = certs_of(&parts[1].body)[0].clone();
-    assert_eq!(
-        cert.tbs_certificate()
-            .subject_public_key_info()
-            .subject_public_key
-            .raw_bytes(),
-        kp.public_key_raw()
-    );
+    assert_eq!(spki_bits(&cert), kp.public_key_raw());
     assert_eq!(
         ca.state().store.certificate_count().await.unwrap(),
         before + 1
@@ -194,22 +186,10 @@ async fn a_scep_upstream_issues_server_keys_and_device_requests_and_polls_what_i
             .await
             .unwrap()
     );
-    let mut state = PendingState::Upstream;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        state = rs
-            .state()
-            .store
-            .get_pending(held[0].id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state;
-        if state != PendingState::Upstream {
-            break;
-        }
-    }
-    assert_eq!(state, PendingState::Issued);
+    assert_eq!(
+        pending_state_after(&rs, held[0].id, PendingState::Upstream).await,
+        PendingState::Issued
+    );
     let r = post_pkcs10(
         &c,
         rs.url("/.well-known/est/via-held/simpleenroll"),
@@ -219,13 +199,7 @@ async fn a_scep_upstream_issues_server_keys_and_device_requests_and_polls_what_i
     .await;
     assert_eq!(r.status(), 200);
     let cert = certs_of(&r.bytes().await.unwrap())[0].clone();
-    assert_eq!(
-        cert.tbs_certificate()
-            .subject_public_key_info()
-            .subject_public_key
-            .raw_bytes(),
-        device.public_key_raw()
-    );
+    assert_eq!(spki_bits(&cert), device.public_key_raw());
 
     // a device CSR without a challenge: the CA refuses it, and the device is told so
     let r = post_pkcs10(
@@ -252,7 +226,7 @@ fn certs_of_pem(pem: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn a_scep_upstream_over_plain_http_needs_the_cas_fingerprint_and_an_rsa_ra() {
+fn a_scep_upstream_is_refused_at_start_without_a_cas_fingerprint_over_http_or_a_challenge_url() {
     let files = tempfile::tempdir().unwrap();
     let ra = ra_files(files.path());
     let base = format!(

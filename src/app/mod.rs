@@ -206,11 +206,11 @@ async fn open_token_keys(
         };
         let mut ra = HashMap::new();
         for uri in ra_keys {
-            let parsed = crate::ca::pkcs11::Pkcs11Uri::parse(&uri)
-                .map_err(|e| StartError::Other(format!("upstream client_key {uri}: {e}")))?;
-            let k = token
-                .key(&parsed)
-                .map_err(|e| StartError::Other(format!("upstream client_key: {e}")))?;
+            let bad = |e: &dyn std::fmt::Display| {
+                StartError::Other(format!("an upstream's client_key {uri}: {e}"))
+            };
+            let parsed = crate::ca::pkcs11::Pkcs11Uri::parse(&uri).map_err(|e| bad(&e))?;
+            let k = token.key(&parsed).map_err(|e| bad(&e))?;
             if rcgen::PublicKeyData::der_bytes(&k) == rcgen::PublicKeyData::der_bytes(&key) {
                 return Err(StartError::Other(format!(
                     "upstream client_key: {uri} is the issuing CA's own key; name another key"

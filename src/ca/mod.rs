@@ -81,6 +81,21 @@ pub struct IssuedCert {
     pub not_after: SystemTime,
 }
 
+/// A signed certificate as the store records it: estd's CA's, or one an upstream CA
+/// returned and `upstream::check` accepted.
+#[derive(Debug, Clone)]
+pub struct SignedCert {
+    pub der: Vec<u8>,
+    /// Lower-case hex.
+    pub serial: String,
+    /// `CN=dev-1,O=Example`.
+    pub subject: String,
+    /// SubjectAltName entries, `DNS:a, IP:b` (empty without one).
+    pub san: String,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
 /// Something that signs certificates. Local keys today; an HSM tomorrow.
 pub trait Issuer: Send + Sync {
     fn issue(&self, req: &IssuanceRequest) -> Result<IssuedCert, CaError>;

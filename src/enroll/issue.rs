@@ -191,16 +191,19 @@ impl EnrollService {
                     detail: other.to_string(),
                 },
             })?;
-            let record = Signed {
+            let record = crate::ca::SignedCert {
                 der: cert.der,
                 serial: cert.serial,
                 subject: subject.clone(),
                 san: san_text.clone(),
                 not_before: cert.not_before,
                 not_after: cert.not_after,
-                issuer: crate::model::LOCAL_ISSUER,
             };
-            match self.record(&ctx, &record, generated.as_ref(), None).await {
+            let local = crate::model::LOCAL_ISSUER;
+            match self
+                .record(&ctx, &record, local, generated.as_ref(), None)
+                .await
+            {
                 Ok(()) => {
                     return Ok(Issued {
                         der: record.der,
@@ -248,7 +251,8 @@ impl EnrollService {
     pub(super) async fn record(
         &self,
         ctx: &IssueCtx<'_>,
-        cert: &Signed<'_>,
+        cert: &crate::ca::SignedCert,
+        issuer: &str,
         generated: Option<&est::GeneratedKey>,
         note: Option<String>,
     ) -> Result<(), EnrollError> {
@@ -278,7 +282,7 @@ impl EnrollService {
             issued_at: now.clone(),
             der: cert.der.clone(),
             description: description.to_string(),
-            issuer: cert.issuer.to_string(),
+            issuer: issuer.to_string(),
         };
         let reason = match (pending_id, renews) {
             (Some(id), _) => Some(format!("approved request {id}")),
@@ -350,21 +354,9 @@ impl EnrollService {
             subject = %cert.subject,
             template = %template.name,
             principal = %requester,
-            issuer = %cert.issuer,
+            issuer = %issuer,
             "certificate issued"
         );
         Ok(())
     }
-}
-
-/// A certificate signed (by estd's CA or an upstream's), as it is recorded.
-pub(super) struct Signed<'a> {
-    pub der: Vec<u8>,
-    pub serial: String,
-    pub subject: String,
-    pub san: String,
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
-    /// `CertRecord::issuer`.
-    pub issuer: &'a str,
 }

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::issue::Signed;
 use super::*;
-use crate::ca::upstream::{Accepted, Answer, Upstream, UpstreamError};
+use crate::ca::SignedCert;
+use crate::ca::upstream::{Answer, Upstream, UpstreamError};
 use crate::store::UpstreamPending;
 
 /// Held requests asked about per round of the background poller.
@@ -167,21 +167,12 @@ impl EnrollService {
         &self,
         ctx: &IssueCtx<'_>,
         up: &Upstream,
-        cert: Accepted,
+        signed: SignedCert,
         generated: Option<est::GeneratedKey>,
     ) -> Result<Outcome, EnrollError> {
-        let signed = Signed {
-            der: cert.der,
-            serial: cert.serial,
-            subject: cert.subject,
-            san: cert.san,
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            issuer: up.name(),
-        };
         let note = format!("signed by the upstream CA {}", up.name());
         match self
-            .record(ctx, &signed, generated.as_ref(), Some(note))
+            .record(ctx, &signed, up.name(), generated.as_ref(), Some(note))
             .await
         {
             Ok(()) => Ok(Outcome::Issued(Issued {

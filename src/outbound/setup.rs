@@ -37,6 +37,23 @@ pub(super) fn tls_config(s: &TransportSettings) -> Result<Arc<rustls::ClientConf
                 .client_token_key
                 .clone()
                 .ok_or("client_key: the token key is missing")?;
+            // what with_client_auth_cert checks for a key file: the certificate is the key's
+            let leaf = chain.first().ok_or("client_cert: no certificate")?;
+            let spki = <x509_cert::Certificate as der::Decode>::from_der(leaf.as_ref())
+                .map_err(|e| format!("client_cert {}: {e}", cert.display()))?;
+            if spki
+                .tbs_certificate()
+                .subject_public_key_info()
+                .subject_public_key
+                .raw_bytes()
+                != rcgen::PublicKeyData::der_bytes(key.as_ref())
+            {
+                return Err(format!(
+                    "client_cert {} is not the certificate of the token key {}",
+                    cert.display(),
+                    key.uri()
+                ));
+            }
             let certified =
                 rustls::sign::CertifiedKey::new(chain, Arc::new(super::token::TokenTlsKey(key)));
             builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(

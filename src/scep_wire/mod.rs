@@ -8,9 +8,9 @@
 //! and single DES (micromdm's scepclient 2.1.0, Debian's `scep` package).
 
 pub mod envelope;
-pub mod operations;
 mod loose;
 pub mod message;
+pub mod operations;
 pub mod reply;
 pub mod request;
 

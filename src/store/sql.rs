@@ -91,6 +91,33 @@ macro_rules! sql_store {
         }
     }
 
+    /// A waiting request in state `from` becomes `issued`, with its certificate and the
+    /// audit row, in one transaction; false when it is no longer in `from`.
+    async fn issue_pending(
+        pool: &$pool,
+        id: i64,
+        from: &str,
+        cert: &CertRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE pending_requests SET state = 'issued', serial = $1 WHERE id = $2 AND state = $3",
+        )
+        .bind(&cert.serial)
+        .bind(id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::insert_certificate(&mut tx, cert).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, StoreError> {
         let rows =
             sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
@@ -786,21 +813,7 @@ impl Store for $store {
         cert: &CertRecord,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE pending_requests SET state = 'issued', serial = $1 WHERE id = $2 AND state = 'approved'",
-        )
-        .bind(&cert.serial)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        Self::insert_certificate(&mut tx, cert).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::issue_pending(&self.pool, id, "approved", cert, audit).await
     }
 }
 

@@ -177,23 +177,7 @@ macro_rules! upstream_sql {
                 cert: &CertRecord,
                 audit: &AuditEvent,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let r = sqlx::query(
-                    "UPDATE pending_requests SET state = 'issued', serial = $1, decided_at = $2
-                     WHERE id = $3 AND state = 'upstream'",
-                )
-                .bind(&cert.serial)
-                .bind(&audit.at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                if r.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                Self::insert_certificate(&mut tx, cert).await?;
-                Self::insert_audit(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(true)
+                Self::issue_pending(&self.pool, id, "upstream", cert, audit).await
             }
 
             async fn reject_upstream(

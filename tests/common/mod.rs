@@ -552,3 +552,35 @@ pub async fn portal_login(
         .find(|c| c.starts_with("__Host-estd_session="))
         .expect("a session cookie")
 }
+
+/// Waits (up to 20 s) while the waiting request `id` of `s` is in `state`; its state then.
+pub async fn pending_state_after(
+    s: &TestServer,
+    id: i64,
+    state: estd::store::PendingState,
+) -> estd::store::PendingState {
+    for _ in 0..100 {
+        let now = s
+            .state()
+            .store
+            .get_pending(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        if now != state {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    state
+}
+
+/// A certificate's subjectPublicKey bits.
+pub fn spki_bits(c: &x509_cert::Certificate) -> Vec<u8> {
+    c.tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes()
+        .to_vec()
+}

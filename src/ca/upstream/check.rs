@@ -7,19 +7,7 @@ use std::time::{Duration, SystemTime};
 use der::Decode;
 use x509_cert::Certificate;
 
-/// A returned certificate that passed, with what the store records of it.
-#[derive(Debug, Clone)]
-pub struct Accepted {
-    pub der: Vec<u8>,
-    /// Lower-case hex.
-    pub serial: String,
-    /// `CN=dev-1,O=Example`, as the certificate says.
-    pub subject: String,
-    /// The certificate's SubjectAltName entries, `DNS:a, IP:b` (empty without one).
-    pub san: String,
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
-}
+use crate::ca::SignedCert;
 
 /// A clock difference tolerated on notBefore.
 const SKEW: Duration = Duration::from_secs(300);
@@ -32,7 +20,7 @@ pub fn accept(
     public_key: &[u8],
     chain: &[Vec<u8>],
     now: SystemTime,
-) -> Result<Accepted, String> {
+) -> Result<SignedCert, String> {
     let mut parsed = Vec::new();
     for der in certs {
         let cert = Certificate::from_der(der)
@@ -91,7 +79,7 @@ pub fn accept(
     }
     let (_, san) = crate::est::cert_identity(der)
         .map_err(|e| format!("the certificate returned is unreadable: {e}"))?;
-    Ok(Accepted {
+    Ok(SignedCert {
         der: der.clone(),
         serial: crate::est::hex(cert.tbs_certificate().serial_number().as_bytes()),
         subject: crate::model::printable(&cert.tbs_certificate().subject().to_string())

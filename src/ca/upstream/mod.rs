@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroizing;
 
 pub use breaker::Breaker;
-pub use check::Accepted;
 pub use scep::ScepSettings;
 pub use transport::*;
 
@@ -75,7 +74,7 @@ pub enum Reenroll {
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// Issued, and checked: the request's key, signed by the upstream's CA, valid now.
-    Issued(Accepted),
+    Issued(crate::ca::SignedCert),
     /// Held (for approval, say): ask again after `retry_after`.
     Pending { retry_after: Duration },
     /// Refused, with the upstream's status and reason.

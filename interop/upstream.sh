@@ -501,6 +501,30 @@ done
   || fail "repeat after the rejection" "exit $code: $(tail -3 out.txt)"
 st=$(radb "SELECT state FROM pending_requests WHERE template = 'fwd-held' AND reason LIKE '%device not in the inventory%'")
 [ "$st" = rejected ] && pass "the RA's row: rejected, with the CA's reason" || fail "the RA's row after the rejection" "'$st'"
+
+# 7. a SCEP device at the RA (the RA's own SCEP server and one-time challenge) on fwd-held:
+# PENDING while the CA holds the request, then its CertPoll gets what the CA issued
+RASCEP="https://localhost:$RAPORT/scep/fwd-held"
+SC="$ESTD_BIN client scep"
+$SC cacert --url "$RASCEP" --tls-cacert "$RAROOT" --out ra-scep.pem >out.txt 2>&1 || fail "client scep cacert at the RA" "$(tail -2 out.txt)"
+S=$(ESTD_DATA_DIR="$RADATA" ESTD_EST_TEMPLATES_DIR="$RAW/templates" "$ESTD_BIN" --config "$RAW/conf/estd.toml" \
+  scep challenge --template fwd-held --cn edge-5s 2>/dev/null | tail -1)
+rc=0; timeout 30 $SC enroll --url "$RASCEP" --tls-cacert "$RAROOT" --cacert ra-scep.pem --cn edge-5s --challenge "$S" \
+  --key-out s5.key --out s5.pem >s5.log 2>&1 || rc=$?
+[ "$rc" = 4 ] && grep -q PENDING s5.log && pass "a SCEP device at the RA on fwd-held: PENDING (exit 4) while the CA holds the request" \
+  || fail "a SCEP device at the RA on fwd-held" "rc $rc: $(tail -2 s5.log)"
+CAID=$(ca_pending list | awk -F'\t' '$3 == "held" && $2 == "pending" {print $1; exit}')
+ca_pending approve "$CAID" >out.txt || fail "estd pending approve $CAID at the CA (SCEP device)" "$(cat out.txt)"
+t0=$SECONDS; rc=4
+while [ $((SECONDS - t0)) -lt 12 ]; do
+  rc=0; timeout 30 $SC poll --url "$RASCEP" --tls-cacert "$RAROOT" --cacert ra-scep.pem --key s5.key --cn edge-5s \
+    --out s5.pem >s5p.log 2>&1 || rc=$?
+  [ "$rc" != 4 ] && break
+  sleep 1
+done
+[ "$rc" = 0 ] && by_ca s5.pem && same_key s5.pem s5.key \
+  && pass "approved at the CA: the SCEP device's CertPoll at the RA gets the certificate, signed by the CA" \
+  || fail "the SCEP device's CertPoll after the approval" "rc $rc: $(tail -2 s5p.log)"
 echo "(section 5: ${SECONDS}s)"
 
 echo "-- 6. estd (RA) -> estd's SCEP server (CA): PKCSReqs signed by the RA's RSA certificate"

@@ -252,4 +252,8 @@ fn a_scep_upstream_is_refused_at_start_without_a_cas_fingerprint_over_http_or_a_
     assert!(e.contains("challenge_url"), "{e}");
     let e = load("ca_fingerprint = \"12\"\n").unwrap_err().to_string();
     assert!(e.contains("64 hex digits"), "{e}");
+    let e = load(&format!("ca_fingerprint = \"{fp}\"\nuser = \"ra\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("upstream.ndes.user"), "{e}");
 }

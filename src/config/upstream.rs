@@ -266,6 +266,18 @@ fn scep(
     path: &str,
     https: bool,
 ) -> Result<(Protocol, Option<String>), ConfigError> {
+    for (k, set) in [
+        ("label", &u.label),
+        ("user", &u.user),
+        ("password_env", &u.password_env),
+    ] {
+        if !set.is_empty() {
+            return Err(bad(
+                &key(k),
+                "is for kind = \"est\" (a SCEP upstream's URL names its path; its challenges have challenge_user)",
+            ));
+        }
+    }
     let path = if path.is_empty() || path == "/" {
         "/cgi-bin/pkiclient.exe".to_string()
     } else {

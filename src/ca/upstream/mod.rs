@@ -215,17 +215,9 @@ impl Upstream {
         }
     }
 
-    /// One exchange within the bounds: the breaker, then a place in the gate.
-    async fn exchange(&self, req: OutboundRequest) -> Result<OutboundAnswer, UpstreamError> {
-        if let Err(retry_after) = self.breaker.allow(Instant::now()) {
-            return Err(UpstreamError::Unavailable {
-                name: self.settings.name.clone(),
-                detail: "its circuit breaker is open after repeated failures".into(),
-                retry_after,
-            });
-        }
-        let _slot = self
-            .gate
+    /// A place among the `max_in_flight` requests to this upstream.
+    async fn slot(&self) -> Result<crate::gate::Slot, UpstreamError> {
+        self.gate
             .enter()
             .await
             .map_err(|b| UpstreamError::Unavailable {
@@ -235,7 +227,19 @@ impl Upstream {
                     self.settings.max_in_flight
                 ),
                 retry_after: b.retry_after,
-            })?;
+            })
+    }
+
+    /// One exchange within the bounds: the breaker, then a place in the gate.
+    async fn exchange(&self, req: OutboundRequest) -> Result<OutboundAnswer, UpstreamError> {
+        if let Err(retry_after) = self.breaker.allow(Instant::now()) {
+            return Err(UpstreamError::Unavailable {
+                name: self.settings.name.clone(),
+                detail: "its circuit breaker is open after repeated failures".into(),
+                retry_after,
+            });
+        }
+        let _slot = self.slot().await?;
         let started = Instant::now();
         let answer = self.transport.send(req).await;
         crate::metrics::metrics().upstream(
@@ -426,6 +430,8 @@ impl Upstream {
         else {
             return Ok(None);
         };
+        // within the upstream's bound on requests in flight, as its own requests are
+        let _slot = self.slot().await?;
         let answer = transport
             .send(req)
             .await

@@ -458,7 +458,19 @@ impl ScepService {
         audit: &mut Audit,
     ) -> Result<Option<Handled>, Refusal> {
         let recipient = msg.signer_cert.as_slice();
-        if let Some(serial) = &t.serial {
+        let pending = match t.pending_id {
+            Some(id) => self.store.get_pending(id).await.map_err(unavailable)?,
+            None => None,
+        };
+        // the transaction's certificate, or the one an upstream CA issued for the request it
+        // held (the poll that got it was estd's own, not this transaction's)
+        let serial = t.serial.clone().or_else(|| {
+            pending
+                .as_ref()
+                .filter(|p| p.state == PendingState::Issued)
+                .and_then(|p| p.serial.clone())
+        });
+        if let Some(serial) = &serial {
             let cert = self
                 .store
                 .find_certificate(serial)
@@ -481,12 +493,10 @@ impl ScepService {
             }
             return Ok(None);
         }
-        let Some(id) = t.pending_id else {
+        let Some(p) = pending else {
             return Ok(None);
         };
-        let Some(p) = self.store.get_pending(id).await.map_err(unavailable)? else {
-            return Ok(None);
-        };
+        let id = p.id;
         audit.principal = Some(p.requester.clone());
         Ok(match p.state {
             PendingState::Pending => Some(Handled::Answer {
@@ -512,7 +522,7 @@ impl ScepService {
                 self.issue_approved(meta, template, msg, cipher, &p, t.clone())
                     .await?,
             ),
-            // issued: found by its serial above (the transaction records it)
+            // issued: found by its serial above (expired since: handled anew)
             PendingState::Issued => None,
         })
     }

@@ -404,7 +404,7 @@ est_upstream() { # NAME LABEL EXTRA...: an [upstream.NAME] that is the CA's LABE
   est_upstream ca devices
   est_upstream held held 'poll_max_secs = 1'
 } >"$RAW/conf/estd.toml"
-ra_template "$RAW" fwd ca "${DEVICE_LINES[@]}" 'key_usage = ["digital_signature"]' 'extended_key_usage = ["client_auth"]'
+ra_template "$RAW" fwd ca "${DEVICE_LINES[@]}" 'key_usage = ["digital_signature"]' 'extended_key_usage = ["client_auth", "server_auth"]'
 ra_template "$RAW" fwd-held held "${DEVICE_LINES[@]}" 'key_usage = ["digital_signature"]' 'extended_key_usage = ["client_auth"]'
 WORK="$RAW" ROOT="$RAW" start_estd
 RAPID=$PID; SRVPIDS="$SRVPIDS $PID"; PID=""

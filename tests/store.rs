@@ -542,8 +542,18 @@ async fn upstream(s: Arc<dyn Store>) {
     assert!(!s.claim_upstream_poll(held, due_at, next).await.unwrap());
     let row = s.upstream_pending(held).await.unwrap().unwrap();
     assert_eq!((row.next_poll_at.as_str(), row.poll_attempts), (next, 1));
-    // a person cannot approve what the upstream holds
+    // a person cannot approve what the upstream holds, but may give up on it
     assert!(!s.decide_pending(held, true, "admin", None).await.unwrap());
+    let third = s.hold_upstream(&p, "corp", due_at).await.unwrap();
+    assert!(
+        s.decide_pending(third, false, "admin", Some("gone"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_pending(third).await.unwrap().unwrap().state,
+        PendingState::Rejected
+    );
     // issued upstream: recorded with its issuer, once
     let mut c = cert("u1");
     c.issuer = "corp".into();

@@ -18,11 +18,11 @@ use common::*;
 use der::Decode;
 use estd::store::PendingState;
 
-const FWD: &str = "name = \"fwd\"\nissuer = \"ca\"\nkey_types = [\"ec-p256\", \"rsa-2048\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"*.devices.example\"]\n";
+const FWD: &str = "name = \"fwd\"\nissuer = \"ca\"\nextended_key_usage = [\"client_auth\", \"server_auth\"]\nkey_types = [\"ec-p256\", \"rsa-2048\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"*.devices.example\"]\n";
 const FWD_HELD: &str = "name = \"fwd-held\"\nissuer = \"held\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"*.devices.example\"]\n";
-const MINE: &str = "name = \"mine\"\nissuer = \"ca\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ncn_must_match_user = true\ndns_names = [\"*.devices.example\"]\n";
+const MINE: &str = "name = \"mine\"\nissuer = \"ca\"\nextended_key_usage = [\"client_auth\", \"server_auth\"]\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ncn_must_match_user = true\ndns_names = [\"*.devices.example\"]\n";
 const HELD: &str = "name = \"held\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\napproval = \"manual\"\nretry_after_secs = 60\ndns_names = [\"*.devices.example\"]\n";
-const RDNS: &str = "name = \"rdns\"\nissuer = \"ca\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"*.devices.example\"]\ndrop_unlisted_rdns = true\n";
+const RDNS: &str = "name = \"rdns\"\nissuer = \"ca\"\nextended_key_usage = [\"client_auth\", \"server_auth\"]\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"*.devices.example\"]\ndrop_unlisted_rdns = true\n";
 
 /// The CA's address and files, for the RA's `[upstream.*]` tables.
 fn upstream_table(name: &str, ca: &TestServer, label: &str, env: &str, extra: &str) -> String {
@@ -313,6 +313,25 @@ async fn a_request_the_ca_holds_waits_at_the_ra_and_is_issued_once_approved() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // another administrator replaying the same CSR: neither forwarded again nor answered
+    // with the first one's certificate
+    let hash = estd::auth::hash_password("bob-pw").unwrap();
+    let groups = ["est-users".to_string(), "Super Admin".to_string()];
+    ra.state()
+        .store
+        .add_user("bob", &hash, &groups)
+        .await
+        .unwrap();
+    let r = enroll(
+        &ra,
+        "fwd-held",
+        "simpleenroll",
+        Some(("bob", "bob-pw")),
+        &der,
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("another requester"));
     let ca_pending = ca
         .state()
         .store
@@ -440,9 +459,11 @@ async fn a_stopped_ca_gets_503_and_readyz_names_it_until_it_is_back() {
     assert_eq!(r.status(), 200);
 }
 
-/// An upstream on plain HTTP that accepts connections and never answers.
+/// An upstream that accepts connections and never answers (not even the TLS handshake).
 #[tokio::test]
 async fn an_upstream_that_never_answers_is_a_503_not_a_hung_request() {
+    let files = tempfile::tempdir().unwrap();
+    let (_, ca_file) = fake_tls(files.path());
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = silent.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -453,7 +474,7 @@ async fn an_upstream_that_never_answers_is_a_503_not_a_hung_request() {
     });
     unsafe { std::env::set_var("ESTD_TEST_SILENT_PW", "x") };
     let extra = format!(
-        "[upstream.ca]\nurl = \"http://127.0.0.1:{port}/.well-known/est\"\nuser = \"ra\"\npassword_env = \"ESTD_TEST_SILENT_PW\"\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1\n"
+        "[upstream.ca]\nurl = \"https://127.0.0.1:{port}/.well-known/est\"\nca_file = {ca_file:?}\nuser = \"ra\"\npassword_env = \"ESTD_TEST_SILENT_PW\"\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1\n"
     );
     let ra = start_with_templates(&extra, &[FWD]).await;
     let r = enroll(
@@ -471,17 +492,54 @@ async fn an_upstream_that_never_answers_is_a_503_not_a_hung_request() {
     assert_eq!(r.status(), 503);
 }
 
-/// A fake upstream on plain HTTP: its /cacerts is the real CA's chain, its /simpleenroll
-/// answers with `answer` whatever it is asked.
-async fn fake_upstream(cacerts: Vec<u8>, answer: Vec<u8>) -> u16 {
+/// A TLS server identity for 127.0.0.1 from a CA of its own: the acceptor, and the CA's
+/// certificate in a PEM file (the RA's `ca_file`).
+fn fake_tls(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "fake upstream CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    let path = dir.join("fake-ca.pem");
+    std::fs::write(&path, ca_cert.pem()).unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        path.display().to_string(),
+    )
+}
+
+/// A fake upstream over TLS (its CA in `ca_file`): its /cacerts is the real CA's chain, its
+/// /simpleenroll answers with `answer` whatever it is asked.
+async fn fake_upstream(cacerts: Vec<u8>, answer: Vec<u8>, tls: tokio_rustls::TlsAcceptor) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
+        while let Ok((tcp, _)) = l.accept().await {
             let cacerts = cacerts.clone();
             let answer = answer.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
+                let Ok(mut s) = tls.accept(tcp).await else {
+                    return;
+                };
                 let mut buf = vec![0u8; 65536];
                 let mut got = Vec::new();
                 // read the head and the body (Content-Length)
@@ -555,10 +613,12 @@ async fn a_certificate_for_another_key_or_from_another_ca_is_refused_audited_and
         (other_body, "not for the key of the request"),
         (selfsigned_body.into_bytes(), "not signed by a CA"),
     ] {
-        let port = fake_upstream(cacerts.clone(), answer).await;
+        let files = tempfile::tempdir().unwrap();
+        let (tls, ca_file) = fake_tls(files.path());
+        let port = fake_upstream(cacerts.clone(), answer, tls).await;
         unsafe { std::env::set_var("ESTD_TEST_FAKE_PW", "x") };
         let extra = format!(
-            "[upstream.ca]\nurl = \"http://127.0.0.1:{port}/.well-known/est\"\nuser = \"ra\"\npassword_env = \"ESTD_TEST_FAKE_PW\"\n"
+            "[upstream.ca]\nurl = \"https://127.0.0.1:{port}/.well-known/est\"\nca_file = {ca_file:?}\nuser = \"ra\"\npassword_env = \"ESTD_TEST_FAKE_PW\"\n"
         );
         let ra = start_with_templates(&extra, &[FWD]).await;
         let r = enroll(

@@ -346,7 +346,7 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
                 .map_err(|e| StartError::Other(e.to_string()))?,
         )
         .with_revocation_urls(urls.clone())
-        .with_upstreams(upstreams)
+        .with_upstreams(upstreams, templates.clone())
         .with_work_bounds(config.max_concurrent_checks, config.max_waiting)
         .with_throttle(config.throttle),
     );

@@ -140,6 +140,13 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
             "must name the CA certificates the upstream's TLS certificate chains to",
         ));
     }
+    let https = origin.starts_with("https://");
+    if !https && !u.client_cert.is_empty() {
+        return Err(bad(
+            &key("client_cert"),
+            "a TLS client certificate needs an https:// url",
+        ));
+    }
     if u.client_cert.is_empty() != u.client_key.is_empty() {
         return Err(bad(
             &key("client_cert"),
@@ -152,10 +159,8 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     // fetched over https://)
     let transport = |origin: String, client: bool| TransportSettings {
         ca_file: ca_file.clone().filter(|_| origin.starts_with("https://")),
-        client_cert: file(&u.client_cert).filter(|_| client && origin.starts_with("https://")),
-        client_key: file(&u.client_key).filter(|_| {
-            client && origin.starts_with("https://") && !u.client_key.starts_with("pkcs11:")
-        }),
+        client_cert: file(&u.client_cert).filter(|_| client),
+        client_key: file(&u.client_key).filter(|_| client && !u.client_key.starts_with("pkcs11:")),
         client_token_key: None,
         origin,
         connect_timeout,
@@ -164,9 +169,14 @@ fn one(name: &str, u: &RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     };
     let mut challenge_transport = None;
     let protocol = match u.kind.as_str() {
+        // RFC 7030 §3.3: EST is over TLS (the RA's password, and the CA certificates that
+        // become trust anchors, must not cross the network in clear)
+        "est" if !https => {
+            return Err(bad(&key("url"), "an EST upstream is reached over https://"));
+        }
         "est" => est(u, &key, &path)?,
         "scep" => {
-            let (protocol, at) = scep(u, &key, &path, origin.starts_with("https://"))?;
+            let (protocol, at) = scep(u, &key, &path, https)?;
             challenge_transport = at.map(|o| transport(o, false));
             protocol
         }
@@ -329,6 +339,13 @@ fn scep(
         kind @ ("estd" | "ndes") => {
             let (origin, cpath) =
                 split_url(&u.challenge_url).map_err(|e| bad(&key("challenge_url"), e))?;
+            // the service account's password and the one-time challenges it fetches
+            if !origin.starts_with("https://") {
+                return Err(bad(
+                    &key("challenge_url"),
+                    "challenges are fetched over https://",
+                ));
+            }
             let basic = match (
                 u.challenge_user.is_empty(),
                 u.challenge_password_env.is_empty(),
@@ -457,5 +474,39 @@ mod tests {
         ] {
             assert!(split_url(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod secrets {
+    // Tests only: an unwrap asserts that a literal configuration loads; its panic is the
+    // test failing.
+    use super::*;
+
+    #[test]
+    fn the_basic_password_is_never_printed() {
+        // PATH as the password: a variable every test process has (the crate sets none)
+        let secret = std::env::var("PATH").unwrap();
+        let mut raw = BTreeMap::new();
+        raw.insert(
+            "corp".to_string(),
+            RawUpstream {
+                url: "https://ca.example/.well-known/est".into(),
+                ca_file: "ca.pem".into(),
+                user: "estd-ra".into(),
+                password_env: "PATH".into(),
+                ..RawUpstream::default()
+            },
+        );
+        let parsed = parse(&raw).unwrap();
+        let shown = format!("{parsed:?}");
+        assert!(
+            shown.contains("estd-ra") && !shown.contains(&secret),
+            "{shown}"
+        );
+        // and over http:// an EST upstream is refused (its password, its CA certificates)
+        raw.get_mut("corp").unwrap().url = "http://ca.example/.well-known/est".into();
+        let e = parse(&raw).unwrap_err().to_string();
+        assert!(e.contains("https://"), "{e}");
     }
 }

@@ -192,6 +192,8 @@ pub struct EnrollService {
     work: Arc<crate::gate::Gate>,
     /// Upstream CAs by name (registration-authority mode).
     upstreams: std::collections::BTreeMap<String, Arc<crate::ca::upstream::Upstream>>,
+    /// The templates, for requests an upstream holds (polled without a request in hand).
+    templates: Option<Arc<crate::policy::Templates>>,
 }
 
 impl From<crate::gate::Busy> for EnrollError {
@@ -247,6 +249,7 @@ impl EnrollService {
             revocation_urls: crate::revocation::Urls::default(),
             revoked_keys: Arc::new(RevokedKeys::default()),
             upstreams: std::collections::BTreeMap::new(),
+            templates: None,
         }
     }
 

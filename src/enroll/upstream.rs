@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::ca::SignedCert;
-use crate::ca::upstream::{Answer, Upstream, UpstreamError};
+use crate::ca::upstream::{Answer, Approved, Upstream, UpstreamError};
 use crate::store::UpstreamPending;
 
 /// Held requests asked about per round of the background poller.
@@ -18,12 +18,18 @@ const POLL_BATCH: u32 = 16;
 const POLL_BASE: Duration = Duration::from_secs(5);
 
 impl EnrollService {
-    /// Upstream CAs by name (`[upstream.NAME]`); templates name them in `issuer`.
-    pub fn with_upstreams(mut self, upstreams: Vec<Arc<Upstream>>) -> Self {
+    /// Upstream CAs by name (`[upstream.NAME]`); templates name them in `issuer`. The
+    /// templates are what held requests are checked against when the upstream issues them.
+    pub fn with_upstreams(
+        mut self,
+        upstreams: Vec<Arc<Upstream>>,
+        templates: Arc<crate::policy::Templates>,
+    ) -> Self {
         self.upstreams = upstreams
             .into_iter()
             .map(|u| (u.name().to_string(), u))
             .collect();
+        self.templates = Some(templates);
         self
     }
 
@@ -62,15 +68,24 @@ impl EnrollService {
                 .store
                 .find_pending_by_key(&ctx.template.name, &fp)
                 .await?
-            && p.requester == ctx.requester
         {
+            if p.requester != ctx.requester && p.state != PendingState::Rejected {
+                // someone else's request for this key: never answered to another, nor
+                // forwarded again under another name
+                return Err(EnrollError::BadRequest(
+                    "another requester's request is for this key; make a new key".into(),
+                ));
+            }
             match p.state {
+                _ if p.requester != ctx.requester => {}
                 PendingState::Upstream => return self.held(p, ctx.meta).await,
-                PendingState::Issued => {
+                // a renewal wants a new certificate, not the one it renews
+                PendingState::Issued if ctx.renews.is_none() => {
                     if let Some(again) = self.issued_again(&p, ctx.server_keygen).await? {
                         return Ok(again);
                     }
                 }
+                PendingState::Issued => {}
                 PendingState::Rejected => {
                     // a refusal stands for the key it was made for, as a person's does
                     return Err(EnrollError::Rejected {
@@ -100,8 +115,14 @@ impl EnrollService {
                 (ctx.csr.der.clone(), ctx.csr.public_key.clone())
             }
         };
+        let eku = eku_oids(ctx.template);
+        let approved = Approved {
+            subject: ctx.subject,
+            san: ctx.san,
+            eku: &eku,
+        };
         let answer = up
-            .enroll(&csr_der, &public_key, ctx.renews.is_some())
+            .enroll(&csr_der, &public_key, &approved, ctx.renews.is_some())
             .await
             .map_err(|e| upstream_error(e, ctx.meta))?;
         match answer {
@@ -114,7 +135,9 @@ impl EnrollService {
                         reason: "it holds the request for approval, and a key the server generates is not kept while a request waits; send a CSR with your own key (simpleenroll)".into(),
                     });
                 }
-                let retry_after = retry_after.min(up.settings().poll_max);
+                let retry_after = retry_after
+                    .min(up.settings().poll_max)
+                    .max(Duration::from_secs(1));
                 let next = timestamp(SystemTime::now() + retry_after);
                 let id = match ctx.pending_id {
                     Some(id) => {
@@ -185,12 +208,18 @@ impl EnrollService {
                 // the same certificate again (the upstream answered a repeated request
                 // with it) is handed out again; another under a recorded serial is not
                 match self.store.find_certificate(&signed.serial).await? {
-                    Some(c) if c.der == signed.der => Ok(Outcome::Issued(Issued {
-                        der: signed.der,
-                        serial: signed.serial,
-                        fresh: false,
-                        key_pkcs8: None,
-                    })),
+                    Some(c)
+                        if c.der == signed.der
+                            && c.requester == ctx.requester
+                            && c.template == ctx.template.name =>
+                    {
+                        Ok(Outcome::Issued(Issued {
+                            der: signed.der,
+                            serial: signed.serial,
+                            fresh: false,
+                            key_pkcs8: None,
+                        }))
+                    }
                     _ => Err(EnrollError::UpstreamUnavailable {
                         detail: format!(
                             "the upstream CA {} returned a certificate with serial {}, which another certificate this server recorded has",
@@ -267,20 +296,7 @@ impl EnrollService {
         meta: &RequestMeta,
     ) -> Result<Option<Issued>, EnrollError> {
         let p = &row.pending;
-        let Some(up) = self.upstreams.get(&row.upstream).cloned() else {
-            tracing::error!(pending_id = p.id, upstream = %row.upstream, "a held request names an upstream that is no longer configured");
-            return Ok(None);
-        };
         let now = SystemTime::now();
-        let attempts = u32::try_from(row.poll_attempts).unwrap_or(u32::MAX).min(16);
-        let delay = (POLL_BASE * 2u32.saturating_pow(attempts)).min(up.settings().poll_max);
-        if !self
-            .store
-            .claim_upstream_poll(p.id, &row.next_poll_at, &timestamp(now + delay))
-            .await?
-        {
-            return Ok(None);
-        }
         let audit =
             |outcome: &str, status: u16, reason: String, serial: Option<String>| AuditEvent {
                 at: timestamp(SystemTime::now()),
@@ -294,19 +310,40 @@ impl EnrollService {
                 reason: Some(reason),
                 serial,
             };
-        let age = crate::model::parse_timestamp(&p.created_at)
-            .and_then(|t| now.duration_since(t).ok())
-            .unwrap_or_default();
-        if age > up.settings().pending_max_age {
-            let reason = format!(
-                "the upstream CA {} did not issue it within {} days",
-                up.name(),
-                up.settings().pending_max_age.as_secs() / 86_400
-            );
+        let give_up = |reason: String| async move {
+            tracing::info!(pending_id = p.id, reason = %reason, "held request given up");
             self.store
                 .reject_upstream(p.id, &reason, &audit("error", 403, reason.clone(), None))
-                .await?;
-            tracing::info!(pending_id = p.id, upstream = %up.name(), "held request given up");
+                .await
+                .map(|_| None)
+                .map_err(EnrollError::from)
+        };
+        // an upstream or template no longer configured: nothing will ever answer it
+        let Some(up) = self.upstreams.get(&row.upstream).cloned() else {
+            return give_up(format!(
+                "the upstream CA {} is no longer configured",
+                row.upstream
+            ))
+            .await;
+        };
+        let Some(template) = self
+            .templates
+            .as_ref()
+            .and_then(|t| t.get(Some(&p.template)))
+        else {
+            return give_up(format!(
+                "the certificate template {} is no longer configured",
+                p.template
+            ))
+            .await;
+        };
+        let attempts = u32::try_from(row.poll_attempts).unwrap_or(u32::MAX).min(16);
+        let delay = (POLL_BASE * 2u32.saturating_pow(attempts)).min(up.settings().poll_max);
+        if !self
+            .store
+            .claim_upstream_poll(p.id, &row.next_poll_at, &timestamp(now + delay))
+            .await?
+        {
             return Ok(None);
         }
         let csr = Csr::parse(&p.csr).map_err(|e| EnrollError::Ca {
@@ -314,7 +351,26 @@ impl EnrollService {
             detail: format!("stored request {} is unreadable: {e}", p.id),
         })?;
         let renewal = p.operation == "simplereenroll";
-        match up.poll(&csr.der, &csr.public_key, renewal).await {
+        // forwarded as the device signed it: its subject and SAN are what was approved
+        let san = csr
+            .san
+            .as_ref()
+            .map(|s| s.entries.clone())
+            .unwrap_or_default();
+        let eku = eku_oids(&template);
+        let approved = Approved {
+            subject: &csr.subject,
+            san: &san,
+            eku: &eku,
+        };
+        let answer = up.poll(&csr.der, &csr.public_key, &approved, renewal).await;
+        // how long the upstream has held it (since it was forwarded: an approval here first
+        // does not count)
+        let held_for =
+            crate::model::parse_timestamp(p.decided_at.as_deref().unwrap_or(&p.created_at))
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+        match answer {
             Ok(Answer::Issued(cert)) => {
                 let record = CertRecord {
                     serial: cert.serial.clone(),
@@ -337,12 +393,32 @@ impl EnrollService {
                     row.poll_attempts + 1
                 );
                 let a = audit("ok", 200, reason, Some(cert.serial.clone()));
-                if !self
-                    .store
-                    .record_upstream_issuance(p.id, &record, &a)
-                    .await?
-                {
-                    return Ok(None);
+                match self.store.record_upstream_issuance(p.id, &record, &a).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    // the same certificate was recorded for this requester already (the
+                    // upstream answered a repeated request for the key with it): this
+                    // request has it too
+                    Err(StoreError::Duplicate(_)) => {
+                        let same = self
+                            .store
+                            .find_certificate(&cert.serial)
+                            .await?
+                            .is_some_and(|c| {
+                                c.der == cert.der
+                                    && c.requester == p.requester
+                                    && c.template == p.template
+                            });
+                        if !same || !self.store.mark_upstream_issued(p.id, &cert.serial).await? {
+                            return give_up(format!(
+                                "the upstream CA {} returned a certificate with serial {}, which another certificate this server recorded has",
+                                up.name(),
+                                cert.serial
+                            ))
+                            .await;
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
                 }
                 crate::metrics::metrics().issued();
                 tracing::info!(pending_id = p.id, serial = %cert.serial, upstream = %up.name(), "held request issued by the upstream CA");
@@ -353,7 +429,6 @@ impl EnrollService {
                     key_pkcs8: None,
                 }))
             }
-            Ok(Answer::Pending { .. }) => Ok(None),
             Ok(Answer::Refused { status, reason }) => {
                 let reason = format!("the upstream CA {} refused it: {reason}", up.name());
                 self.store
@@ -362,6 +437,16 @@ impl EnrollService {
                 tracing::info!(pending_id = p.id, upstream = %up.name(), "held request refused by the upstream CA");
                 Ok(None)
             }
+            // still held (or unreachable) past the limit: asked once more just now, given up
+            Ok(Answer::Pending { .. }) | Err(_) if held_for > up.settings().pending_max_age => {
+                give_up(format!(
+                    "the upstream CA {} did not issue it within {} days",
+                    up.name(),
+                    up.settings().pending_max_age.as_secs() / 86_400
+                ))
+                .await
+            }
+            Ok(Answer::Pending { .. }) => Ok(None),
             Err(e) => {
                 tracing::warn!(pending_id = p.id, error = %e, "polling the upstream CA failed; asked again later");
                 if matches!(e, UpstreamError::Invalid { .. }) {
@@ -387,12 +472,44 @@ impl EnrollService {
         };
         let mut issued = 0;
         for row in due {
-            if self.poll_held(row, &meta).await?.is_some() {
-                issued += 1;
+            let id = row.pending.id;
+            // one row's failure (the store for a moment) does not hold up the others
+            match self.poll_held(row, &meta).await {
+                Ok(Some(_)) => issued += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(pending_id = id, error = %e, "polling a held request failed")
+                }
             }
         }
         Ok(issued)
     }
+}
+
+/// The OIDs of the template's extended key usages: what an upstream's certificate may allow.
+fn eku_oids(template: &Template) -> Vec<der::asn1::ObjectIdentifier> {
+    use rcgen::ExtendedKeyUsagePurpose as P;
+    template
+        .extended_key_usage
+        .iter()
+        .filter_map(|p| {
+            let oid = match p {
+                P::Any => "2.5.29.37.0".to_string(),
+                P::ServerAuth => "1.3.6.1.5.5.7.3.1".into(),
+                P::ClientAuth => "1.3.6.1.5.5.7.3.2".into(),
+                P::CodeSigning => "1.3.6.1.5.5.7.3.3".into(),
+                P::EmailProtection => "1.3.6.1.5.5.7.3.4".into(),
+                P::TimeStamping => "1.3.6.1.5.5.7.3.8".into(),
+                P::OcspSigning => "1.3.6.1.5.5.7.3.9".into(),
+                P::Other(arcs) => arcs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("."),
+            };
+            der::asn1::ObjectIdentifier::new(&oid).ok()
+        })
+        .collect()
 }
 
 /// A device's CSR goes to the upstream as it was signed: the template may not change its

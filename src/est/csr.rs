@@ -195,6 +195,20 @@ impl Csr {
         let mut challenge_password = None;
         let mut extension_oids = Vec::new();
         let attribute_oids = info.attributes.iter().map(|a| a.oid).collect();
+        // one extensionRequest, each extension once: a CA reads the first where estd would
+        // read another, and a name checked here must be the name a CA signs
+        if info
+            .attributes
+            .iter()
+            .filter(|a| a.oid == EXTENSION_REQUEST)
+            .map(|a| a.values.len())
+            .sum::<usize>()
+            > 1
+        {
+            return Err(WireError::BadExtension(
+                "more than one extensionRequest".into(),
+            ));
+        }
         for attr in info.attributes.iter() {
             if attr.oid == EXTENSION_REQUEST {
                 let Some(value) = attr.values.iter().next() else {
@@ -203,7 +217,15 @@ impl Csr {
                 let req: ExtensionReq = value
                     .decode_as()
                     .map_err(|e: der::Error| WireError::BadExtension(e.to_string()))?;
-                extension_oids.extend(req.0.iter().map(|e| e.extn_id));
+                for e in req.0.iter() {
+                    if extension_oids.contains(&e.extn_id) {
+                        return Err(WireError::BadExtension(format!(
+                            "the extension {} is requested twice",
+                            crate::est::oids::named(&e.extn_id.to_string())
+                        )));
+                    }
+                    extension_oids.push(e.extn_id);
+                }
                 for ext in req.0.iter().filter(|e| e.extn_id == SUBJECT_ALT_NAME) {
                     let bytes = ext.extn_value.as_bytes();
                     san = Some(RequestedSan {

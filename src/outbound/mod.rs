@@ -58,6 +58,8 @@ pub struct HttpsTransport {
     max_answer: usize,
     /// Connections kept for the next requests (`MAX_IDLE` at most).
     idle: std::sync::Mutex<Vec<Conn>>,
+    /// The client key is in a PKCS#11 token (`client_token_key`).
+    signs_in_token: bool,
 }
 
 impl std::fmt::Debug for HttpsTransport {
@@ -100,6 +102,7 @@ impl HttpsTransport {
             request_timeout: s.request_timeout,
             max_answer: s.max_answer,
             idle: std::sync::Mutex::new(Vec::new()),
+            signs_in_token: s.client_token_key.is_some(),
         })
     }
 
@@ -169,8 +172,17 @@ impl HttpsTransport {
                 .map_err(|_| TransportError::Connect(format!("{origin}: not within {secs} s")))?;
         };
         let handshake = tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), tcp);
-        let tls = tokio::time::timeout_at(deadline, handshake)
-            .await
+        let handshake = tokio::time::timeout_at(deadline, handshake);
+        // a key in a token signs inside the handshake, synchronously (a session may have to
+        // be waited for, a network HSM takes milliseconds): off the async workers' backs
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        let done = if self.signs_in_token && multi_thread {
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(handshake))
+        } else {
+            handshake.await
+        };
+        let tls = done
             .map_err(|_| {
                 TransportError::Connect(format!("{origin}: no TLS handshake within {secs} s"))
             })?
@@ -254,11 +266,14 @@ impl Transport for HttpsTransport {
         // twice.
         let mut unsent = Some(req);
         let mut answered = None;
+        // one deadline for the request, however many connections it tries
+        let mut first = None;
         if let Some(mut c) = self.take_idle()
             && let Some(req) = unsent.take()
         {
             let again = clone_request(&req);
             let deadline = tokio::time::Instant::now() + t;
+            first = Some(deadline);
             match tokio::time::timeout_at(deadline, c.sender.try_send_request(req)).await {
                 Err(_) => return Err(late()),
                 Ok(Ok(resp)) => answered = Some((c, resp, deadline)),
@@ -273,7 +288,7 @@ impl Transport for HttpsTransport {
             (Some(a), _) => a,
             (None, Some(req)) => {
                 let mut c = self.connect().await?;
-                let deadline = tokio::time::Instant::now() + t;
+                let deadline = first.unwrap_or_else(|| tokio::time::Instant::now() + t);
                 let resp = tokio::time::timeout_at(deadline, c.sender.send_request(req))
                     .await
                     .map_err(|_| late())?

@@ -414,7 +414,8 @@ pub trait Store: scep::ScepStore + upstream::UpstreamStore + Send + Sync {
         &self,
         state: Option<PendingState>,
     ) -> Result<Vec<PendingRecord>, StoreError>;
-    /// Approves or rejects a request that is still pending; false when it is not.
+    /// Approves or rejects a request that is still pending, or rejects one an upstream CA
+    /// holds (an administrator gives up on it); false when it is neither.
     async fn decide_pending(
         &self,
         id: i64,

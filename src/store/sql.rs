@@ -795,7 +795,7 @@ impl Store for $store {
         let state = if approve { "approved" } else { "rejected" };
         let r = sqlx::query(
             "UPDATE pending_requests SET state = $1, decided_by = $2, reason = $3, decided_at = $4
-             WHERE id = $5 AND state = 'pending'",
+             WHERE id = $5 AND (state = 'pending' OR (state = 'upstream' AND $1 = 'rejected'))",
         )
         .bind(state)
         .bind(by)

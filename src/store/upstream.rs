@@ -54,6 +54,9 @@ pub trait UpstreamStore: Send + Sync {
         cert: &CertRecord,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+    /// The upstream issued it a certificate already recorded (for the same requester, an
+    /// earlier request for the key): `upstream` → `issued` with that serial.
+    async fn mark_upstream_issued(&self, id: i64, serial: &str) -> Result<bool, StoreError>;
     /// The upstream refused it, or it waited too long: `upstream` → `rejected` with the
     /// reason, and the audit row.
     async fn reject_upstream(
@@ -178,6 +181,17 @@ macro_rules! upstream_sql {
                 audit: &AuditEvent,
             ) -> Result<bool, StoreError> {
                 Self::issue_pending(&self.pool, id, "upstream", cert, audit).await
+            }
+
+            async fn mark_upstream_issued(&self, id: i64, serial: &str) -> Result<bool, StoreError> {
+                let r = sqlx::query(
+                    "UPDATE pending_requests SET state = 'issued', serial = $1 WHERE id = $2 AND state = 'upstream'",
+                )
+                .bind(serial)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn reject_upstream(

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroizing;
 
 pub use breaker::Breaker;
+pub use check::Approved;
 pub use scep::ScepSettings;
 pub use transport::*;
 
@@ -43,7 +44,7 @@ pub struct Settings {
 }
 
 /// How the upstream is spoken to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Protocol {
     Est {
         /// `/.well-known/est`, with `/<label>` when the upstream wants one.
@@ -59,6 +60,29 @@ pub enum Protocol {
         /// Where the challenge of the CSRs estd makes comes from.
         challenge: challenge::Source,
     },
+}
+
+impl std::fmt::Debug for Protocol {
+    // the Basic password is never printed
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Est {
+                path,
+                basic,
+                reenroll,
+            } => f
+                .debug_struct("Est")
+                .field("path", path)
+                .field("user", &basic.as_ref().map(|(user, _)| user))
+                .field("reenroll", reenroll)
+                .finish(),
+            Self::Scep { scep, challenge } => f
+                .debug_struct("Scep")
+                .field("scep", scep)
+                .field("challenge", challenge)
+                .finish(),
+        }
+    }
 }
 
 /// What the upstream is asked for a renewal estd has checked by its own rules (RFC 7030
@@ -300,9 +324,11 @@ impl Upstream {
         &self,
         csr_der: &[u8],
         public_key: &[u8],
+        approved: &Approved<'_>,
         renewal: bool,
     ) -> Result<Answer, UpstreamError> {
-        self.ask(csr_der, public_key, renewal, false).await
+        self.ask(csr_der, public_key, approved, renewal, false)
+            .await
     }
 
     /// Asks again about a request the upstream holds: EST repeats the request (the
@@ -311,15 +337,17 @@ impl Upstream {
         &self,
         csr_der: &[u8],
         public_key: &[u8],
+        approved: &Approved<'_>,
         renewal: bool,
     ) -> Result<Answer, UpstreamError> {
-        self.ask(csr_der, public_key, renewal, true).await
+        self.ask(csr_der, public_key, approved, renewal, true).await
     }
 
     async fn ask(
         &self,
         csr_der: &[u8],
         public_key: &[u8],
+        approved: &Approved<'_>,
         renewal: bool,
         poll: bool,
     ) -> Result<Answer, UpstreamError> {
@@ -338,7 +366,7 @@ impl Upstream {
                     .exchange(est::enroll(path, op, csr_der, self.basic()))
                     .await?;
                 match est::read_enroll(&answer) {
-                    est::Read::Certs(certs) => self.accept(&certs, public_key),
+                    est::Read::Certs(certs) => self.accept(&certs, public_key, approved),
                     est::Read::Pending(retry_after) => {
                         self.succeeded();
                         Ok(Answer::Pending { retry_after })
@@ -370,7 +398,7 @@ impl Upstream {
                     .await?;
                 match scep::read(&answer, &sent, &found, requester) {
                     Ok(crate::scep_wire::Reply::Success { certs, .. }) => {
-                        self.accept(&certs, public_key)
+                        self.accept(&certs, public_key, approved)
                     }
                     Ok(crate::scep_wire::Reply::Pending) => {
                         self.succeeded();
@@ -396,8 +424,19 @@ impl Upstream {
 
     /// What the upstream returned, checked (`check::accept`); a wrong answer counts
     /// against the upstream, as a failure does.
-    fn accept(&self, certs: &[Vec<u8>], public_key: &[u8]) -> Result<Answer, UpstreamError> {
-        match check::accept(certs, public_key, &self.chain(), SystemTime::now()) {
+    fn accept(
+        &self,
+        certs: &[Vec<u8>],
+        public_key: &[u8],
+        approved: &Approved<'_>,
+    ) -> Result<Answer, UpstreamError> {
+        match check::accept(
+            certs,
+            public_key,
+            approved,
+            &self.chain(),
+            SystemTime::now(),
+        ) {
             Ok(accepted) => {
                 self.succeeded();
                 Ok(Answer::Issued(accepted))

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 /// One request to the upstream. `path` includes any query (`/.well-known/est/simpleenroll`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutboundRequest {
     pub method: Method,
     pub path: String,
@@ -13,6 +13,30 @@ pub struct OutboundRequest {
     /// transport's.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutboundRequest {
+    // credentials and the body (a CSR with its challenge) are never printed
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let v = if n.eq_ignore_ascii_case("authorization") {
+                    "(redacted)"
+                } else {
+                    v.as_str()
+                };
+                (n.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("OutboundRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

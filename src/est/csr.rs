@@ -580,3 +580,48 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod twice {
+    // Tests only: each unwrap asserts that a fixture made here builds; its panic is the test
+    // failing.
+    use super::*;
+
+    /// A CSR whose extensionRequest carries these SAN extensions (DER each), in this order.
+    fn with_sans(sans: &[Vec<u8>]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "dev");
+        for der in sans {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &[2, 5, 29, 17],
+                    der.clone(),
+                ));
+        }
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_name_is_requested_once_or_the_csr_is_refused() {
+        let san = |name: &str| crate::est::encode_san(&[SanEntry::Dns(name.into())]).unwrap();
+        let one = Csr::parse(&with_sans(&[san("me.devices.example")])).unwrap();
+        assert_eq!(
+            one.san.unwrap().entries,
+            vec![SanEntry::Dns("me.devices.example".into())]
+        );
+        // a CA reading the first SAN would sign victim.example where estd checked the second
+        let e = Csr::parse(&with_sans(&[
+            san("victim.example"),
+            san("me.devices.example"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(e, WireError::BadExtension(ref m) if m.contains("twice")),
+            "{e}"
+        );
+    }
+}

@@ -83,6 +83,17 @@ async fn enroll_as(
     .await
 }
 
+/// A new key and its certificate from the RA's `fwd` (CN, and the DNS name CN.devices.example).
+async fn enrolled(ra: &TestServer, cn: &str) -> (rcgen::KeyPair, x509_cert::Certificate) {
+    let key = key(Key::P256);
+    let dns = format!("{cn}.devices.example");
+    let der = csr(&key, cn, &[dns.as_str()]);
+    let r = enroll(ra, "fwd", "simpleenroll", Some(admin(ra)), &der).await;
+    assert_eq!(r.status(), 200);
+    let cert = certs_of(&r.bytes().await.unwrap())[0].clone();
+    (key, cert)
+}
+
 async fn recorded_issuer(s: &TestServer, serial: &str) -> Option<String> {
     s.state()
         .store
@@ -96,18 +107,8 @@ async fn recorded_issuer(s: &TestServer, serial: &str) -> Option<String> {
 async fn enroll_reenroll_and_serverkeygen_go_through_the_ra_to_the_ca() {
     let ca = ca().await;
     let ra = ra(&ca).await;
-    let key = key(Key::P256);
-    let r = enroll(
-        &ra,
-        "fwd",
-        "simpleenroll",
-        Some(admin(&ra)),
-        &csr(&key, "dev-1", &["dev-1.devices.example"]),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let certs = certs_of(&r.bytes().await.unwrap());
-    let cert = &certs[0];
+    let (key, cert) = enrolled(&ra, "dev-1").await;
+    let cert = &cert;
     // the CA signed it (its issuing CA, not the RA's), for the device's key
     let ca_chain = certs_of(
         &reqwest_get(&ca, "/.well-known/est/devices/cacerts")
@@ -644,17 +645,7 @@ async fn a_certificate_for_another_key_or_from_another_ca_is_refused_audited_and
 async fn an_upstream_certificate_revoked_at_the_ra_is_not_on_its_crl_and_does_not_renew() {
     let ca = ca().await;
     let ra = ra(&ca).await;
-    let key = key(Key::P256);
-    let r = enroll(
-        &ra,
-        "fwd",
-        "simpleenroll",
-        Some(admin(&ra)),
-        &csr(&key, "dev-r", &["dev-r.devices.example"]),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let cert = certs_of(&r.bytes().await.unwrap())[0].clone();
+    let (key, cert) = enrolled(&ra, "dev-r").await;
     let serial = estd::enroll::serial_of(&der_of(&cert)).unwrap();
     let r = client(&ra.root_pem(), None, false)
         .post(ra.url(&format!("/api/v1/certificates/{serial}/revoke")))

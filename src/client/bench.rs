@@ -121,6 +121,53 @@ fn total_cpu(pids: &[u32]) -> Result<Duration, String> {
     pids.iter().map(|p| process_cpu(*p)).sum()
 }
 
+/// The servers' CPU time now, when their pids were given: the start of a measured window.
+pub fn cpu_now(pids: &[u32]) -> Result<Option<Duration>, String> {
+    (!pids.is_empty()).then(|| total_cpu(pids)).transpose()
+}
+
+/// A load worker: what it hands back when stopped (its latencies in µs, its error count,
+/// its first error).
+pub type Worker = tokio::task::JoinHandle<(Vec<u64>, u64, Option<String>)>;
+
+/// Lets the workers run for `duration`, stops them and waits for each, and reports: the
+/// run ends when the last in-flight enrollment does; the servers' CPU is counted from
+/// `cpu_before` (`cpu_now` at the start).
+pub async fn finish(
+    workers: Vec<Worker>,
+    stop: &AtomicBool,
+    duration: Duration,
+    started: Instant,
+    pids: &[u32],
+    cpu_before: Option<Duration>,
+) -> Result<Report, String> {
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut report = Report {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        server_cpu: None,
+    };
+    for t in workers {
+        let (lat, errors, first) = t.await.map_err(|e| format!("a worker: {e}"))?;
+        report.latencies_us.extend(lat);
+        report.errors += errors;
+        if report.first_error.is_none() {
+            report.first_error = first;
+        }
+    }
+    report.elapsed = started.elapsed();
+    if let Some(before) = cpu_before {
+        report.server_cpu = Some(total_cpu(pids)?.saturating_sub(before));
+    }
+    report.ok = report.latencies_us.len() as u64;
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}
+
 /// Runs `clients` tasks for `duration`, spreading them over `targets` round robin; each
 /// enrollment posts the next prepared CSR (DER) to `simpleenroll`.
 pub async fn run(
@@ -137,11 +184,7 @@ pub async fn run(
     let bodies: Arc<Vec<Vec<u8>>> =
         Arc::new(csrs.iter().map(|c| crate::est::encode_body(c)).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = if pids.is_empty() {
-        None
-    } else {
-        Some(total_cpu(pids)?)
-    };
+    let cpu_before = cpu_now(pids)?;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for n in 0..clients {
@@ -201,32 +244,7 @@ pub async fn run(
             (lat, errors, first_error)
         }));
     }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut report = Report {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-        server_cpu: None,
-    };
-    for t in tasks {
-        let (lat, errors, first) = t.await.map_err(|e| e.to_string())?;
-        report.latencies_us.extend(lat);
-        report.errors += errors;
-        if report.first_error.is_none() {
-            report.first_error = first;
-        }
-    }
-    // the run ends when the last in-flight enrollment does
-    report.elapsed = started.elapsed();
-    if let Some(before) = cpu_before {
-        report.server_cpu = Some(total_cpu(pids)?.saturating_sub(before));
-    }
-    report.ok = report.latencies_us.len() as u64;
-    report.latencies_us.sort_unstable();
-    Ok(report)
+    finish(tasks, &stop, duration, started, pids, cpu_before).await
 }
 
 #[cfg(test)]

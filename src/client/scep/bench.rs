@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Ra, Session, csr_subject};
-use crate::client::bench::{Report, process_cpu};
+use crate::client::bench::{cpu_now, finish, process_cpu};
 use crate::client::cli::{Stop, local, subject_cn};
 use crate::scep_wire::envelope::Cipher;
 use crate::scep_wire::request::{self, Reply, Requester};
@@ -140,13 +140,6 @@ async fn enroll_once(
     }
 }
 
-fn total_cpu(pids: &[u32]) -> Result<Duration, Stop> {
-    pids.iter()
-        .map(|p| process_cpu(*p))
-        .sum::<Result<Duration, String>>()
-        .map_err(Stop::Local)
-}
-
 fn cipher_name(c: Cipher) -> &'static str {
     match c {
         Cipher::Aes128Cbc => "AES-128",
@@ -173,9 +166,7 @@ pub(super) async fn run(args: &BenchArgs, timeout: Duration) -> Result<(), Stop>
     let signers = Arc::new(session.ca.reply_signers());
     let stop = Arc::new(AtomicBool::new(false));
     let me = std::process::id();
-    let server_before = (!args.pid.is_empty())
-        .then(|| total_cpu(&args.pid))
-        .transpose()?;
+    let server_before = cpu_now(&args.pid).map_err(Stop::Local)?;
     let client_before = process_cpu(me).map_err(Stop::Local)?;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.connections);
@@ -201,34 +192,19 @@ pub(super) async fn run(args: &BenchArgs, timeout: Duration) -> Result<(), Stop>
             (lat, errors, first_error)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut report = Report {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-        server_cpu: None,
-    };
-    for t in tasks {
-        let (lat, errors, first) = t.await.map_err(local("a worker"))?;
-        report.latencies_us.extend(lat);
-        report.errors += errors;
-        if report.first_error.is_none() {
-            report.first_error = first;
-        }
-    }
-    // the run ends when the last in-flight enrollment does
-    report.elapsed = started.elapsed();
+    let report = finish(
+        tasks,
+        &stop,
+        Duration::from_secs(args.duration),
+        started,
+        &args.pid,
+        server_before,
+    )
+    .await
+    .map_err(Stop::Local)?;
     let client_cpu = process_cpu(me)
         .map_err(Stop::Local)?
         .saturating_sub(client_before);
-    if let Some(before) = server_before {
-        report.server_cpu = Some(total_cpu(&args.pid)?.saturating_sub(before));
-    }
-    report.ok = report.latencies_us.len() as u64;
-    report.latencies_us.sort_unstable();
 
     crate::outln!(
         "{} connections, {:.1} s, SCEP PKCSReq over {} ({}, a new connection per enrollment), RSA-2048 keys ({}), {}",

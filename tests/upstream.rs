@@ -473,11 +473,12 @@ async fn an_upstream_that_never_answers_is_a_503_not_a_hung_request() {
             held.push(s);
         }
     });
-    unsafe { std::env::set_var("ESTD_TEST_SILENT_PW", "x") };
-    let extra = format!(
-        "[upstream.ca]\nurl = \"https://127.0.0.1:{port}/.well-known/est\"\nca_file = {ca_file:?}\nuser = \"ra\"\npassword_env = \"ESTD_TEST_SILENT_PW\"\nrequest_timeout_secs = 1\nconnect_timeout_secs = 1\n"
-    );
-    let ra = start_with_templates(&extra, &[FWD]).await;
+    let ra = ra_of(
+        port,
+        &ca_file,
+        "request_timeout_secs = 1\nconnect_timeout_secs = 1\n",
+    )
+    .await;
     let r = enroll(
         &ra,
         "fwd",
@@ -491,6 +492,17 @@ async fn an_upstream_that_never_answers_is_a_503_not_a_hung_request() {
     // the label's /cacerts cannot be answered without the upstream's
     let r = reqwest_get(&ra, "/.well-known/est/fwd/cacerts").await;
     assert_eq!(r.status(), 503);
+}
+
+/// An RA forwarding `fwd` to a made-up upstream on 127.0.0.1:`port` (its TLS CA in
+/// `ca_file`), as a Basic user, with further `[upstream.ca]` lines.
+async fn ra_of(port: u16, ca_file: &str, more: &str) -> TestServer {
+    // one variable per process (nextest runs each test in its own)
+    unsafe { std::env::set_var("ESTD_TEST_FAKE_PW", "x") };
+    let extra = format!(
+        "[upstream.ca]\nurl = \"https://127.0.0.1:{port}/.well-known/est\"\nca_file = {ca_file:?}\nuser = \"ra\"\npassword_env = \"ESTD_TEST_FAKE_PW\"\n{more}"
+    );
+    start_with_templates(&extra, &[FWD]).await
 }
 
 /// A TLS server identity for 127.0.0.1 from a CA of its own: the acceptor, and the CA's
@@ -617,11 +629,7 @@ async fn a_certificate_for_another_key_or_from_another_ca_is_refused_audited_and
         let files = tempfile::tempdir().unwrap();
         let (tls, ca_file) = fake_tls(files.path());
         let port = fake_upstream(cacerts.clone(), answer, tls).await;
-        unsafe { std::env::set_var("ESTD_TEST_FAKE_PW", "x") };
-        let extra = format!(
-            "[upstream.ca]\nurl = \"https://127.0.0.1:{port}/.well-known/est\"\nca_file = {ca_file:?}\nuser = \"ra\"\npassword_env = \"ESTD_TEST_FAKE_PW\"\n"
-        );
-        let ra = start_with_templates(&extra, &[FWD]).await;
+        let ra = ra_of(port, &ca_file, "").await;
         let r = enroll(
             &ra,
             "fwd",

@@ -315,3 +315,50 @@ async fn channel_binding_with_the_real_tls_exporter() {
     }
     s.stop().await;
 }
+
+/// A renewal with the same key on a template whose requests wait for approval is a new
+/// request (it waits again), not the certificate it renews handed back as if its answer
+/// had been lost.
+#[tokio::test]
+async fn a_same_key_renewal_of_an_approved_request_waits_again() {
+    let held = "name = \"held\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 30\nsan_style = \"dns\"\nsan_optional = true\ndns_names = [\"dev.example\"]\napproval = \"manual\"\n";
+    let mut s = start_with_templates("", &[held]).await;
+    let anon = client(&s.root_pem(), None, false);
+    let kp = key(Key::P256);
+    let der = csr(&kp, "admin", &["dev.example"]);
+    let url = s.url("/.well-known/est/held/simpleenroll");
+    let admin = Some(("admin", s.admin_password.as_str()));
+    let r = post_pkcs10(&anon, url.clone(), admin, b64(&der)).await;
+    assert_eq!(r.status(), 202);
+    let waiting = s
+        .state()
+        .store
+        .list_pending(Some(estd::store::PendingState::Pending))
+        .await
+        .unwrap();
+    assert!(
+        s.state()
+            .store
+            .decide_pending(waiting[0].id, true, "admin", None)
+            .await
+            .unwrap()
+    );
+    let r = post_pkcs10(&anon, url.clone(), admin, b64(&der)).await;
+    assert_eq!(r.status(), 200);
+    let cert = der_of(&certs_of(&r.bytes().await.unwrap())[0]);
+    // the same request again: its answer was lost, the same certificate
+    let r = post_pkcs10(&anon, url, admin, b64(&der)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(der_of(&certs_of(&r.bytes().await.unwrap())[0]), cert);
+    // the renewal of that certificate with the same key: a new request, waiting
+    let with_cert = client(&s.root_pem(), Some((cert.clone(), &kp)), false);
+    let r = post_pkcs10(
+        &with_cert,
+        s.url("/.well-known/est/held/simplereenroll"),
+        None,
+        b64(&der),
+    )
+    .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    s.stop().await;
+}

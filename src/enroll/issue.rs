@@ -79,7 +79,7 @@ impl EnrollService {
                 }
                 PendingState::Upstream => return self.held(p, meta).await,
                 PendingState::Issued => {
-                    if let Some(again) = self.issued_again(&p, server_keygen).await? {
+                    if let Some(again) = self.issued_again(&p, server_keygen, renews).await? {
                         return Ok(again);
                     }
                 }
@@ -108,14 +108,17 @@ impl EnrollService {
     }
 
     /// The client lost the answer to a request that was issued: the same certificate again,
-    /// while valid (not for server-generated keys, which were never kept: a new request).
+    /// while valid (not for server-generated keys, which were never kept: a new request;
+    /// nor when it is the very certificate a renewal renews (`renews`): it wants a new one).
     pub(super) async fn issued_again(
         &self,
         p: &PendingRecord,
         server_keygen: bool,
+        renews: Option<&str>,
     ) -> Result<Option<Outcome>, EnrollError> {
         if !server_keygen
             && let Some(serial) = &p.serial
+            && renews != Some(serial.as_str())
             && let Some(cert) = self.store.find_certificate(serial).await?
             && cert.not_after > timestamp(SystemTime::now())
         {

@@ -79,13 +79,13 @@ impl EnrollService {
             match p.state {
                 _ if p.requester != ctx.requester => {}
                 PendingState::Upstream => return self.held(p, ctx.meta).await,
-                // a renewal wants a new certificate, not the one it renews
-                PendingState::Issued if ctx.renews.is_none() => {
-                    if let Some(again) = self.issued_again(&p, ctx.server_keygen).await? {
+                PendingState::Issued => {
+                    if let Some(again) =
+                        self.issued_again(&p, ctx.server_keygen, ctx.renews).await?
+                    {
                         return Ok(again);
                     }
                 }
-                PendingState::Issued => {}
                 PendingState::Rejected => {
                     // a refusal stands for the key it was made for, as a person's does
                     return Err(EnrollError::Rejected {

@@ -72,6 +72,27 @@ struct CsrArgs {
     san: Vec<String>,
 }
 
+/// A TLS client certificate that authenticates instead of --user: a device's manufacturer
+/// certificate (IDevID) on a template that trusts its vendor.
+#[derive(clap::Args)]
+struct TlsIdentity {
+    /// The certificate (PEM, leaf first, then its chain)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsIdentity {
+    fn load(&self) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, Stop> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Ok(Some((read_certs(c)?, read_key(k)?))),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct OutArgs {
     /// Where to save the certificate (PEM)
@@ -102,6 +123,8 @@ enum ClientOp {
         #[arg(long, default_value = "ec-p256")]
         key_type: String,
         #[command(flatten)]
+        identity: TlsIdentity,
+        #[command(flatten)]
         out: OutArgs,
     },
     /// Renew (/simplereenroll): the current certificate is the TLS client certificate, and
@@ -125,6 +148,8 @@ enum ClientOp {
     Serverkeygen {
         #[command(flatten)]
         csr: CsrArgs,
+        #[command(flatten)]
+        identity: TlsIdentity,
         #[command(flatten)]
         out: OutArgs,
     },
@@ -424,16 +449,16 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
         }
         _ => None,
     };
-    let needs_basic = matches!(
-        args.op,
-        ClientOp::Enroll { .. }
-            | ClientOp::Serverkeygen { .. }
-            | ClientOp::Test { .. }
-            | ClientOp::Bench { .. }
-    );
+    let needs_basic = match &args.op {
+        ClientOp::Enroll { identity, .. } | ClientOp::Serverkeygen { identity, .. } => {
+            identity.tls_cert.is_none()
+        }
+        ClientOp::Test { .. } | ClientOp::Bench { .. } => true,
+        _ => false,
+    };
     if needs_basic && basic.is_none() {
         return Err(Stop::Local(
-            "this operation needs --user and --password".into(),
+            "this operation needs --user and --password (or --tls-cert and --tls-key)".into(),
         ));
     }
     let (roots, fetched) = establish_trust(&args, &endpoint, timeout).await?;
@@ -476,6 +501,7 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             csr,
             key,
             key_type,
+            identity,
             out,
         } => {
             let (kp, new) = match key {
@@ -488,7 +514,11 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             };
             let der = super::build_csr(&kp, subject_cn(&csr.cn), &sans(&csr.san)?)
                 .map_err(Stop::Local)?;
-            let certs = issued(client(None)?.enroll("simpleenroll", &der).await?)?;
+            let certs = issued(
+                client(identity.load()?)?
+                    .enroll("simpleenroll", &der)
+                    .await?,
+            )?;
             check_key(&certs[0], &kp)?;
             finish(&certs[0], out, new.then_some(&kp))?;
         }
@@ -519,12 +549,12 @@ async fn run_inner(args: ClientArgs) -> Result<(), Stop> {
             check_key(&certs[0], &kp)?;
             finish(&certs[0], out, new_key.then_some(&kp))?;
         }
-        ClientOp::Serverkeygen { csr, out } => {
+        ClientOp::Serverkeygen { csr, identity, out } => {
             // the CSR's key only signs the request; the server generates the real one
             let throwaway = generate("ec-p256")?;
             let der = super::build_csr(&throwaway, subject_cn(&csr.cn), &sans(&csr.san)?)
                 .map_err(Stop::Local)?;
-            let got = client(None)?.serverkeygen(&der).await?;
+            let got = client(identity.load()?)?.serverkeygen(&der).await?;
             let kp = rcgen::KeyPair::try_from(got.pkcs8.as_slice())
                 .map_err(|e| Stop::Fail(format!("the key the server sent is unusable: {e}")))?;
             check_key(&got.certs[0], &kp)?;

@@ -47,6 +47,9 @@ enum Command {
     /// SCEP: one-time challenge passwords
     #[command(subcommand)]
     Scep(app::scep_cli::ScepCommand),
+    /// Devices enrolling with their manufacturer certificate (IDevID): allow- and deny-lists
+    #[command(subcommand)]
+    Device(app::device_cli::DeviceCommand),
     /// An EST client for estd and any other EST server, and the MDM connector's test
     Client(Box<estd::client::cli::ClientArgs>),
     /// Was a request received, and why did it fail? (the audit log)
@@ -294,6 +297,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Template(cmd) => template(cmd, &config),
         Command::Pending(cmd) => pending(cmd, config).await,
         Command::Scep(cmd) => app::scep_cli::scep(cmd, &config).await,
+        Command::Device(cmd) => app::device_cli::device(cmd, &config).await,
         Command::Cert(cmd) => cert(cmd, config).await,
         Command::Ca(CaCommand::Init {
             pkcs11,

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// The client's certificate chain (leaf first, DER), verified against this CA at the
-    /// handshake, when it sent one.
+    /// The client's certificate chain (leaf first, DER), when it sent one: verified at the
+    /// handshake against this CA's roots, or a template's manufacturer CAs (which only that
+    /// template accepts: `EnrollService::authenticate_device`).
     pub client_chain: Option<Arc<Vec<Vec<u8>>>>,
     /// RFC 9266 tls-exporter value of the connection (32 bytes), for channel binding.
     pub exporter: Option<[u8; 32]>,

@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use common::pg::Pg;
 use estd::store::{
-    AuditEvent, CertFilter, CertRecord, CertStatus, JobClaim, JobRecord, PendingRecord,
-    PendingState, PgStore, RevocationRecord, SessionRecord, SqliteStore, Store, StoreError,
-    Synchronous, timestamp,
+    AuditEvent, CertFilter, CertRecord, CertStatus, DeviceRecord, DeviceState, JobClaim, JobRecord,
+    PendingRecord, PendingState, PgStore, RevocationRecord, SessionRecord, SqliteStore, Store,
+    StoreError, Synchronous, timestamp,
 };
 
 fn audit(op: &str) -> AuditEvent {
@@ -888,6 +888,55 @@ async fn scep(s: Arc<dyn Store>) {
     );
 }
 
+/// Device lists: written in one transaction (a second write replaces the entry), found,
+/// listed by template, removed once.
+async fn devices(s: Arc<dyn Store>) {
+    let d = |t: &str, serial: &str, state| DeviceRecord {
+        template: t.into(),
+        serial: serial.into(),
+        state,
+        note: Some("n".into()),
+        added_by: "admin".into(),
+        added_at: timestamp(SystemTime::now()),
+    };
+    let n = s
+        .put_devices(&[
+            d("zt", "SN-2", DeviceState::Allow),
+            d("zt", "SN-1", DeviceState::Allow),
+            d("other", "SN-1", DeviceState::Deny),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    s.put_devices(&[d("zt", "SN-2", DeviceState::Deny)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.find_device("zt", "SN-2").await.unwrap().map(|r| r.state),
+        Some(DeviceState::Deny)
+    );
+    assert_eq!(s.find_device("zt", "SN-9").await.unwrap(), None);
+    let zt: Vec<String> = s
+        .list_devices(Some("zt"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.serial)
+        .collect();
+    assert_eq!(zt, vec!["SN-1", "SN-2"]);
+    assert_eq!(s.list_devices(None, 100).await.unwrap().len(), 3);
+    assert_eq!(s.list_devices(None, 2).await.unwrap().len(), 2);
+    assert!(s.remove_device("zt", "SN-1").await.unwrap());
+    assert!(!s.remove_device("zt", "SN-1").await.unwrap());
+    assert_eq!(
+        s.find_device("other", "SN-1")
+            .await
+            .unwrap()
+            .map(|r| r.state),
+        Some(DeviceState::Deny)
+    );
+}
+
 /// The scenarios, each on an empty store that `fresh` makes.
 async fn suite<F, Fut>(fresh: F)
 where
@@ -904,6 +953,7 @@ where
     revocations(fresh("revocations").await).await;
     scep(fresh("scep").await).await;
     upstream(fresh("upstream").await).await;
+    devices(fresh("devices").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -115,6 +115,7 @@ impl From<EnrollError> for EstError {
             | EnrollError::Policy(_)
             | EnrollError::ReenrollMismatch(_)
             | EnrollError::Revoked(_)
+            | EnrollError::DeviceRefused(_)
             | EnrollError::Rejected { .. }) => EstError::Forbidden(e.to_string()),
             EnrollError::BadRequest(m) => EstError::BadRequest(m),
             EnrollError::Ca { cn, detail } => EstError::Internal {

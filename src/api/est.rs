@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::body_response;
 use super::error::EstError;
 use crate::auth::{self, Principal};
-use crate::enroll::{EnrollRequest, Outcome, Renewing};
+use crate::enroll::{EnrollError, EnrollRequest, Outcome, Renewing};
 use crate::est::{self, Csr, Operation};
 use crate::model::{ConnInfo, RequestMeta};
 use crate::policy::Template;
@@ -171,7 +171,7 @@ async fn enroll(
 ) -> Result<Response, EstError> {
     let (parts, body) = req.into_parts();
     let (meta, conn, client_leaf, principal) =
-        match admit(state, label, operation, &parts, note).await {
+        match admit(state, label, operation, template, &parts, note).await {
             Ok(a) => a,
             Err(e) => {
                 // answered before the body was read: take it first (see `drain`)
@@ -255,11 +255,13 @@ async fn enroll(
 }
 
 /// What an enrollment must pass before its body is read: the media type and the
-/// authentication (Basic, or the TLS client certificate for a renewal).
+/// authentication (Basic; the TLS client certificate for a renewal; a manufacturer
+/// certificate on a template that trusts its vendor).
 async fn admit(
     state: &AppState,
     label: Option<String>,
     operation: Operation,
+    template: &Template,
     parts: &axum::http::request::Parts,
     note: &mut AuditNote,
 ) -> Result<(RequestMeta, Option<ConnInfo>, Option<Vec<u8>>, Principal), EstError> {
@@ -323,14 +325,33 @@ async fn admit(
                 }
             }
         }
-        _ => {
-            let Some((user, password)) = &basic else {
+        _ => match (&basic, conn.as_ref().and_then(|c| c.client_chain.as_ref())) {
+            (Some((user, password)), _) => basic_auth(state, user, password, &meta.peer).await?,
+            (None, Some(chain)) if template.vendor.is_some() => {
+                match state.enroll.authenticate_device(chain, template).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // audited under the device's serial, or the certificate's subject
+                        note.principal = match &e {
+                            EnrollError::DeviceRefused(r) => r.serial().map(auth::device_requester),
+                            _ => None,
+                        }
+                        .or_else(|| client_leaf.as_deref().and_then(crate::enroll::subject_of));
+                        return Err(e.into());
+                    }
+                }
+            }
+            (None, _) if template.vendor.is_some() => {
+                return Err(EstError::Unauthorized(
+                    "this operation needs HTTP Basic credentials, or the device's manufacturer certificate (IDevID) as the TLS client certificate".into(),
+                ));
+            }
+            (None, _) => {
                 return Err(EstError::Unauthorized(
                     "this operation needs HTTP Basic credentials".into(),
                 ));
-            };
-            basic_auth(state, user, password, &meta.peer).await?
-        }
+            }
+        },
     };
     note.principal = Some(principal.name.clone());
 

@@ -6,6 +6,7 @@
 pub mod bulk;
 pub mod certs;
 mod challenges;
+mod devices;
 mod error;
 mod est;
 pub mod health;
@@ -62,6 +63,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route(
             "/api/v1/scep/challenges/{id}/revoke",
             axum::routing::post(challenges::revoke),
+        )
+        .route(
+            "/api/v1/devices",
+            axum::routing::post(devices::put).get(devices::list),
+        )
+        .route(
+            "/api/v1/devices/{template}/{serial}/remove",
+            axum::routing::post(devices::remove),
         )
         .route(
             "/api/v1/test-certificate",

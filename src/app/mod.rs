@@ -2,6 +2,7 @@
 //! TLS listener.
 
 pub mod ca_cli;
+pub mod device_cli;
 pub mod scep_cli;
 
 use std::collections::HashMap;
@@ -278,7 +279,13 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
     for up in &upstreams {
         client_roots.extend(up.chain().iter().cloned());
     }
-    let (tls, tls_cert) = server::tls_config(chain, key, &client_roots)?;
+    // devices enroll with manufacturer certificates on the templates that trust their vendor
+    let vendor_roots: Vec<Vec<u8>> = templates
+        .iter()
+        .filter_map(|t| t.vendor.as_ref())
+        .flat_map(|v| v.anchor_ders().iter().cloned())
+        .collect();
+    let (tls, tls_cert) = server::tls_config(chain, key, &client_roots, &vendor_roots)?;
     let eap_chain = match &config.eap_server_chain {
         Some(path) => Some(load_eap_chain(path)?),
         None => None,

@@ -30,6 +30,14 @@ pub enum AuthMethod {
         template: String,
         id: Option<i64>,
     },
+    /// A manufacturer certificate (IDevID) a template trusts: the device with this serial
+    /// number, whose new certificate's CN must be `cn`. The IDevID is the template's
+    /// permission: its access groups do not apply.
+    DeviceCert {
+        template: String,
+        serial: String,
+        cn: String,
+    },
 }
 
 /// The requester of a certificate a SCEP challenge obtained (`scep:challenge-7`,
@@ -37,6 +45,24 @@ pub enum AuthMethod {
 /// renewals are authorised by the certificate alone.
 pub fn is_scep_requester(name: &str) -> bool {
     name.starts_with("scep:")
+}
+
+/// The requester of a certificate a device obtained with its IDevID: `idevid:<serial>`.
+pub fn device_requester(serial: &str) -> String {
+    format!("{IDEVID}{serial}")
+}
+
+const IDEVID: &str = "idevid:";
+
+/// The serial number of an IDevID requester (`idevid:<serial>`).
+pub fn device_serial(requester: &str) -> Option<&str> {
+    requester.strip_prefix(IDEVID)
+}
+
+/// A requester that is a device, not a user (a SCEP challenge, an IDevID): its
+/// certificates' renewals are authorised by the certificate alone.
+pub fn is_device_requester(name: &str) -> bool {
+    is_scep_requester(name) || device_serial(name).is_some()
 }
 
 /// An authenticated identity with its groups.

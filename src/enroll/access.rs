@@ -15,12 +15,17 @@ impl EnrollService {
         if template.may_use(&principal.name, &principal.groups, &self.est_group) {
             return Ok(());
         }
-        // a SCEP challenge is the permission for its template; a certificate it obtained
-        // renews under that template
+        // a SCEP challenge or a trusted IDevID is the permission for its template; a
+        // certificate it obtained renews under that template
         match &principal.method {
-            AuthMethod::ScepChallenge { template: t, .. } if *t == template.name => return Ok(()),
+            AuthMethod::ScepChallenge { template: t, .. }
+            | AuthMethod::DeviceCert { template: t, .. }
+                if *t == template.name =>
+            {
+                return Ok(());
+            }
             AuthMethod::ClientCert { template: t, .. }
-                if *t == template.name && auth::is_scep_requester(&principal.name) =>
+                if *t == template.name && auth::is_device_requester(&principal.name) =>
             {
                 return Ok(());
             }
@@ -180,7 +185,7 @@ impl EnrollService {
                 crate::revocation::reason_name(r.reason)
             )));
         }
-        if auth::is_scep_requester(&record.requester) {
+        if auth::is_device_requester(&record.requester) {
             return Ok(Principal {
                 name: record.requester,
                 groups: Vec::new(),

@@ -2,6 +2,7 @@
 //! certificate, so every path gets the same checks, the same audit and the same numbers.
 
 mod access;
+mod device;
 mod issue;
 mod upstream;
 
@@ -63,6 +64,10 @@ pub enum EnrollError {
     /// certificate estd will not hand out (503 with Retry-After).
     #[error("{detail}; try again in {retry_after} seconds")]
     UpstreamUnavailable { detail: String, retry_after: u64 },
+    /// A manufacturer certificate (IDevID) this template does not accept: untrusted
+    /// vendor, expired, revoked, or the device not allowed (403).
+    #[error(transparent)]
+    DeviceRefused(crate::policy::vendor::DeviceRefusal),
     /// The upstream CA refused the request: its status and reason.
     #[error("The upstream CA {name} refused the request: {reason}")]
     UpstreamRefused {
@@ -377,6 +382,10 @@ impl EnrollService {
                     });
                 }
                 self.check_access(principal, template)?;
+                // a device's certificate renews while the device may still enroll
+                if let Some(serial) = auth::device_serial(&principal.name) {
+                    self.check_listed(template, serial).await?;
+                }
                 let (subject, _) = est::cert_identity(old.cert_der).map_err(|e| {
                     EnrollError::BadRequest(format!("unreadable client certificate: {e}"))
                 })?;
@@ -396,12 +405,20 @@ impl EnrollService {
                 None
             }
         };
-        let requester = match &renewal {
-            Some(cn) => Requester {
+        let requester = match (&renewal, &principal.method) {
+            (Some(cn), _) => Requester {
                 name: cn,
                 is_admin: false,
             },
-            None => Requester {
+            // the IDevID names the certificate
+            (None, AuthMethod::DeviceCert { serial, cn, .. }) => {
+                device::check_device_cn(csr, cn, serial)?;
+                Requester {
+                    name: cn,
+                    is_admin: false,
+                }
+            }
+            (None, _) => Requester {
                 name: &principal.name,
                 is_admin: self.is_admin(principal),
             },

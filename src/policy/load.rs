@@ -208,7 +208,27 @@ impl Template {
                 raw.issuer
             )));
         }
+        let vendor = if raw.trust_vendor_cas.is_empty() {
+            if !raw.vendor_crls.is_empty() || raw.idevid_allow_list {
+                return Err(bad(
+                    "vendor_crls and idevid_allow_list need trust_vendor_cas".into(),
+                ));
+            }
+            None
+        } else {
+            Some(
+                vendor::VendorTrust::load(
+                    file.parent().unwrap_or(Path::new(".")),
+                    &raw.trust_vendor_cas,
+                    &raw.vendor_crls,
+                    &raw.idevid_cn,
+                    raw.idevid_allow_list,
+                )
+                .map_err(bad)?,
+            )
+        };
         Ok(Template {
+            vendor,
             issuer: raw.issuer.clone(),
             scep: raw.scep,
             scep_ra_signers,

@@ -12,6 +12,7 @@ pub mod rules;
 pub mod san;
 pub mod settings;
 pub mod subject;
+pub mod vendor;
 
 pub use mac::Mac;
 pub use names::{NameRules, ReservedNames};
@@ -117,6 +118,19 @@ struct RawTemplate {
     /// Who signs: `local` (estd's CA) or the name of an `[upstream.NAME]`.
     #[serde(default = "local_issuer")]
     issuer: String,
+    /// Manufacturer CAs (PEM files) whose IDevIDs enroll on this template by their
+    /// certificate alone.
+    #[serde(default)]
+    trust_vendor_cas: Vec<String>,
+    /// Those manufacturers' CRLs (PEM or DER files).
+    #[serde(default)]
+    vendor_crls: Vec<String>,
+    /// The CN a device's certificate gets, from its IDevID.
+    #[serde(default = "default_idevid_cn")]
+    idevid_cn: String,
+    /// Only devices on the template's allow-list enroll by IDevID.
+    #[serde(default)]
+    idevid_allow_list: bool,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -139,6 +153,10 @@ fn default_retry_after() -> u32 {
 }
 fn local_issuer() -> String {
     crate::model::LOCAL_ISSUER.into()
+}
+
+fn default_idevid_cn() -> String {
+    vendor::VAR_SERIAL.into()
 }
 
 fn yes() -> bool {
@@ -279,6 +297,9 @@ pub struct Template {
     /// Who signs the certificates: `local` (estd's CA) or an upstream CA's name
     /// (registration-authority mode; `app` checks the name at start).
     pub issuer: String,
+    /// Manufacturer certificates (IDevIDs) that authenticate devices on this template:
+    /// `trust_vendor_cas` and what goes with it.
+    pub vendor: Option<Arc<vendor::VendorTrust>>,
     /// The file as read (serde's defaults filled in), for `estd template show`.
     raw: RawTemplate,
 }

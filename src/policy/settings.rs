@@ -179,6 +179,20 @@ impl Template {
         put("ocsp", Value::Boolean(raw.ocsp), None);
         put("scep", Value::Boolean(raw.scep), None);
         put("scep_ra_signers", strings(&raw.scep_ra_signers), None);
+        put("trust_vendor_cas", strings(&raw.trust_vendor_cas), None);
+        put("vendor_crls", strings(&raw.vendor_crls), None);
+        put(
+            "idevid_cn",
+            string(&raw.idevid_cn),
+            raw.trust_vendor_cas
+                .is_empty()
+                .then(|| "unused: no trust_vendor_cas".to_string()),
+        );
+        put(
+            "idevid_allow_list",
+            Value::Boolean(raw.idevid_allow_list),
+            None,
+        );
         put(
             "issuer",
             Value::String(raw.issuer.clone()),

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::model::ConnInfo;
 
 pub mod header_case;
+pub mod verifier;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -99,11 +100,13 @@ impl rustls::server::ResolvesServerCert for ReloadableCert {
 
 /// The rustls configuration: our chain and key (reloadable); client certificates optional,
 /// and when sent, verified against `client_roots` (the issuing CA and the root, since
-/// devices often send only their leaf).
+/// devices often send only their leaf) or else `vendor_roots` (templates' manufacturer CAs:
+/// see `verifier`).
 pub fn tls_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: &[Vec<u8>],
+    vendor_roots: &[Vec<u8>],
 ) -> Result<(Arc<ServerConfig>, Arc<ReloadableCert>), ServerError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -116,6 +119,10 @@ pub fn tls_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let verifier = Arc::new(
+        verifier::ClientVerifier::new(verifier, vendor_roots)
+            .map_err(|e| ServerError::Tls(format!("vendor CA: {e}")))?,
+    );
     let cert = Arc::new(ReloadableCert {
         current: std::sync::RwLock::new(ReloadableCert::certified(&provider, chain, key)?),
         provider: provider.clone(),

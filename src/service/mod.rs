@@ -5,6 +5,7 @@
 //! becomes a status.
 
 pub mod certs;
+pub mod devices;
 pub mod scep;
 pub mod single;
 pub mod testcert;

@@ -1,6 +1,7 @@
 //! Persistent state behind one `Store` trait: users and groups, issued certificates, and the
 //! audit log. SQLite (one file, WAL) is the default implementation.
 
+pub mod devices;
 mod rows;
 pub mod scep;
 pub mod upstream;
@@ -10,6 +11,7 @@ mod pg;
 mod sqlite;
 
 pub use crate::model::timestamp;
+pub use devices::{DeviceRecord, DeviceState, DeviceStore};
 pub use pg::PgStore;
 pub use scep::{ChallengeRecord, ScepStore, TransactionRecord};
 pub use sqlite::{SqliteStore, Synchronous};
@@ -336,7 +338,9 @@ pub struct JobCounts {
 }
 
 #[async_trait]
-pub trait Store: scep::ScepStore + upstream::UpstreamStore + Send + Sync {
+pub trait Store:
+    scep::ScepStore + upstream::UpstreamStore + devices::DeviceStore + Send + Sync
+{
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Adds a user; `Duplicate` when the name is taken.
     async fn add_user(

@@ -821,6 +821,7 @@ super::rows::sql_rows!($row);
 
         super::scep::scep_sql!($store, $row);
         super::upstream::upstream_sql!($store, $row);
+        super::devices::devices_sql!($store, $row);
     };
 }
 

@@ -23,7 +23,7 @@ ensure_libest "libest"
 head -1 "$LIBEST/libest/BUILD-INFO" 2>/dev/null
 
 . interop/lib.sh
-need_tools openssl base64 xxd
+need_tools openssl base64 xxd sqlite3
 ESTPID=""
 cleanup_all() { [ -n "$ESTPID" ] && kill "$ESTPID" 2>/dev/null && wait "$ESTPID" 2>/dev/null; cleanup; }
 trap cleanup_all EXIT
@@ -55,6 +55,18 @@ validity_days = 30
 san_style = "dns"
 san_optional = true
 dns_names = ["%cn%.routers.example.com"]
+TOML
+# zero-touch: a template that trusts a test vendor's IDevIDs (made with openssl)
+. "$ROOT/interop/vendor-pki.sh"
+vendor_ca "$WORK/vendor" acme && idevid "$WORK/vendor" acme SN-2001 && idevid "$WORK/vendor" acme SN-2002
+# libest's client sends its leaf only (the first certificate of -c): the vendor's issuing CA
+# is listed with the root, as an operator does for such devices
+cat "$WORK/vendor/acme-root.pem" "$WORK/vendor/acme-issuing.pem" >"$WORK/templates/acme-idevid-cas.pem"
+cat >"$WORK/templates/zt.toml" <<'TOML'
+name = "zt"
+key_types = ["ec-p256"]
+validity_days = 30
+trust_vendor_cas = ["acme-idevid-cas.pem"]
 TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
@@ -212,6 +224,22 @@ mkdir -p n1
 estc -e -u admin -h "$PASSWORD" --common-name admin --path-seg nosuchlabel -x k1.pem -o n1 >out.txt
 grep -q "failed with code.*EST_ERR_HTTP_NOT_FOUND" out.txt && [ ! -e n1/cert-0-0.pem ] \
   && pass "estclient --path-seg nosuchlabel: refused (404, EST_ERR_HTTP_NOT_FOUND)" || fail "unknown label" "$(tail -5 out.txt)"
+# zero-touch: the device's IDevID (leaf and issuing CA) as libest's TLS client certificate,
+# no user or password: enrolled under its serial number, and the serial on the deny-list
+# refuses it (403: libest says EST_ERR_UNKNOWN)
+mkdir -p z1 z2
+estc -e -c "$WORK/vendor/SN-2001-chain.pem" -k "$WORK/vendor/SN-2001.key" --common-name SN-2001 --path-seg zt -x k1.pem -o z1 --pem-output >out.txt
+if ! est_failed out.txt && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem z1/cert-0-0.pem >/dev/null 2>&1 \
+  && openssl x509 -in z1/cert-0-0.pem -noout -subject | grep -q "CN *= *SN-2001" \
+  && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT requester FROM certificates WHERE template = 'zt'" | grep -qx idevid:SN-2001; then
+  pass "estclient -e with an IDevID as the TLS client certificate (no password): CN=SN-2001, requester idevid:SN-2001"
+else fail "estclient IDevID enroll" "$(tail -5 out.txt)"; fi
+$ESTD device add SN-2002 --template zt --deny >/dev/null 2>&1
+estc -e -c "$WORK/vendor/SN-2002-chain.pem" -k "$WORK/vendor/SN-2002.key" --common-name SN-2002 --path-seg zt -x k1.pem -o z2 --pem-output >out.txt
+if est_failed out.txt && [ ! -e z2/cert-0-0.pem ] \
+  && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT status || reason FROM audit_events WHERE principal = 'idevid:SN-2002'" | grep -q "^403.*deny-list"; then
+  pass "estclient with a denied IDevID: refused, audited (403, idevid:SN-2002)"
+else fail "estclient denied IDevID" "$(tail -5 out.txt)"; fi
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 
 # ===================================================== 2. estd client -> libest estserver ====

@@ -135,6 +135,13 @@ refusal 'CN=dev-1 \(serial [0-9a-f]+\) was revoked' && pass "a revoked certifica
   || fail "renewal of a revoked certificate"
 grep -E 'simplereenroll +- +admin .* 403 .*CN=dev-1' "$O" >/dev/null \
   && pass "the refused renewal audited under its owner, naming CN=dev-1" || fail "audit of the refused renewal"
+# zero-touch: the IDevID enrolled with curl and estd client; the unlisted one refused, audited
+openssl x509 -in "$D/zt.pem" -noout -subject 2>/dev/null | grep -q 'CN *= *SN-1001' \
+  && openssl x509 -in "$D/zt-client.pem" -noout -subject 2>/dev/null | grep -q 'CN *= *SN-1001' \
+  && pass "zero-touch: SN-1001 enrolled by its IDevID (curl, estd client)" || fail "zero-touch enrollment"
+out 'the device SN-1002 is not on the allow-list of the certificate template acme-routers' \
+  && grep -E 'simpleenroll +acme-routers +idevid:SN-1002 .* 403' "$O" >/dev/null \
+  && pass "zero-touch: SN-1002 refused (403), audited as idevid:SN-1002" || fail "zero-touch refusal"
 # the server counts its own revocation (the API's), not the one `estd cert revoke` made
 out '^estd_certificates_revoked_total 1$' && pass "metrics: the server's revocation counted" || fail "metrics"
 for name in 'EST, API and portal' revocation metrics; do

@@ -48,6 +48,10 @@ echo "== interop: estd client against a running estd (every operation, bootstrap
 bash interop/estd-client.sh
 
 echo
+echo "== interop: zero-touch enrollment by manufacturer certificate (IDevID): openssl-made vendor PKI, curl, estd client, estd device"
+bash interop/zerotouch.sh
+
+echo
 echo "== interop: every key in a PKCS#11 token (SoftHSM2): EST, revocation, bulk, the token lost and back"
 bash interop/hsm.sh
 

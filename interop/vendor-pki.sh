@@ -1,0 +1,31 @@
+# Sourced by the interop scripts: a test manufacturer's PKI made with openssl, as a vendor
+# makes one for its devices' IDevIDs (IEEE 802.1AR): an EC P-256 root and issuing CA, and
+# device certificates with the device's serial number in the subject's serialNumber
+# attribute, keyUsage digitalSignature and no EKU.
+#
+#   vendor_ca DIR NAME              -> DIR/NAME-root.pem, DIR/NAME-issuing.pem (+ keys)
+#   idevid DIR NAME SERIAL [DAYS]   -> DIR/SERIAL.key, DIR/SERIAL.pem (leaf),
+#                                      DIR/SERIAL-chain.pem (leaf + issuing CA)
+
+vendor_ca() {
+  local d=$1 n=$2
+  mkdir -p "$d"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$d/$n-root.key" -out "$d/$n-root.pem" -days 7300 -subj "/O=$n/CN=$n IDevID Root CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || return 1
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$d/$n-issuing.key" -out "$d/$n-issuing.csr" -subj "/O=$n/CN=$n IDevID Issuing CA" 2>/dev/null || return 1
+  printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$d/$n-ca.ext"
+  openssl x509 -req -in "$d/$n-issuing.csr" -CA "$d/$n-root.pem" -CAkey "$d/$n-root.key" \
+    -CAcreateserial -days 7300 -extfile "$d/$n-ca.ext" -out "$d/$n-issuing.pem" 2>/dev/null
+}
+
+idevid() {
+  local d=$1 n=$2 serial=$3 days=${4:-7300}
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$d/$serial.key" -out "$d/$serial.csr" -subj "/O=$n/CN=$n router/serialNumber=$serial" 2>/dev/null || return 1
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' >"$d/$n-leaf.ext"
+  openssl x509 -req -in "$d/$serial.csr" -CA "$d/$n-issuing.pem" -CAkey "$d/$n-issuing.key" \
+    -CAcreateserial -days "$days" -extfile "$d/$n-leaf.ext" -out "$d/$serial.pem" 2>/dev/null || return 1
+  cat "$d/$serial.pem" "$d/$n-issuing.pem" >"$d/$serial-chain.pem"
+}

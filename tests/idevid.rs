@@ -59,13 +59,7 @@ fn vendor(name: &str) -> Vendor {
 
 /// An IDevID of `v`: subject CN=acme-router and serialNumber (when given), no EKU, serial
 /// number `n`, valid from `from` to `to`.
-fn idevid(
-    v: &Vendor,
-    serial: Option<&str>,
-    n: u64,
-    from: SystemTime,
-    to: SystemTime,
-) -> Device {
+fn idevid(v: &Vendor, serial: Option<&str>, n: u64, from: SystemTime, to: SystemTime) -> Device {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::default();
     p.distinguished_name.push(DnType::CommonName, "acme-router");

@@ -47,6 +47,9 @@ enum Command {
     /// SCEP: one-time challenge passwords
     #[command(subcommand)]
     Scep(app::scep_cli::ScepCommand),
+    /// Enrollment codes: one-time secrets devices present over EST or SCEP
+    #[command(subcommand)]
+    Code(app::code_cli::CodeCommand),
     /// Devices enrolling with their manufacturer certificate (IDevID): allow- and deny-lists
     #[command(subcommand)]
     Device(app::device_cli::DeviceCommand),
@@ -298,6 +301,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Pending(cmd) => pending(cmd, config).await,
         Command::Scep(cmd) => app::scep_cli::scep(cmd, &config).await,
         Command::Device(cmd) => app::device_cli::device(cmd, &config).await,
+        Command::Code(cmd) => app::code_cli::code(cmd, &config).await,
         Command::Cert(cmd) => cert(cmd, config).await,
         Command::Ca(CaCommand::Init {
             pkcs11,

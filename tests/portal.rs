@@ -1226,7 +1226,7 @@ async fn scep_challenges_page_issues_shows_once_and_withdraws() {
         )
         .await;
     assert_eq!(r.status(), 400);
-    assert!(alert(&r.text().await.unwrap()).contains("bind the challenge to a CN"));
+    assert!(alert(&r.text().await.unwrap()).contains("bind the code to a CN"));
     let r = admin
         .post(
             "/portal/scep",

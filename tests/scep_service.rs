@@ -633,7 +633,7 @@ async fn a_template_whose_cn_must_match_the_user_takes_only_challenges_bound_to_
     .await;
     match unbound {
         Err(ChallengeError::Invalid(m)) => {
-            assert!(m.contains("bind the challenge to a CN"), "{m}")
+            assert!(m.contains("bind the code to a CN"), "{m}")
         }
         other => panic!("{other:?}"),
     }
@@ -649,7 +649,7 @@ async fn a_template_whose_cn_must_match_the_user_takes_only_challenges_bound_to_
     )
     .await;
     assert!(
-        matches!(&no_scep, Err(ChallengeError::Invalid(m)) if m.contains("does not serve SCEP")),
+        matches!(&no_scep, Err(ChallengeError::Invalid(m)) if m.contains("takes no enrollment codes")),
         "{no_scep:?}"
     );
 

@@ -1,5 +1,6 @@
-//! SCEP one-time challenges in the JSON API, for administrators: issue one (the secret is in
-//! that answer only), list them, withdraw an unused one.
+//! Enrollment codes in the JSON API, for administrators: issue them (the secrets are in that
+//! answer only), list them, withdraw an unused one. `/api/v1/codes` issues up to 10,000 at
+//! once; `/api/v1/scep/challenges` is the same with one code under its SCEP name.
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use serde::Deserialize;
 
 use super::json::{ApiError, err, finish, json_response, parse_json, prelude};
 use super::{AppState, AuditNote};
+use crate::enroll::codes::{self, CodeError, NewCode};
 use crate::model::{ConnInfo, timestamp};
-use crate::service::scep::challenge::{self, ChallengeError, NewChallenge};
 use crate::store::ChallengeRecord;
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +26,9 @@ struct IssueBody {
     /// `30m`, `24h`, `7d`; default 24h.
     #[serde(default)]
     expires: Option<String>,
+    /// How many codes (`/api/v1/codes` only; default 1).
+    #[serde(default)]
+    count: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,16 +41,27 @@ fn forbidden() -> ApiError {
     err(
         StatusCode::FORBIDDEN,
         "forbidden",
-        "only administrators manage SCEP challenges",
+        "only administrators manage enrollment codes",
     )
 }
 
+/// `POST /api/v1/scep/challenges`: one code, answered as a SCEP challenge.
 pub(super) async fn issue(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let mut note = AuditNote {
         operation: "scep-challenge".into(),
         ..AuditNote::default()
     };
-    let result = issue_inner(&state, req, &mut note).await;
+    let result = issue_inner(&state, req, &mut note, false).await;
+    finish(result, note)
+}
+
+/// `POST /api/v1/codes`: `count` codes (default 1).
+pub(super) async fn issue_codes(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let mut note = AuditNote {
+        operation: "code-issue".into(),
+        ..AuditNote::default()
+    };
+    let result = issue_inner(&state, req, &mut note, true).await;
     finish(result, note)
 }
 
@@ -54,6 +69,7 @@ async fn issue_inner(
     state: &Arc<AppState>,
     req: Request,
     note: &mut AuditNote,
+    many: bool,
 ) -> Result<Response, ApiError> {
     let p = prelude(state, req, note).await?;
     if !state.enroll.is_admin(&p.principal) {
@@ -78,35 +94,69 @@ async fn issue_inner(
         ),
         None => None,
     };
-    let issued = challenge::issue(
+    let count = match (many, body.count) {
+        (true, n) => n.unwrap_or(1),
+        (false, None | Some(1)) => 1,
+        (false, Some(_)) => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "count",
+                "one challenge at a time here: POST /api/v1/codes issues several",
+            ));
+        }
+    };
+    let issued = codes::issue_many(
         state.store.as_ref(),
         &template,
-        NewChallenge {
+        NewCode {
             template: template.name.clone(),
             cn: body.cn.clone(),
             san: body.san.clone(),
             lifetime,
             created_by: p.principal.name.clone(),
         },
+        count,
     )
     .await
     .map_err(|e| match e {
-        ChallengeError::Invalid(m) => err(StatusCode::BAD_REQUEST, "bad_request", m),
-        ChallengeError::Store(s) => super::json::store_error(&s),
+        CodeError::Invalid(m) => err(StatusCode::BAD_REQUEST, "bad_request", m),
+        CodeError::Store(s) => super::json::store_error(&s),
     })?;
-    // the audit row names the challenge by its id, never its value
-    note.reason = Some(format!("challenge {} issued", issued.id));
-    let mut resp = json_response(
-        StatusCode::CREATED,
-        &serde_json::json!({
-            "id": issued.id,
-            "challenge": issued.secret.as_str(),
+    let (Some(first), Some(last)) = (issued.first(), issued.last()) else {
+        return Err(err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no code was issued",
+        ));
+    };
+    // the audit row names the codes by their ids, never their values
+    note.reason = Some(if many {
+        format!("codes {}–{} issued", first.id, last.id)
+    } else {
+        format!("challenge {} issued", first.id)
+    });
+    let body_json = if many {
+        serde_json::json!({
             "template": template.name,
             "cn": body.cn,
             "san": body.san,
-            "expires_at": issued.expires_at,
-        }),
-    );
+            "expires_at": first.expires_at,
+            "codes": issued
+                .iter()
+                .map(|c| serde_json::json!({ "id": c.id, "code": c.secret.as_str() }))
+                .collect::<Vec<_>>(),
+        })
+    } else {
+        serde_json::json!({
+            "id": first.id,
+            "challenge": first.secret.as_str(),
+            "template": template.name,
+            "cn": body.cn,
+            "san": body.san,
+            "expires_at": first.expires_at,
+        })
+    };
+    let mut resp = json_response(StatusCode::CREATED, &body_json);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -140,6 +190,12 @@ pub(super) async fn list(
         .get::<ConnInfo>()
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
     let (parts, _) = req.into_parts();
+    // the same list, named as the route names it
+    let key = if parts.uri.path().starts_with("/api/v1/codes") {
+        "codes"
+    } else {
+        "challenges"
+    };
     let result = async {
         let principal =
             super::json::authenticate(&state, &parts.headers, &peer, &parts.method).await?;
@@ -155,7 +211,7 @@ pub(super) async fn list(
         Ok(json_response(
             StatusCode::OK,
             &serde_json::json!({
-                "challenges": list.iter().map(|c| challenge_json(c, &now)).collect::<Vec<_>>()
+                key: list.iter().map(|c| challenge_json(c, &now)).collect::<Vec<_>>()
             }),
         ))
     }

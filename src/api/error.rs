@@ -116,6 +116,7 @@ impl From<EnrollError> for EstError {
             | EnrollError::ReenrollMismatch(_)
             | EnrollError::Revoked(_)
             | EnrollError::DeviceRefused(_)
+            | EnrollError::CodeBinding(_)
             | EnrollError::Rejected { .. }) => EstError::Forbidden(e.to_string()),
             EnrollError::BadRequest(m) => EstError::BadRequest(m),
             EnrollError::Ca { cn, detail } => EstError::Internal {

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::body_response;
 use super::error::EstError;
-use crate::auth::{self, Principal};
+use crate::auth::{self, AuthMethod, Principal};
 use crate::enroll::{EnrollError, EnrollRequest, Outcome, Renewing};
 use crate::est::{self, Csr, Operation};
 use crate::model::{ConnInfo, RequestMeta};
-use crate::policy::Template;
+use crate::policy::{AuthScheme, Template};
 use crate::web::{AppState, AuditNote, RequestId};
 
 pub(super) async fn without_label(
@@ -170,7 +170,7 @@ async fn enroll(
     note: &mut AuditNote,
 ) -> Result<Response, EstError> {
     let (parts, body) = req.into_parts();
-    let (meta, conn, client_leaf, principal) =
+    let (meta, conn, client_leaf, who) =
         match admit(state, label, operation, template, &parts, note).await {
             Ok(a) => a,
             Err(e) => {
@@ -182,6 +182,10 @@ async fn enroll(
     let body = read_body(body, &parts.headers, state.max_body).await?;
     let der = est::decode_body(&body)?;
     let csr = Csr::parse(&der)?;
+    let used_by = code_use(&meta);
+    let (principal, effective) = identify(state, template, who, &csr, &used_by, &meta).await?;
+    note.principal = Some(principal.name.clone());
+    let template = effective.as_ref().unwrap_or(template);
     let renewing = match operation {
         Operation::SimpleReenroll => client_leaf.as_deref().map(|cert_der| Renewing { cert_der }),
         _ => None,
@@ -204,8 +208,12 @@ async fn enroll(
             job_item: None,
             vars: None,
         })
-        .await?;
-    match outcome {
+        .await;
+    // a refused request leaves its enrollment code unused, to be sent again
+    if let (Err(_), AuthMethod::Code { id: Some(id), .. }) = (&outcome, &principal.method) {
+        state.enroll.release_code(*id, &used_by).await;
+    }
+    match outcome? {
         Outcome::Issued(issued) => {
             note.serial = Some(issued.serial);
             note.recorded = issued.fresh;
@@ -254,9 +262,96 @@ async fn enroll(
     }
 }
 
+/// Who is asking, as far as it is known before the body is read.
+enum Who {
+    Known(Principal),
+    /// A Basic password on a template that takes enrollment codes: a code (its user name
+    /// the code's id or CN) or, when the template takes passwords too, a user's password.
+    CodeOrPassword {
+        user: String,
+        password: zeroize::Zeroizing<String>,
+    },
+    /// No credentials on a template that takes codes: the CSR's challengePassword.
+    CsrCode,
+}
+
+/// What a request that uses an enrollment code is recorded as: `est:<request id>`.
+fn code_use(meta: &RequestMeta) -> String {
+    let id = if meta.request_id.is_empty() {
+        // (the request-id layer always sets one; never share an empty one)
+        let mut b = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut b);
+        est::hex(&b)
+    } else {
+        meta.request_id.clone()
+    };
+    format!("{}{id}", crate::enroll::codes::EST_USE)
+}
+
+/// The principal once the CSR is read: a code is checked against the names it is bound to.
+/// Also the template to apply when a code's binding stands for its CN rule.
+async fn identify(
+    state: &AppState,
+    template: &Template,
+    who: Who,
+    csr: &Csr,
+    used_by: &str,
+    meta: &RequestMeta,
+) -> Result<(Principal, Option<Template>), EstError> {
+    let code = |secret: String, claimed: Option<String>| async move {
+        state
+            .enroll
+            .authenticate_code(
+                template,
+                &secret,
+                csr,
+                used_by,
+                claimed.as_deref(),
+                &meta.peer,
+            )
+            .await
+    };
+    match who {
+        Who::Known(p) => Ok((p, None)),
+        Who::CodeOrPassword { user, password } => {
+            match code(password.to_string(), Some(user.clone())).await? {
+                Some(found) => Ok(found),
+                None if template.auth.contains(&AuthScheme::Basic) => {
+                    Ok((basic_auth(state, &user, &password, &meta.peer).await?, None))
+                }
+                None => Err(EstError::Unauthorized(
+                    "the enrollment code is not one this server issued".into(),
+                )),
+            }
+        }
+        Who::CsrCode => match csr.challenge_password.clone() {
+            Some(secret) => code(secret, None).await?.ok_or_else(|| {
+                EstError::Unauthorized("the enrollment code is not one this server issued".into())
+            }),
+            None => Err(EstError::Unauthorized(no_credentials(template))),
+        },
+    }
+}
+
+/// The 401's text for a request without credentials: what this template takes.
+fn no_credentials(template: &Template) -> String {
+    let mut ways = Vec::new();
+    if template.auth.contains(&AuthScheme::Basic) {
+        ways.push("HTTP Basic credentials");
+    }
+    if template.auth.contains(&AuthScheme::Code) {
+        ways.push("an enrollment code (the Basic password, or the CSR's challengePassword)");
+    }
+    if template.vendor.is_some() {
+        ways.push("the device's manufacturer certificate (IDevID) as the TLS client certificate");
+    }
+    format!("this operation needs {}", ways.join(", or "))
+}
+
 /// What an enrollment must pass before its body is read: the media type and the
 /// authentication (Basic; the TLS client certificate for a renewal; a manufacturer
-/// certificate on a template that trusts its vendor).
+/// certificate on a template that trusts its vendor), or what the body must bring (an
+/// enrollment code).
 async fn admit(
     state: &AppState,
     label: Option<String>,
@@ -264,7 +359,7 @@ async fn admit(
     template: &Template,
     parts: &axum::http::request::Parts,
     note: &mut AuditNote,
-) -> Result<(RequestMeta, Option<ConnInfo>, Option<Vec<u8>>, Principal), EstError> {
+) -> Result<(RequestMeta, Option<ConnInfo>, Option<Vec<u8>>, Who), EstError> {
     let ct = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -300,6 +395,8 @@ async fn admit(
         .and_then(|c| c.client_chain.as_ref())
         .and_then(|chain| chain.first().cloned());
 
+    let takes_basic = template.auth.contains(&AuthScheme::Basic);
+    let takes_codes = template.auth.contains(&AuthScheme::Code);
     let principal: Principal = match operation {
         Operation::SimpleReenroll => {
             let Some(leaf) = client_leaf.as_deref() else {
@@ -307,7 +404,9 @@ async fn admit(
                     "re-enrollment needs the certificate being renewed as the TLS client certificate".into(),
                 ));
             };
-            if let Some((user, password)) = &basic {
+            if let Some((user, password)) = &basic
+                && takes_basic
+            {
                 // libest sends Basic credentials too: when present they must be right.
                 basic_auth(state, user, password, &meta.peer).await?;
             }
@@ -326,7 +425,27 @@ async fn admit(
             }
         }
         _ => match (&basic, conn.as_ref().and_then(|c| c.client_chain.as_ref())) {
-            (Some((user, password)), _) => basic_auth(state, user, password, &meta.peer).await?,
+            (Some((user, password)), _) if takes_codes => {
+                return Ok((
+                    meta,
+                    conn,
+                    client_leaf,
+                    Who::CodeOrPassword {
+                        user: user.clone(),
+                        password: zeroize::Zeroizing::new(password.clone()),
+                    },
+                ));
+            }
+            (Some((user, password)), _) if takes_basic => {
+                basic_auth(state, user, password, &meta.peer).await?
+            }
+            (Some(_), _) => {
+                return Err(EstError::Unauthorized(format!(
+                    "the certificate template {} takes no passwords: {}",
+                    template.name,
+                    no_credentials(template)
+                )));
+            }
             (None, Some(chain)) if template.vendor.is_some() => {
                 match state.enroll.authenticate_device(chain, template).await {
                     Ok(p) => p,
@@ -341,21 +460,13 @@ async fn admit(
                     }
                 }
             }
-            (None, _) if template.vendor.is_some() => {
-                return Err(EstError::Unauthorized(
-                    "this operation needs HTTP Basic credentials, or the device's manufacturer certificate (IDevID) as the TLS client certificate".into(),
-                ));
-            }
-            (None, _) => {
-                return Err(EstError::Unauthorized(
-                    "this operation needs HTTP Basic credentials".into(),
-                ));
-            }
+            (None, _) if takes_codes => return Ok((meta, conn, client_leaf, Who::CsrCode)),
+            (None, _) => return Err(EstError::Unauthorized(no_credentials(template))),
         },
     };
     note.principal = Some(principal.name.clone());
 
-    Ok((meta, conn, client_leaf, principal))
+    Ok((meta, conn, client_leaf, Who::Known(principal)))
 }
 
 /// At most this much of a refused request's body is read and thrown away.

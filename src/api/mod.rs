@@ -65,6 +65,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             axum::routing::post(challenges::revoke),
         )
         .route(
+            "/api/v1/codes",
+            axum::routing::post(challenges::issue_codes).get(challenges::list),
+        )
+        .route(
+            "/api/v1/codes/{id}/revoke",
+            axum::routing::post(challenges::revoke),
+        )
+        .route(
             "/api/v1/devices",
             axum::routing::post(devices::put).get(devices::list),
         )

@@ -2,6 +2,7 @@
 //! TLS listener.
 
 pub mod ca_cli;
+pub mod code_cli;
 pub mod device_cli;
 pub mod scep_cli;
 

@@ -1,12 +1,10 @@
-//! `estd scep …`: one-time SCEP challenge passwords, issued, listed and withdrawn from the
-//! command line (the JSON API and the portal do the same through `service::scep`).
-
-use std::time::SystemTime;
+//! `estd scep …`: one-time SCEP challenge passwords — enrollment codes (`estd code`) under
+//! their SCEP names — and the argon2 hash of a template's static challenge.
 
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::service::scep::challenge::{self, NewChallenge};
+use crate::enroll::codes::NewCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ScepCommand {
@@ -64,74 +62,19 @@ pub async fn scep(cmd: ScepCommand, config: &Config) -> Result<(), String> {
             expires,
             by,
         } => {
-            let templates = super::load_templates(config).map_err(|e| e.to_string())?;
-            let t = templates
-                .get(Some(&template))
-                .ok_or_else(|| format!("unknown certificate template {template:?}"))?;
-            let lifetime =
-                crate::model::parse_since(&expires).map_err(|e| format!("--expires {e}"))?;
-            let issued = challenge::issue(
-                store.as_ref(),
-                &t,
-                NewChallenge {
-                    template: t.name.clone(),
-                    cn,
-                    san,
-                    lifetime: Some(lifetime),
-                    created_by: by,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            eprintln!(
-                "challenge {} for the template {}, single use, expires at {}:",
-                issued.id, t.name, issued.expires_at
-            );
-            crate::outln!("{}", issued.secret.as_str());
-            Ok(())
+            let new = NewCode {
+                template,
+                cn,
+                san,
+                lifetime: Some(
+                    crate::model::parse_since(&expires).map_err(|e| format!("--expires {e}"))?,
+                ),
+                created_by: by,
+            };
+            super::code_cli::issue(store.as_ref(), config, new, 1, None).await
         }
-        ScepCommand::Challenges { all } => {
-            let now = crate::model::timestamp(SystemTime::now());
-            let list = store
-                .list_challenges(&now, !all, 1000)
-                .await
-                .map_err(|e| e.to_string())?;
-            if list.is_empty() {
-                crate::outln!("no challenges{}", if all { "" } else { " open" });
-            }
-            let p = crate::model::printable;
-            for c in list {
-                let state = match (&c.used_at, c.expires_at <= now) {
-                    (Some(at), _) => format!("used {at}"),
-                    (None, true) => "expired".to_string(),
-                    (None, false) => "open".to_string(),
-                };
-                crate::outln!(
-                    "{:>5}  {:<12} CN={:<20} SAN={:<20} by {:<10} expires {}  {}",
-                    c.id,
-                    p(&c.template),
-                    p(c.cn.as_deref().unwrap_or("*")),
-                    p(c.san.as_deref().unwrap_or("*")),
-                    p(&c.created_by),
-                    c.expires_at,
-                    state
-                );
-            }
-            Ok(())
-        }
+        ScepCommand::Challenges { all } => super::code_cli::list(store.as_ref(), all).await,
         ScepCommand::HashChallenge => Ok(()),
-        ScepCommand::RevokeChallenge { id } => {
-            if store
-                .revoke_challenge(id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                tracing::info!(challenge = id, "SCEP challenge withdrawn");
-                crate::outln!("challenge {id} withdrawn");
-                Ok(())
-            } else {
-                Err(format!("no unused challenge {id}"))
-            }
-        }
+        ScepCommand::RevokeChallenge { id } => super::code_cli::revoke(store.as_ref(), id).await,
     }
 }

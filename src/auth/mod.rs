@@ -23,10 +23,10 @@ pub enum AuthMethod {
     },
     /// A portal session cookie.
     Session,
-    /// A SCEP challenge password for this template: a one-time challenge (its id) or the
-    /// template's static one. The challenge is the template's permission: its access
-    /// groups do not apply.
-    ScepChallenge {
+    /// An enrollment code for this template (a one-time code by its id, over EST or as a
+    /// SCEP challenge), or the template's static SCEP challenge (no id). The code is the
+    /// template's permission: its access groups do not apply.
+    Code {
         template: String,
         id: Option<i64>,
     },
@@ -59,10 +59,15 @@ pub fn device_serial(requester: &str) -> Option<&str> {
     requester.strip_prefix(IDEVID)
 }
 
-/// A requester that is a device, not a user (a SCEP challenge, an IDevID): its
-/// certificates' renewals are authorised by the certificate alone.
+/// The requester of a certificate an enrollment code obtained over EST: `code:<id>`.
+pub fn code_requester(id: i64) -> String {
+    format!("code:{id}")
+}
+
+/// A requester that is a device, not a user (a SCEP challenge, an enrollment code, an
+/// IDevID): its certificates' renewals are authorised by the certificate alone.
 pub fn is_device_requester(name: &str) -> bool {
-    is_scep_requester(name) || device_serial(name).is_some()
+    is_scep_requester(name) || name.starts_with("code:") || device_serial(name).is_some()
 }
 
 /// An authenticated identity with its groups.

@@ -18,8 +18,7 @@ impl EnrollService {
         // a SCEP challenge or a trusted IDevID is the permission for its template; a
         // certificate it obtained renews under that template
         match &principal.method {
-            AuthMethod::ScepChallenge { template: t, .. }
-            | AuthMethod::DeviceCert { template: t, .. }
+            AuthMethod::Code { template: t, .. } | AuthMethod::DeviceCert { template: t, .. }
                 if *t == template.name =>
             {
                 return Ok(());

@@ -2,6 +2,7 @@
 //! certificate, so every path gets the same checks, the same audit and the same numbers.
 
 mod access;
+pub mod codes;
 mod device;
 mod issue;
 mod upstream;
@@ -64,6 +65,9 @@ pub enum EnrollError {
     /// certificate estd will not hand out (503 with Retry-After).
     #[error("{detail}; try again in {retry_after} seconds")]
     UpstreamUnavailable { detail: String, retry_after: u64 },
+    /// An enrollment code bound to another CN or SubjectAltName than the request's (403).
+    #[error("{0}")]
+    CodeBinding(String),
     /// A manufacturer certificate (IDevID) this template does not accept: untrusted
     /// vendor, expired, revoked, or the device not allowed (403).
     #[error(transparent)]

@@ -227,7 +227,28 @@ impl Template {
                 .map_err(bad)?,
             )
         };
+        let mut auth = Vec::new();
+        for a in &raw.auth {
+            let scheme = AuthScheme::parse(a)
+                .ok_or_else(|| bad(format!("auth: unknown {a:?} (expected basic or code)")))?;
+            if auth.contains(&scheme) {
+                return Err(bad(format!("auth: {a:?} twice")));
+            }
+            auth.push(scheme);
+        }
+        if auth.is_empty() && raw.trust_vendor_cas.is_empty() {
+            return Err(bad(
+                "auth: empty: name basic, code, or both (or trust_vendor_cas)".into(),
+            ));
+        }
+        if auth.contains(&AuthScheme::Code) && raw.channel_binding {
+            return Err(bad(
+                "auth = [\"code\"] and channel_binding both use the CSR's challengePassword: choose one"
+                    .into(),
+            ));
+        }
         Ok(Template {
+            auth,
             vendor,
             issuer: raw.issuer.clone(),
             scep: raw.scep,

@@ -131,6 +131,9 @@ struct RawTemplate {
     /// Only devices on the template's allow-list enroll by IDevID.
     #[serde(default)]
     idevid_allow_list: bool,
+    /// The credentials EST takes, in the order of its 401's challenges.
+    #[serde(default = "default_auth")]
+    auth: Vec<String>,
 }
 
 fn default_key_usage() -> Vec<String> {
@@ -153,6 +156,10 @@ fn default_retry_after() -> u32 {
 }
 fn local_issuer() -> String {
     crate::model::LOCAL_ISSUER.into()
+}
+
+fn default_auth() -> Vec<String> {
+    vec!["basic".into()]
 }
 
 fn default_idevid_cn() -> String {
@@ -232,6 +239,26 @@ impl std::fmt::Display for AllowedKey {
     }
 }
 
+/// A credential an EST request may present (a template's `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// A user's name and password (HTTP Basic).
+    Basic,
+    /// An enrollment code: the Basic password (the user name its id or CN), or the CSR's
+    /// challengePassword.
+    Code,
+}
+
+impl AuthScheme {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "basic" => Some(Self::Basic),
+            "code" => Some(Self::Code),
+            _ => None,
+        }
+    }
+}
+
 /// Whether issuance waits for a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Approval {
@@ -300,6 +327,9 @@ pub struct Template {
     /// Manufacturer certificates (IDevIDs) that authenticate devices on this template:
     /// `trust_vendor_cas` and what goes with it.
     pub vendor: Option<Arc<vendor::VendorTrust>>,
+    /// The credentials EST takes besides a client certificate: user passwords, enrollment
+    /// codes (`enroll::codes`).
+    pub auth: Vec<AuthScheme>,
     /// The file as read (serde's defaults filled in), for `estd template show`.
     raw: RawTemplate,
 }

@@ -179,6 +179,11 @@ impl Template {
         put("ocsp", Value::Boolean(raw.ocsp), None);
         put("scep", Value::Boolean(raw.scep), None);
         put("scep_ra_signers", strings(&raw.scep_ra_signers), None);
+        put(
+            "auth",
+            strings(&raw.auth),
+            Some("what EST takes besides client certificates: basic (user passwords), code (enrollment codes)".into()),
+        );
         put("trust_vendor_cas", strings(&raw.trust_vendor_cas), None);
         put("vendor_crls", strings(&raw.vendor_crls), None);
         put(

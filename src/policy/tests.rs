@@ -112,6 +112,23 @@ fn bad_values_name_the_file_and_key() {
             format!("{GOOD}allowed_users = [\"b{}d\"]\n", "\u{430}"),
             "allowed_users: user name",
         ),
+        (
+            format!("{GOOD}auth = [\"bearer\"]\n"),
+            "auth: unknown \"bearer\"",
+        ),
+        (
+            format!("{GOOD}auth = [\"code\", \"code\"]\n"),
+            "auth: \"code\" twice",
+        ),
+        (format!("{GOOD}auth = []\n"), "auth: empty"),
+        (
+            format!("{GOOD}auth = [\"code\"]\nchannel_binding = true\n"),
+            "both use the CSR's challengePassword",
+        ),
+        (
+            format!("{GOOD}idevid_allow_list = true\n"),
+            "need trust_vendor_cas",
+        ),
     ] {
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.starts_with("t.toml: "), "{err}");

@@ -131,7 +131,9 @@ pub(crate) fn from_enroll(e: EnrollError, csr_request: bool) -> SingleError {
         e @ EnrollError::TemplateDenied { .. } => {
             SingleError::new(Field::Template, Kind::Forbidden, e.to_string())
         }
-        e @ (EnrollError::Rejected { .. } | EnrollError::DeviceRefused(_)) => {
+        e @ (EnrollError::Rejected { .. }
+        | EnrollError::DeviceRefused(_)
+        | EnrollError::CodeBinding(_)) => {
             SingleError::new(Field::General, Kind::Forbidden, e.to_string())
         }
         EnrollError::BadRequest(m) => SingleError::new(

@@ -43,6 +43,8 @@ pub struct TransactionRecord {
 pub trait ScepStore: Send + Sync {
     /// Stores a new challenge; returns its id.
     async fn create_challenge(&self, c: &ChallengeRecord) -> Result<i64, StoreError>;
+    /// Stores new challenges in one transaction; returns their ids, in order.
+    async fn create_challenges(&self, cs: &[ChallengeRecord]) -> Result<Vec<i64>, StoreError>;
     async fn find_challenge(
         &self,
         secret_hash: &str,
@@ -116,21 +118,32 @@ macro_rules! scep_sql {
         #[async_trait::async_trait]
         impl ScepStore for $store {
             async fn create_challenge(&self, c: &ChallengeRecord) -> Result<i64, StoreError> {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO scep_challenges (template, secret_hash, cn, san, created_by, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(&c.template)
-                .bind(&c.secret_hash)
-                .bind(&c.cn)
-                .bind(&c.san)
-                .bind(&c.created_by)
-                .bind(&c.created_at)
-                .bind(&c.expires_at)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| unique(e, "challenge"))?;
-                Ok(id)
+                let ids = self.create_challenges(std::slice::from_ref(c)).await?;
+                ids.first().copied().ok_or_else(|| StoreError::Db("no challenge id returned".into()))
+            }
+
+            async fn create_challenges(&self, cs: &[ChallengeRecord]) -> Result<Vec<i64>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut ids = Vec::with_capacity(cs.len());
+                for c in cs {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO scep_challenges (template, secret_hash, cn, san, created_by, created_at, expires_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    )
+                    .bind(&c.template)
+                    .bind(&c.secret_hash)
+                    .bind(&c.cn)
+                    .bind(&c.san)
+                    .bind(&c.created_by)
+                    .bind(&c.created_at)
+                    .bind(&c.expires_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| unique(e, "challenge"))?;
+                    ids.push(id);
+                }
+                tx.commit().await?;
+                Ok(ids)
             }
 
             async fn find_challenge(

@@ -353,9 +353,7 @@ impl ScepService {
             .await;
         // a request refused (the policy, or estd failing to finish it) leaves its one-time
         // challenge unused: it may be sent again, corrected or later
-        if let (Err(_), AuthMethod::ScepChallenge { id: Some(id), .. }) =
-            (&outcome, &principal.method)
-        {
+        if let (Err(_), AuthMethod::Code { id: Some(id), .. }) = (&outcome, &principal.method) {
             match self.store.release_challenge(*id, &msg.transaction_id).await {
                 Ok(_) => tracing::info!(
                     challenge = id,
@@ -607,7 +605,7 @@ impl ScepService {
         let principal = Principal {
             name: p.requester.clone(),
             groups: Vec::new(),
-            method: AuthMethod::ScepChallenge {
+            method: AuthMethod::Code {
                 template: template.name.clone(),
                 id: None,
             },

@@ -68,6 +68,15 @@ key_types = ["ec-p256"]
 validity_days = 30
 trust_vendor_cas = ["acme-idevid-cas.pem"]
 TOML
+# and a template that takes enrollment codes only
+cat >"$WORK/templates/kiosk.toml" <<'TOML'
+name = "kiosk"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["code"]
+cn_must_match_user = false
+scep = false
+TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
 export EST_OPENSSL_CACERT="$ROOTCA"
@@ -240,6 +249,18 @@ if est_failed out.txt && [ ! -e z2/cert-0-0.pem ] \
   && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT status || reason FROM audit_events WHERE principal = 'idevid:SN-2002'" | grep -q "^403.*deny-list"; then
   pass "estclient with a denied IDevID: refused, audited (403, idevid:SN-2002)"
 else fail "estclient denied IDevID" "$(tail -5 out.txt)"; fi
+# an enrollment code as libest's Basic password (user name: the code's id), after its
+# credential-less first try; the same code again fails
+$ESTD code issue --template kiosk --count 1 --csv code.csv >/dev/null 2>&1
+CID=$(sed -n 2p code.csv | cut -d, -f1); CODE=$(sed -n 2p code.csv | cut -d, -f2)
+mkdir -p k1 k2
+estc -e -u "$CID" -h "$CODE" --common-name kiosk-1 --path-seg kiosk -x k1.pem -o k1 --pem-output >out.txt
+if ! est_failed out.txt && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem k1/cert-0-0.pem >/dev/null 2>&1 \
+  && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT requester FROM certificates WHERE template = 'kiosk'" | grep -qx "code:$CID"; then
+  pass "estclient -e with an enrollment code as the password: issued, requester code:$CID"
+else fail "estclient with an enrollment code" "$(tail -5 out.txt)"; fi
+estc -e -u "$CID" -h "$CODE" --common-name kiosk-2 --path-seg kiosk -x k1.pem -o k2 --pem-output >out.txt
+est_failed out.txt && [ ! -e k2/cert-0-0.pem ] && pass "estclient with the same code again: refused" || fail "estclient code reuse" "$(tail -3 out.txt)"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
 
 # ===================================================== 2. estd client -> libest estserver ====

@@ -5,6 +5,8 @@
 # enrolling with curl and with `estd client` by their IDevID alone; then every refusal
 # (not allowed, denied, a CSR that does not match, another vendor, an IDevID as a renewal
 # credential), each certificate checked with openssl and each refusal found in the audit.
+# Then enrollment codes: `estd code issue --count --csv`, a code as the Basic password (curl,
+# estd client) and as the CSR's challengePassword (openssl req), reused, withdrawn.
 # Prints PASS/FAIL per check and ends with "N passed, M failed".
 #
 #   interop/zerotouch.sh                 # builds target/debug/estd first
@@ -30,6 +32,15 @@ validity_days = 30
 trust_vendor_cas = ["acme-idevid-root.pem"]
 idevid_cn = "%idevid_serial%"
 idevid_allow_list = true
+TOML
+# enrollment codes: a template that takes nothing else
+cat >"$WORK/templates/kiosk.toml" <<'TOML'
+name = "kiosk"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["code"]
+cn_must_match_user = false
+scep = false
 TOML
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
@@ -117,6 +128,43 @@ $ESTD device remove SN-1001 --template zt >/dev/null 2>&1
 status=$(post SN-1001 simpleenroll SN-1001)
 [ "$status" = 403 ] && grep -q "allow-list" resp.txt && pass "estd device remove SN-1001, then its enrollment: 403" \
   || fail "removed device" "$status $(cat resp.txt)"
+
+# ------------------------------------------------------------- enrollment codes ----
+$ESTD code issue --template kiosk --count 5 --expires 7d --csv codes.csv >out.txt 2>&1
+if [ "$(stat -c %a codes.csv 2>/dev/null)" = 600 ] && [ "$(wc -l <codes.csv)" = 6 ] \
+  && head -1 codes.csv | grep -qx 'id,code,template,cn,san,expires_at' && grep -q "^5 codes" out.txt; then
+  pass "estd code issue --count 5 --csv: a new 0600 file, a header and 5 codes"
+else fail "estd code issue --csv" "$(cat out.txt)"; fi
+$ESTD code issue --template kiosk --count 2 --csv codes.csv >out.txt 2>&1 \
+  && fail "--csv over an existing file" || pass "estd code issue --csv refuses to overwrite a file"
+code_at() { sed -n "$(($1 + 1))p" codes.csv | cut -d, -f"$2"; }
+ID1=$(code_at 1 1); C1=$(code_at 1 2); ID2=$(code_at 2 1); C2=$(code_at 2 2); ID3=$(code_at 3 1); C3=$(code_at 3 2); ID4=$(code_at 4 1); C4=$(code_at 4 2)
+enroll_code() { # USER:PASSWORD (or "") CN -> status, body in resp.txt
+  csr "$2" code.key >req.b64
+  curl -s -o resp.txt -w '%{http_code}' --cacert "$ROOTCA" ${1:+-u "$1"} \
+    -H 'Content-Type: application/pkcs10' --data-binary @req.b64 "$URL/kiosk/simpleenroll"
+}
+status=$(enroll_code "$ID1:$C1" kiosk-1)
+[ "$status" = 200 ] && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT requester FROM certificates WHERE template = 'kiosk'" | grep -qx "code:$ID1" \
+  && pass "curl, the code as the Basic password (user = its id): 200, requester code:$ID1" || fail "code as Basic password" "$status $(cat resp.txt)"
+status=$(enroll_code "$ID1:$C1" kiosk-1)
+[ "$status" = 401 ] && grep -q "code $ID1: already used" resp.txt && pass "the same code again: 401, already used" || fail "code reuse" "$status $(cat resp.txt)"
+# the code as the CSR's challengePassword (openssl req's attributes), no Authorization
+printf '[req]\nprompt = no\ndistinguished_name = dn\nattributes = attrs\n[dn]\nCN = kiosk-2\n[attrs]\nchallengePassword = %s\n' "$C2" >req.cnf
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout k2.key -config req.cnf -outform DER 2>/dev/null | base64 -w 64 >req.b64
+status=$(curl -s -o resp.txt -w '%{http_code}' --cacert "$ROOTCA" -H 'Content-Type: application/pkcs10' --data-binary @req.b64 "$URL/kiosk/simpleenroll")
+[ "$status" = 200 ] && pass "curl, the code as the CSR's challengePassword (openssl req): 200" || fail "code as challengePassword" "$status $(cat resp.txt)"
+if $ESTD_BIN client --server "127.0.0.1:$PORT" --cacert "$ROOTCA" --label kiosk --user "$ID3" --password "$C3" enroll --cn kiosk-3 \
+     --out c3.pem --key-out k3.pem >out.txt 2>&1 && openssl x509 -in c3.pem -noout -subject | grep -q "CN *= *kiosk-3"; then
+  pass "estd client enroll --user <code id> --password <code>"
+else fail "estd client with a code" "$(tail -3 out.txt)"; fi
+$ESTD code revoke "$ID4" >/dev/null 2>&1
+status=$(enroll_code "$ID4:$C4" kiosk-4)
+[ "$status" = 401 ] && grep -q "not one this server issued" resp.txt && pass "estd code revoke, then the code: 401" || fail "revoked code" "$status $(cat resp.txt)"
+$ESTD code list --all >out.txt 2>&1
+grep -qE "^ *$ID1 .*used" out.txt && ! grep -qE "^ *$ID4 " out.txt && pass "estd code list --all: $ID1 used, $ID4 gone" || fail "code list" "$(cat out.txt)"
+sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT count(*) FROM audit_events WHERE reason LIKE '%$C1%' OR principal LIKE '%$C1%' OR reason LIKE '%$C2%'" | grep -qx 0 \
+  && pass "no code's value in the audit log" || fail "a code in the audit log"
 
 # nothing secret or whole in the audit: no PEM, no key
 sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT count(*) FROM audit_events WHERE reason LIKE '%BEGIN%'" | grep -qx 0 \

@@ -637,3 +637,43 @@ async fn connections_are_kept_for_the_next_requests() {
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
 }
+
+/// The bearer tokens' key set fetched from an identity provider's JWKS URL over TLS (what
+/// `[tokens] jwks_url` does at start and on its schedule); an answer that is no key set is
+/// an error, and the keys there are stay.
+#[tokio::test]
+async fn a_jwks_is_fetched_over_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca = Ca::new("IdP Root");
+    let jwks = br#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    let (port, mut seen) = server(Some(server_tls(&ca, None)), jwks).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = file(&dir, "ca.pem", &ca.pem);
+    let t = HttpsTransport::new(&settings(
+        format!("https://localhost:{port}"),
+        Some(ca_file.clone()),
+    ))
+    .unwrap();
+    let keys = estd::service::tokens::fetch(&t, "/.well-known/jwks.json")
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        seen.recv()
+            .await
+            .unwrap()
+            .head
+            .starts_with("GET /.well-known/jwks.json HTTP/1.1\r\n")
+    );
+    let (port, _) = server(Some(server_tls(&ca, None)), b"<html>not a key set</html>").await;
+    let t = HttpsTransport::new(&settings(
+        format!("https://localhost:{port}"),
+        Some(ca_file),
+    ))
+    .unwrap();
+    let e = estd::service::tokens::fetch(&t, "/jwks")
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(e.contains("not JSON"), "{e}");
+}

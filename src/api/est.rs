@@ -61,6 +61,7 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
     } else {
         Ok(())
     };
+    let template = state.templates.get(label.as_deref());
     let result = match checked {
         Ok(()) => dispatch(&state, label, &op, req, &mut note).await,
         Err(e) => Err(e),
@@ -72,8 +73,38 @@ async fn handle(state: Arc<AppState>, label: Option<String>, op: String, req: Re
             err.into_response()
         }
     };
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && let Some(t) = template
+    {
+        challenge(&t, resp.headers_mut());
+    }
     resp.extensions_mut().insert(note);
     resp
+}
+
+/// A 401's `WWW-Authenticate` headers, one per scheme the template takes, in its `auth`
+/// order: libest answers the first (`Bearer` first makes it send its token).
+fn challenge(template: &Template, headers: &mut axum::http::HeaderMap) {
+    headers.remove(header::WWW_AUTHENTICATE);
+    let mut basic = false;
+    for a in &template.auth {
+        let value = match a {
+            AuthScheme::Basic | AuthScheme::Code if !basic => {
+                basic = true;
+                "Basic realm=\"estd\""
+            }
+            AuthScheme::Bearer => "Bearer realm=\"estd\"",
+            _ => continue,
+        };
+        headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::WWW_AUTHENTICATE) {
+        // (a template for IDevIDs only: still a challenge, as HTTP wants one on a 401)
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"estd\""),
+        );
+    }
 }
 
 async fn dispatch(
@@ -184,7 +215,7 @@ async fn enroll(
     let csr = Csr::parse(&der)?;
     let used_by = code_use(&meta);
     let (principal, effective) = identify(state, template, who, &csr, &used_by, &meta).await?;
-    note.principal = Some(principal.name.clone());
+    note.principal = Some(principal.recorded());
     let template = effective.as_ref().unwrap_or(template);
     let renewing = match operation {
         Operation::SimpleReenroll => client_leaf.as_deref().map(|cert_der| Renewing { cert_der }),
@@ -335,13 +366,17 @@ async fn identify(
 
 /// The 401's text for a request without credentials: what this template takes.
 fn no_credentials(template: &Template) -> String {
-    let mut ways = Vec::new();
-    if template.auth.contains(&AuthScheme::Basic) {
-        ways.push("HTTP Basic credentials");
-    }
-    if template.auth.contains(&AuthScheme::Code) {
-        ways.push("an enrollment code (the Basic password, or the CSR's challengePassword)");
-    }
+    let mut ways: Vec<&str> = template
+        .auth
+        .iter()
+        .map(|a| match a {
+            AuthScheme::Basic => "HTTP Basic credentials",
+            AuthScheme::Code => {
+                "an enrollment code (the Basic password, or the CSR's challengePassword)"
+            }
+            AuthScheme::Bearer => "a bearer token",
+        })
+        .collect();
     if template.vendor.is_some() {
         ways.push("the device's manufacturer certificate (IDevID) as the TLS client certificate");
     }
@@ -384,12 +419,14 @@ async fn admit(
             .map_or_else(|| "unknown".into(), |c| c.peer.to_string()),
         label,
     };
-    let basic = match parts.headers.get(header::AUTHORIZATION) {
+    let authorization = parts.headers.get(header::AUTHORIZATION);
+    let basic = match authorization {
         Some(v) => {
             auth::parse_basic(v.as_bytes()).map_err(|e| EstError::Unauthorized(e.to_string()))?
         }
         None => None,
     };
+    let bearer = authorization.and_then(|v| auth::parse_bearer(v.as_bytes()));
     let client_leaf = conn
         .as_ref()
         .and_then(|c| c.client_chain.as_ref())
@@ -424,6 +461,18 @@ async fn admit(
                 }
             }
         }
+        _ if bearer.is_some() => match bearer {
+            Some(token) if template.auth.contains(&AuthScheme::Bearer) => {
+                state.enroll.authenticate_bearer(token)?
+            }
+            _ => {
+                return Err(EstError::Unauthorized(format!(
+                    "the certificate template {} takes no bearer tokens: {}",
+                    template.name,
+                    no_credentials(template)
+                )));
+            }
+        },
         _ => match (&basic, conn.as_ref().and_then(|c| c.client_chain.as_ref())) {
             (Some((user, password)), _) if takes_codes => {
                 return Ok((
@@ -464,7 +513,7 @@ async fn admit(
             (None, _) => return Err(EstError::Unauthorized(no_credentials(template))),
         },
     };
-    note.principal = Some(principal.name.clone());
+    note.principal = Some(principal.recorded());
 
     Ok((meta, conn, client_leaf, Who::Known(principal)))
 }

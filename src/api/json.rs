@@ -102,7 +102,7 @@ pub(crate) fn store_error(e: &crate::store::StoreError) -> ApiError {
     }
 }
 
-/// Basic credentials or a session cookie → the principal.
+/// Basic credentials, a bearer token or a session cookie → the principal.
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
@@ -110,13 +110,19 @@ pub(crate) async fn authenticate(
     method: &axum::http::Method,
 ) -> Result<Principal, ApiError> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
+        if let Some(token) = auth::parse_bearer(v.as_bytes()) {
+            return state
+                .enroll
+                .authenticate_bearer(token)
+                .map_err(|e| err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()));
+        }
         let Some((user, password)) = auth::parse_basic(v.as_bytes())
             .map_err(|e| err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?
         else {
             return Err(err(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "use HTTP Basic or the portal's session",
+                "use HTTP Basic, a bearer token or the portal's session",
             ));
         };
         if crate::fields::has_control(&user) {
@@ -200,7 +206,7 @@ pub(super) async fn prelude(
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
     note.principal = crate::web::claimed_user(&parts.headers);
     let principal = authenticate(state, &parts.headers, &peer, &parts.method).await?;
-    note.principal = Some(principal.name.clone());
+    note.principal = Some(principal.recorded());
     let body = super::est::read_body(body, &parts.headers, state.max_body)
         .await
         .map_err(|e| err(e.status(), "bad_request", e.public_message()))?;

@@ -341,23 +341,26 @@ pub async fn build(config: &Config) -> Result<Built, StartError> {
         Some(k) => crate::ca::seal::Sealer::in_token(k),
         None => crate::ca::seal::Sealer::load_or_create(&config.ca_dir.join("jobs.key"))?,
     });
-    let enroll = Arc::new(
-        EnrollService::new(
-            issuer,
-            store.clone(),
-            config.est_group.clone(),
-            config.est_admin_groups.clone(),
-        )
-        .with_sealer(sealer.clone())
-        .with_credential_cache(
-            auth::CredentialCache::new(config.auth_cache)
-                .map_err(|e| StartError::Other(e.to_string()))?,
-        )
-        .with_revocation_urls(urls.clone())
-        .with_upstreams(upstreams, templates.clone())
-        .with_work_bounds(config.max_concurrent_checks, config.max_waiting)
-        .with_throttle(config.throttle),
-    );
+    let tokens = token_verifier(config, &templates)?;
+    let mut service = EnrollService::new(
+        issuer,
+        store.clone(),
+        config.est_group.clone(),
+        config.est_admin_groups.clone(),
+    )
+    .with_sealer(sealer.clone())
+    .with_credential_cache(
+        auth::CredentialCache::new(config.auth_cache)
+            .map_err(|e| StartError::Other(e.to_string()))?,
+    )
+    .with_revocation_urls(urls.clone())
+    .with_upstreams(upstreams, templates.clone())
+    .with_work_bounds(config.max_concurrent_checks, config.max_waiting)
+    .with_throttle(config.throttle);
+    if let Some(v) = tokens {
+        service = service.with_tokens(v);
+    }
+    let enroll = Arc::new(service);
     enroll.set_server_certificate(&own_server_cert);
     let revocation = match &revocation_listener {
         Some(_) => {
@@ -511,6 +514,45 @@ async fn upstreams(
 /// For each upstream, `/cacerts` again every `cacerts_refresh` (every `breaker_open` while
 /// it fails: the probe that brings `/readyz` back without device traffic); and, with any
 /// upstream, the poller of requests upstreams hold (every second, a bounded batch).
+/// The bearer tokens' verifier of `[tokens]`: a JWKS file read now, or a URL fetched now
+/// and on a schedule. A template that takes bearer tokens needs one.
+fn token_verifier(
+    config: &Config,
+    templates: &crate::policy::Templates,
+) -> Result<Option<Arc<auth::jwt::Verifier>>, StartError> {
+    let Some(t) = &config.tokens else {
+        return match templates
+            .iter()
+            .find(|t| t.auth.contains(&crate::policy::AuthScheme::Bearer))
+        {
+            Some(t) => Err(StartError::Other(format!(
+                "template {}: auth takes bearer tokens, and no [tokens] is configured",
+                t.name
+            ))),
+            None => Ok(None),
+        };
+    };
+    let v = Arc::new(auth::jwt::Verifier::new(
+        t.settings.clone(),
+        Default::default(),
+    ));
+    match &t.source {
+        crate::config::JwksSource::File(path) => {
+            v.set_keys(crate::service::tokens::load_file(path).map_err(StartError::Other)?);
+        }
+        crate::config::JwksSource::Url {
+            transport,
+            path,
+            refresh,
+        } => {
+            let tr = crate::outbound::HttpsTransport::new(transport)
+                .map_err(|e| StartError::Other(format!("tokens.jwks_url: {e}")))?;
+            crate::service::tokens::spawn_refresh(v.clone(), Arc::new(tr), path.clone(), *refresh);
+        }
+    }
+    Ok(Some(v))
+}
+
 fn spawn_upstream_tasks(enroll: &Arc<EnrollService>) {
     let mut any = false;
     for up in enroll.upstreams() {

@@ -1,6 +1,7 @@
 //! Authentication: password hashing (argon2), the HTTP Basic header, and the `Principal`
 //! every request resolves to.
 
+pub mod jwt;
 pub mod password;
 pub mod throttle;
 
@@ -30,6 +31,9 @@ pub enum AuthMethod {
         template: String,
         id: Option<i64>,
     },
+    /// A bearer token (JWT) of the configured identity provider: the user and groups it
+    /// names, who need no account here.
+    Bearer,
     /// A manufacturer certificate (IDevID) a template trusts: the device with this serial
     /// number, whose new certificate's CN must be `cn`. The IDevID is the template's
     /// permission: its access groups do not apply.
@@ -64,10 +68,14 @@ pub fn code_requester(id: i64) -> String {
     format!("code:{id}")
 }
 
-/// A requester that is a device, not a user (a SCEP challenge, an enrollment code, an
-/// IDevID): its certificates' renewals are authorised by the certificate alone.
+/// A requester that is no local account (a SCEP challenge, an enrollment code, an IDevID, a
+/// bearer token's user): its certificates' renewals are authorised by the certificate
+/// alone.
 pub fn is_device_requester(name: &str) -> bool {
-    is_scep_requester(name) || name.starts_with("code:") || device_serial(name).is_some()
+    is_scep_requester(name)
+        || name.starts_with("code:")
+        || name.starts_with(TOKEN)
+        || device_serial(name).is_some()
 }
 
 /// An authenticated identity with its groups.
@@ -82,6 +90,28 @@ impl Principal {
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
     }
+
+    /// The name its requests and certificates are recorded under: a token's user is
+    /// `token:<name>` (never taken for a local account of that name), anyone else their
+    /// name.
+    pub fn recorded(&self) -> String {
+        match self.method {
+            AuthMethod::Bearer => format!("{TOKEN}{}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+const TOKEN: &str = "token:";
+
+/// The token of `Authorization: Bearer <token>`; `None` for another scheme.
+pub fn parse_bearer(header: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, rest) = text.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Largest password accepted anywhere (argon2 cost is per byte of input only slightly, but

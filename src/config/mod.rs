@@ -7,8 +7,10 @@
 
 mod ca;
 mod scep;
+mod tokens;
 mod upstream;
 pub use scep::RawScep;
+pub use tokens::{JwksSource, RawTokens, TokensConfig};
 pub use upstream::{RawUpstream, UpstreamConfig};
 
 pub use ca::{CA_PIN_ENV, CaToken, RawCa, uri_pin_file};
@@ -41,6 +43,7 @@ const SECTIONS: &[&str] = &[
     "revocation",
     "metrics",
     "scep",
+    "tokens",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,8 @@ pub struct RawConfig {
     pub audit: RawAudit,
     /// `[upstream.NAME]`: CAs templates forward to (`config/upstream.rs`).
     pub upstream: std::collections::BTreeMap<String, RawUpstream>,
+    /// `[tokens]`: the identity provider of bearer tokens (`config/tokens.rs`).
+    pub tokens: Option<RawTokens>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +262,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             audit: RawAudit::default(),
             upstream: Default::default(),
+            tokens: None,
         }
     }
 }
@@ -458,6 +464,7 @@ pub struct Config {
     /// Audit rows for unauthenticated failures, per client address and minute, at most.
     pub audit_unauthenticated_per_minute: u32,
     pub upstreams: Vec<UpstreamConfig>,
+    pub tokens: Option<TokensConfig>,
 }
 
 impl Config {
@@ -728,6 +735,7 @@ impl TryFrom<RawConfig> for Config {
         }
         Ok(Config {
             upstreams: upstream::parse(&raw.upstream)?,
+            tokens: tokens::parse(&raw.tokens)?,
             revocation_listen,
             revocation_base_url,
             crl_validity: Duration::from_secs(hours * 3600),

@@ -430,7 +430,7 @@ fn env_secret(key: &str, env: &str) -> Result<Zeroizing<String>, ConfigError> {
 }
 
 /// `https://host:port/path` → (`https://host:port`, `/path`).
-fn split_url(url: &str) -> Result<(String, String), String> {
+pub(super) fn split_url(url: &str) -> Result<(String, String), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))

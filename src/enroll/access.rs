@@ -154,6 +154,28 @@ impl EnrollService {
         }
     }
 
+    /// The user a bearer token names (401 for any token the identity provider's keys and
+    /// `[tokens]` do not accept; 401 too where no `[tokens]` is configured). The token is
+    /// never logged.
+    pub fn authenticate_bearer(&self, token: &str) -> Result<Principal, EnrollError> {
+        let Some(v) = &self.tokens else {
+            return Err(EnrollError::Unauthorized(
+                "this server takes no bearer tokens (no [tokens] is configured)".into(),
+            ));
+        };
+        match v.verify(token) {
+            Ok(c) => Ok(Principal {
+                name: c.user,
+                groups: c.groups,
+                method: AuthMethod::Bearer,
+            }),
+            Err(e) => {
+                tracing::warn!(reason = %e, "refused: bearer token");
+                Err(EnrollError::Unauthorized(e.to_string()))
+            }
+        }
+    }
+
     /// The principal behind a TLS client certificate this CA issued: the user who requested it.
     pub async fn authenticate_certificate(
         &self,

@@ -203,6 +203,8 @@ pub struct EnrollService {
     upstreams: std::collections::BTreeMap<String, Arc<crate::ca::upstream::Upstream>>,
     /// The templates, for requests an upstream holds (polled without a request in hand).
     templates: Option<Arc<crate::policy::Templates>>,
+    /// Bearer tokens' verifier (`[tokens]`), when configured.
+    tokens: Option<Arc<auth::jwt::Verifier>>,
 }
 
 impl From<crate::gate::Busy> for EnrollError {
@@ -258,6 +260,7 @@ impl EnrollService {
             revocation_urls: crate::revocation::Urls::default(),
             revoked_keys: Arc::new(RevokedKeys::default()),
             upstreams: std::collections::BTreeMap::new(),
+            tokens: None,
             templates: None,
         }
     }
@@ -326,6 +329,16 @@ impl EnrollService {
 
     pub fn revoked_keys(&self) -> &Arc<RevokedKeys> {
         &self.revoked_keys
+    }
+
+    /// Takes bearer tokens verified by `v`.
+    pub fn with_tokens(mut self, v: Arc<auth::jwt::Verifier>) -> Self {
+        self.tokens = Some(v);
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&Arc<auth::jwt::Verifier>> {
+        self.tokens.as_ref()
     }
 
     /// Remembers verified Basic credentials for `ttl` (see `auth::CredentialCache`).
@@ -527,7 +540,7 @@ impl EnrollService {
         self.issue_or_forward(IssueCtx {
             meta,
             op,
-            requester: &principal.name,
+            requester: &principal.recorded(),
             template,
             csr,
             subject: &approved.subject,

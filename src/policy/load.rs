@@ -229,8 +229,11 @@ impl Template {
         };
         let mut auth = Vec::new();
         for a in &raw.auth {
-            let scheme = AuthScheme::parse(a)
-                .ok_or_else(|| bad(format!("auth: unknown {a:?} (expected basic or code)")))?;
+            let scheme = AuthScheme::parse(a).ok_or_else(|| {
+                bad(format!(
+                    "auth: unknown {a:?} (expected basic, code or bearer)"
+                ))
+            })?;
             if auth.contains(&scheme) {
                 return Err(bad(format!("auth: {a:?} twice")));
             }
@@ -238,7 +241,7 @@ impl Template {
         }
         if auth.is_empty() && raw.trust_vendor_cas.is_empty() {
             return Err(bad(
-                "auth: empty: name basic, code, or both (or trust_vendor_cas)".into(),
+                "auth: empty: name basic, code or bearer (or set trust_vendor_cas)".into(),
             ));
         }
         if auth.contains(&AuthScheme::Code) && raw.channel_binding {

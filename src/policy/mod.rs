@@ -247,6 +247,8 @@ pub enum AuthScheme {
     /// An enrollment code: the Basic password (the user name its id or CN), or the CSR's
     /// challengePassword.
     Code,
+    /// A bearer token of the identity provider in `[tokens]`.
+    Bearer,
 }
 
 impl AuthScheme {
@@ -254,6 +256,7 @@ impl AuthScheme {
         match s {
             "basic" => Some(Self::Basic),
             "code" => Some(Self::Code),
+            "bearer" => Some(Self::Bearer),
             _ => None,
         }
     }

@@ -113,8 +113,8 @@ fn bad_values_name_the_file_and_key() {
             "allowed_users: user name",
         ),
         (
-            format!("{GOOD}auth = [\"bearer\"]\n"),
-            "auth: unknown \"bearer\"",
+            format!("{GOOD}auth = [\"digest\"]\n"),
+            "auth: unknown \"digest\"",
         ),
         (
             format!("{GOOD}auth = [\"code\", \"code\"]\n"),

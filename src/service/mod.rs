@@ -9,6 +9,7 @@ pub mod devices;
 pub mod scep;
 pub mod single;
 pub mod testcert;
+pub mod tokens;
 
 use std::sync::Arc;
 

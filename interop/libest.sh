@@ -68,6 +68,15 @@ key_types = ["ec-p256"]
 validity_days = 30
 trust_vendor_cas = ["acme-idevid-cas.pem"]
 TOML
+# a template that takes bearer tokens of a test identity provider (openssl's Ed25519 key)
+idp_key "$WORK"
+cat >"$WORK/templates/mdm-token.toml" <<'TOML'
+name = "mdm-token"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["bearer", "basic"]
+TOML
+export ESTD_TOKENS_JWKS_FILE="$WORK/jwks.json" ESTD_TOKENS_ISSUER=https://idp.test ESTD_TOKENS_AUDIENCE=estd ESTD_TOKENS_GROUPS_CLAIM=groups
 # and a template that takes enrollment codes only
 cat >"$WORK/templates/kiosk.toml" <<'TOML'
 name = "kiosk"
@@ -249,6 +258,20 @@ if est_failed out.txt && [ ! -e z2/cert-0-0.pem ] \
   && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT status || reason FROM audit_events WHERE principal = 'idevid:SN-2002'" | grep -q "^403.*deny-list"; then
   pass "estclient with a denied IDevID: refused, audited (403, idevid:SN-2002)"
 else fail "estclient denied IDevID" "$(tail -5 out.txt)"; fi
+# a bearer token: libest's credential-less first try gets a 401 whose first challenge is
+# Bearer, and it answers with `Bearer <base64 of the token>` (its tokens are at most 512
+# characters: an EdDSA one fits, an RS256 one would not)
+TOKEN=$(idp_token "$WORK" "$(printf '{"iss":"https://idp.test","aud":"estd","sub":"mdm-1","groups":["est-users"],"exp":%d}' $(( $(date +%s) + 300 )))")
+mkdir -p t1 t2
+estc -e --auth-token "$TOKEN" --common-name mdm-1 --path-seg mdm-token -x k1.pem -o t1 --pem-output >out.txt
+if [ "${#TOKEN}" -le 512 ] && ! est_failed out.txt && openssl verify -CAfile "$ROOTCA" -untrusted cacerts.pem t1/cert-0-0.pem >/dev/null 2>&1 \
+  && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT requester FROM certificates WHERE template = 'mdm-token'" | grep -qx token:mdm-1; then
+  pass "estclient --auth-token (a ${#TOKEN}-character EdDSA JWT): issued, requester token:mdm-1"
+else fail "estclient --auth-token" "$(tail -5 out.txt)"; fi
+EXPIRED=$(idp_token "$WORK" "$(printf '{"iss":"https://idp.test","aud":"estd","sub":"mdm-1","groups":["est-users"],"exp":%d}' $(( $(date +%s) - 600 )))")
+estc -e --auth-token "$EXPIRED" --common-name mdm-1 --path-seg mdm-token -x k1.pem -o t2 --pem-output >out.txt
+est_failed out.txt && [ ! -e t2/cert-0-0.pem ] && pass "estclient --auth-token with an expired token: refused" || fail "estclient expired token" "$(tail -3 out.txt)"
+
 # an enrollment code as libest's Basic password (user name: the code's id), after its
 # credential-less first try; the same code again fails
 $ESTD code issue --template kiosk --count 1 --csv code.csv >/dev/null 2>&1

@@ -29,3 +29,21 @@ idevid() {
     -CAcreateserial -days "$days" -extfile "$d/$n-leaf.ext" -out "$d/$serial.pem" 2>/dev/null || return 1
   cat "$d/$serial.pem" "$d/$n-issuing.pem" >"$d/$serial-chain.pem"
 }
+
+# An identity provider's Ed25519 key, its JWKS, and tokens (JWTs, EdDSA) it signs — all with
+# openssl, for bearer-token tests:
+#   idp_key DIR                         -> DIR/idp.key, DIR/jwks.json
+#   idp_token DIR CLAIMS_JSON           -> the token on stdout
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+idp_key() {
+  openssl genpkey -algorithm ed25519 -out "$1/idp.key" 2>/dev/null || return 1
+  local x; x=$(openssl pkey -in "$1/idp.key" -pubout -outform DER | tail -c 32 | b64url)
+  printf '{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"idp-1","use":"sig","x":"%s"}]}\n' "$x" >"$1/jwks.json"
+}
+idp_token() {
+  local h p
+  h=$(printf '{"alg":"EdDSA","kid":"idp-1","typ":"JWT"}' | b64url)
+  p=$(printf '%s' "$2" | b64url)
+  printf '%s.%s' "$h" "$p" >"$1/signed.txt"
+  printf '%s.%s.%s' "$h" "$p" "$(openssl pkeyutl -sign -inkey "$1/idp.key" -rawin -in "$1/signed.txt" | b64url)"
+}

@@ -6,7 +6,8 @@
 # (not allowed, denied, a CSR that does not match, another vendor, an IDevID as a renewal
 # credential), each certificate checked with openssl and each refusal found in the audit.
 # Then enrollment codes: `estd code issue --count --csv`, a code as the Basic password (curl,
-# estd client) and as the CSR's challengePassword (openssl req), reused, withdrawn.
+# estd client) and as the CSR's challengePassword (openssl req), reused, withdrawn; and
+# bearer tokens: JWTs signed with openssl, accepted, and refused for audience, expiry, issuer.
 # Prints PASS/FAIL per check and ends with "N passed, M failed".
 #
 #   interop/zerotouch.sh                 # builds target/debug/estd first
@@ -42,6 +43,15 @@ auth = ["code"]
 cn_must_match_user = false
 scep = false
 TOML
+# bearer tokens: an identity provider's key and JWKS (openssl), a template that takes tokens
+idp_key "$WORK"
+cat >"$WORK/templates/mdm-token.toml" <<'TOML'
+name = "mdm-token"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["bearer", "basic"]
+TOML
+export ESTD_TOKENS_JWKS_FILE="$WORK/jwks.json" ESTD_TOKENS_ISSUER=https://idp.test ESTD_TOKENS_AUDIENCE=estd ESTD_TOKENS_GROUPS_CLAIM=groups
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
 URL="https://127.0.0.1:$PORT/.well-known/est"
@@ -165,6 +175,28 @@ $ESTD code list --all >out.txt 2>&1
 grep -qE "^ *$ID1 .*used" out.txt && ! grep -qE "^ *$ID4 " out.txt && pass "estd code list --all: $ID1 used, $ID4 gone" || fail "code list" "$(cat out.txt)"
 sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT count(*) FROM audit_events WHERE reason LIKE '%$C1%' OR principal LIKE '%$C1%' OR reason LIKE '%$C2%'" | grep -qx 0 \
   && pass "no code's value in the audit log" || fail "a code in the audit log"
+
+# ---------------------------------------------------------------- bearer tokens ----
+claims() { printf '{"iss":"%s","aud":"%s","sub":"%s","groups":["est-users"],"exp":%d}' "$1" "$2" "$3" "$(( $(date +%s) + $4 ))"; }
+enroll_token() { # TOKEN CN -> status, body in resp.txt
+  csr "$2" tok.key >req.b64
+  curl -s -o resp.txt -D hdr.txt -w '%{http_code}' --cacert "$ROOTCA" ${1:+-H "Authorization: Bearer $1"} \
+    -H 'Content-Type: application/pkcs10' --data-binary @req.b64 "$URL/mdm-token/simpleenroll"
+}
+status=$(enroll_token "" mdm-1)
+[ "$status" = 401 ] && [ "$(grep -i '^www-authenticate:' hdr.txt | head -1 | tr -d '\r')" = 'www-authenticate: Bearer realm="estd"' ] \
+  && pass "no credentials: 401, the first challenge Bearer" || fail "bearer challenge" "$status $(cat hdr.txt)"
+TOKEN=$(idp_token "$WORK" "$(claims https://idp.test estd mdm-1 300)")
+status=$(enroll_token "$TOKEN" mdm-1)
+[ "$status" = 200 ] && sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT requester FROM certificates WHERE template = 'mdm-token'" | grep -qx token:mdm-1 \
+  && pass "curl with a JWT made by openssl (EdDSA): 200, requester token:mdm-1" || fail "bearer enroll" "$status $(cat resp.txt)"
+status=$(enroll_token "$TOKEN" someone-else)
+[ "$status" = 403 ] && pass "the token's user asking for another CN: 403" || fail "bearer other CN" "$status"
+for bad in "https://idp.test other mdm-1 300|not for the audience" "https://idp.test estd mdm-1 -120|expired at" "https://evil.test estd mdm-1 300|issuer is not"; do
+  set -- ${bad%%|*}; why=${bad#*|}
+  status=$(enroll_token "$(idp_token "$WORK" "$(claims "$1" "$2" "$3" "$4")")" mdm-1)
+  [ "$status" = 401 ] && grep -q "$why" resp.txt && pass "a token $why: 401" || fail "bad token ($why)" "$status $(cat resp.txt)"
+done
 
 # nothing secret or whole in the audit: no PEM, no key
 sqlite3 "$ESTD_DATA_DIR/estd.db" "SELECT count(*) FROM audit_events WHERE reason LIKE '%BEGIN%'" | grep -qx 0 \

@@ -443,3 +443,87 @@ async fn a_guesser_is_slowed_and_the_certificate_renews_itself() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_portal_downloads_a_batch_of_codes_for_administrators() {
+    let mut s = server().await;
+    let http = no_redirect_client(&s.root_pem());
+    let base = s.url("");
+    let cookie = portal_login(&http, &base, "admin", &s.admin_password).await;
+    let page = http
+        .get(format!("{base}/portal/scep"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("action=\"/portal/codes\""), "the batch form");
+    let csrf = csrf_in(&page);
+    let post = |form: Vec<(&'static str, String)>| {
+        http.post(format!("{base}/portal/codes"))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+    };
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("template", "kiosk".into()),
+        ("count", "4".into()),
+        ("expires", "2h".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"codes-kiosk-")
+    );
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert_eq!(lines[0], "id,code,template,cn,san,expires_at");
+    // a downloaded code enrolls
+    let cols: Vec<&str> = lines[1].split(',').collect();
+    let (status, text, _) = enroll(
+        &s,
+        "kiosk",
+        Some((cols[0], cols[1])),
+        b64(&csr(&key(Key::P256), "kiosk-p", &[])),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    // a bad count, and no CSRF token: the page again, nothing issued
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("template", "kiosk".into()),
+        ("count", "many".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("How many: a number from 1 to 10000")
+    );
+    let r = post(vec![("template", "kiosk".into()), ("count", "3".into())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let now = estd::store::timestamp(std::time::SystemTime::now());
+    let open = s
+        .state()
+        .store
+        .list_challenges(&now, true, 100)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 3, "only the 4 downloaded, one of them used");
+    s.stop().await;
+}

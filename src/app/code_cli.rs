@@ -97,25 +97,13 @@ pub async fn issue(
         Some(path) => Some(new_private_file(path)?),
         None => None,
     };
-    let (cn, san) = (new.cn.clone(), new.san.join(" "));
+    let (cn, san) = (new.cn.clone(), new.san.clone());
     let issued = codes::issue_many(store, &t, new, count)
         .await
         .map_err(|e| e.to_string())?;
     match (&mut file, &csv) {
         (Some(f), Some(path)) => {
-            let mut text = String::from("id,code,template,cn,san,expires_at\n");
-            for c in &issued {
-                text.push_str(&format!(
-                    "{},{},{},{},{},{}\n",
-                    c.id,
-                    c.secret.as_str(),
-                    t.name,
-                    cn.as_deref().unwrap_or(""),
-                    san,
-                    c.expires_at
-                ));
-            }
-            let text = zeroize::Zeroizing::new(text);
+            let text = codes::csv(&t.name, cn.as_deref(), &san, &issued);
             f.write_all(text.as_bytes())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -185,6 +185,28 @@ pub async fn issue_many(
 /// What an EST request that used a code is recorded as (`used_by`): `est:<request id>`.
 pub const EST_USE: &str = "est:";
 
+/// Issued codes as CSV, as `estd code issue --csv` writes them and the portal downloads
+/// them: `id,code,template,cn,san,expires_at` (SANs space-separated).
+pub fn csv(
+    template: &str,
+    cn: Option<&str>,
+    san: &[String],
+    issued: &[IssuedCode],
+) -> zeroize::Zeroizing<String> {
+    let mut text = zeroize::Zeroizing::new(String::from("id,code,template,cn,san,expires_at\n"));
+    for c in issued {
+        text.push_str(&format!(
+            "{},{},{template},{},{},{}\n",
+            c.id,
+            c.secret.as_str(),
+            cn.unwrap_or(""),
+            san.join(" "),
+            c.expires_at
+        ));
+    }
+    text
+}
+
 /// A code a request presented, used up by it.
 #[derive(Debug, Clone)]
 pub struct Redeemed {

@@ -60,6 +60,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/portal/scep", get(scep_page).post(scep_submit))
         .route("/portal/scep/{id}/revoke", post(scep_revoke))
+        .route("/portal/codes", post(codes_submit))
         .route("/portal/bulk.js", get(bulk_js))
         .route("/portal/bulk/status", get(bulk_status))
         .route("/portal/bulk/{id}/cancel", post(bulk_cancel))

@@ -1,5 +1,6 @@
-//! SCEP challenges in the portal, for administrators (the same service as `estd scep
-//! challenge` and the JSON API).
+//! Enrollment codes (SCEP challenges) in the portal, for administrators (the same service as
+//! `estd code`, `estd scep challenge` and the JSON API): one bound code shown once, or a
+//! batch downloaded as CSV.
 
 use super::*;
 use crate::service::scep::challenge::{self, ChallengeError, NewChallenge};
@@ -15,11 +16,21 @@ pub(super) struct IssueForm {
     expires: String,
 }
 
+/// A batch of codes: how many, downloaded as CSV.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct BatchForm {
+    csrf: String,
+    template: String,
+    count: String,
+    expires: String,
+}
+
 fn scep_templates(state: &AppState) -> Vec<(String, String)> {
     state
         .templates
         .iter()
-        .filter(|t| t.scep)
+        .filter(|t| crate::enroll::codes::takes_codes(t))
         .map(|t| (t.name.clone(), t.description.clone()))
         .collect()
 }
@@ -91,7 +102,7 @@ async fn admin_session(
             pages::message(
                 "SCEP challenges",
                 Some(&viewer(state, &s)),
-                "Only administrators issue SCEP challenges.",
+                "Only administrators issue SCEP challenges and enrollment codes.",
                 Some(("/portal/", "Back to the portal")),
             ),
         ));
@@ -123,6 +134,7 @@ pub(super) async fn scep_submit(
         cn: f.cn.clone(),
         san: f.san.clone(),
         expires: f.expires.clone(),
+        ..ChallengeForm::default()
     };
     if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
         return expired(&state, &s, &form, note).await;
@@ -220,5 +232,100 @@ pub(super) async fn scep_revoke(
             with_note(resp, note)
         }
         Err(e) => internal(e),
+    }
+}
+
+/// A batch of codes, downloaded at once as CSV (shown nowhere else).
+pub(super) async fn codes_submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<BatchForm>,
+) -> Response {
+    let s = match admin_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut note = form_note("code-issue", &s, &f.template);
+    let form = ChallengeForm {
+        template: f.template.clone(),
+        count: f.count.clone(),
+        expires: f.expires.clone(),
+        ..ChallengeForm::default()
+    };
+    if !session::csrf_ok(&s.csrf, Some(&f.csrf)) {
+        return expired(&state, &s, &form, note).await;
+    }
+    let refuse = |field: &'static str, m: String| (StatusCode::BAD_REQUEST, vec![(field, m)]);
+    let result = async {
+        let t = state
+            .templates
+            .get(Some(&f.template))
+            .ok_or_else(|| refuse("batch-template", "Choose a template from the list.".into()))?;
+        let count: u32 = f.count.trim().parse().map_err(|_| {
+            refuse(
+                "count",
+                format!(
+                    "How many: a number from 1 to {}",
+                    crate::enroll::codes::MAX_BATCH
+                ),
+            )
+        })?;
+        let lifetime = crate::model::parse_since(if f.expires.trim().is_empty() {
+            "24h"
+        } else {
+            &f.expires
+        })
+        .map_err(|m| refuse("batch-expires", format!("Valid for: {m}")))?;
+        let issued = crate::enroll::codes::issue_many(
+            state.store.as_ref(),
+            &t,
+            crate::enroll::codes::NewCode {
+                template: t.name.clone(),
+                lifetime: Some(lifetime),
+                created_by: s.principal.name.clone(),
+                ..Default::default()
+            },
+            count,
+        )
+        .await
+        .map_err(|e| match e {
+            ChallengeError::Invalid(m) => refuse("count", m),
+            ChallengeError::Store(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![("general", format!("The store is unavailable: {e}"))],
+            ),
+        })?;
+        Ok((t, issued))
+    }
+    .await;
+    match result {
+        Ok((t, issued)) => {
+            let (first, last) = (
+                issued.first().map(|c| c.id).unwrap_or_default(),
+                issued.last().map(|c| c.id).unwrap_or_default(),
+            );
+            note.reason = Some(format!("codes {first}–{last} issued"));
+            let text = crate::enroll::codes::csv(&t.name, None, &[], &issued);
+            let mut resp = axum::body::Bytes::from(text.as_bytes().to_vec()).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            // a template's name is an EST label ([A-Za-z0-9_-]): a valid header value
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"codes-{}-{first}-{last}.csv\"",
+                t.name
+            )) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            with_note(resp, note)
+        }
+        Err((status, errors)) => {
+            note.reason = errors.first().map(|(_, m)| m.clone());
+            let resp = view(&state, &s, status, &form, &errors, None).await;
+            with_note(resp, note)
+        }
     }
 }

@@ -106,7 +106,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                                     a href="/portal/test" { "request a test certificate (MDM connector)" }
                                     a href="/portal/requests" { @if v.admin { "see recent requests" } @else { "see my recent requests" } }
                                     a href="/portal/certificates" { @if v.admin { "see and revoke certificates" } @else { "see and revoke my certificates" } }
-                                    @if v.admin { a href="/portal/scep" { "issue SCEP challenges" } }
+                                    @if v.admin { a href="/portal/scep" { "issue SCEP challenges and enrollment codes" } }
                                 }
                             }
                             details.menu.account {

@@ -1,5 +1,5 @@
-//! The SCEP challenges page (administrators): issue a one-time challenge, see the open ones,
-//! withdraw one.
+//! The enrollment codes page (administrators; SCEP challenges are the same codes): issue one
+//! bound code, shown once, or a batch downloaded as CSV; see the open ones, withdraw one.
 
 use super::*;
 
@@ -10,6 +10,8 @@ pub struct ChallengeForm {
     pub cn: String,
     pub san: String,
     pub expires: String,
+    /// The batch form's count.
+    pub count: String,
 }
 
 /// A challenge just issued: shown this once.
@@ -28,7 +30,7 @@ pub fn scep_challenges(
     shown: Option<&Shown<'_>>,
     open: &[crate::store::ChallengeRecord],
 ) -> Markup {
-    let title = "SCEP challenges";
+    let title = "Enrollment codes and SCEP challenges";
     let p = crate::model::printable;
     let body = html! {
         h1 { (title) }
@@ -50,6 +52,26 @@ pub fn scep_challenges(
             (field(errors, "expires", "Valid for", |inv, id| text_input("expires", &form.expires, inv, id, ""),
                 Some(html! { "30m, 24h, 7d (at most 90d)" })))
             button.primary type="submit" { "Issue challenge" }
+        }
+        h2 { "A batch of codes" }
+        p { "Codes bound to no name, each single use, downloaded once as a CSV file (id, code, template, expiry): for devices that present them over EST (the Basic password or the CSR's challengePassword) or SCEP." }
+        form.card method="post" action="/portal/codes" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            (field(errors, "batch-template", "Certificate template", |inv, id| html! {
+                select id="batch-template" name="template" aria-invalid=(inv) aria-describedby=(id) {
+                    @for (name, description) in templates {
+                        option value=(name) selected[*name == form.template] {
+                            (name) @if !description.is_empty() { " — " (description) }
+                        }
+                    }
+                }
+            }, None))
+            (field(errors, "count", "How many", |inv, id| text_input("count", &form.count, inv, id, ""),
+                Some(html! { "1 to 10000" })))
+            (field(errors, "batch-expires", "Valid for", |inv, id| html! {
+                input type="text" id="batch-expires" name="expires" value=(form.expires) aria-invalid=(inv) aria-describedby=(id) autocomplete="off";
+            }, Some(html! { "30m, 24h, 7d (at most 90d)" })))
+            button.primary type="submit" { "Download codes (CSV)" }
         }
         h2 { "Open challenges" }
         @if open.is_empty() {

@@ -547,6 +547,7 @@ async fn csrattrs_asks_and_enrollment_enforces() {
     assert_eq!(
         csrattrs_of(&r.body),
         vec![
+            "1.2.840.113549.1.9.16.2.61=SEQUENCE",
             "1.2.840.10045.2.1=1.2.840.10045.3.1.7",
             "1.2.840.10045.4.3.2",
             "1.2.840.113549.1.9.14=2.5.29.17,1.3.6.1.1.1.1.22",
@@ -555,7 +556,7 @@ async fn csrattrs_asks_and_enrollment_enforces() {
     let r = send(&env, get("/.well-known/est/attrs/csrattrs"), None).await;
     assert!(csrattrs_of(&r.body).contains(&"1.2.840.113549.1.9.7".to_string()));
     let r = send(&env, get("/.well-known/est/bound/csrattrs"), None).await;
-    assert_eq!(csrattrs_of(&r.body)[0], "1.2.840.113549.1.9.7");
+    assert_eq!(csrattrs_of(&r.body)[1], "1.2.840.113549.1.9.7");
 
     let kp = key(Key::P256);
     let r = as_alice(&env, "attrs", &csr_with(&kp, &cn("alice"), vec![], None)).await;

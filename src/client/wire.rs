@@ -150,6 +150,20 @@ pub fn describe_csrattrs(der: &[u8]) -> Result<Vec<String>, String> {
             der::Tag::Sequence => {
                 let attr: x509_cert::attr::Attribute =
                     item.decode_as().map_err(|e: der::Error| e.to_string())?;
+                // an RFC 9908 CSR template: what it asks for, line by line
+                if attr.oid == crate::est::csrtemplate::ID_AA_CRI_TEMPLATE
+                    && let Some(v) = attr.values.iter().next()
+                    && let Ok(t) = crate::est::csrtemplate::CriTemplate::decode(
+                        &v.to_der().map_err(|e| e.to_string())?,
+                    )
+                {
+                    out.extend(
+                        t.describe()
+                            .into_iter()
+                            .map(|l| format!("CSR template: {l}")),
+                    );
+                    continue;
+                }
                 let mut values = Vec::new();
                 for v in attr.values.iter() {
                     if let Ok(n) = v.decode_as::<u32>() {
@@ -371,6 +385,38 @@ mod tests {
                 "1.2.840.113549.1.9.7 (challengePassword)".to_string(),
                 "1.2.840.10045.2.1 (ecPublicKey): 1.3.132.0.34 (secp384r1)".to_string(),
                 "1.2.840.113549.1.1.1 (rsaEncryption): 3072".to_string(),
+            ]
+        );
+        // an RFC 9908 template, in words
+        use crate::est::csrtemplate::{
+            CriTemplate, ExtTemplate, ID_AA_CRI_TEMPLATE, RdnTemplate, SAN,
+        };
+        let t = CriTemplate {
+            subject: vec![RdnTemplate {
+                oid: der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3"),
+                value: None,
+            }],
+            key: Some(crate::est::KeyType::EcP384),
+            extensions: vec![ExtTemplate {
+                oid: SAN,
+                critical: false,
+                value: None,
+            }],
+        };
+        let der = csrattrs(&[
+            CsrAttr::AttrDer(ID_AA_CRI_TEMPLATE, t.encode().unwrap()),
+            CsrAttr::Oid(der::asn1::ObjectIdentifier::new_unwrap(
+                "1.2.840.10045.4.3.3",
+            )),
+        ])
+        .unwrap();
+        assert_eq!(
+            describe_csrattrs(&der).unwrap(),
+            vec![
+                "CSR template: subject commonName: yours to fill in".to_string(),
+                "CSR template: key: ec-p384".to_string(),
+                "CSR template: extension subjectAltName: yours to fill in".to_string(),
+                "1.2.840.10045.4.3.3 (ecdsa-with-SHA384)".to_string(),
             ]
         );
     }

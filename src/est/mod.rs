@@ -9,6 +9,7 @@
 mod body;
 mod bytes;
 mod csr;
+pub mod csrtemplate;
 mod keys;
 pub mod lenient;
 pub mod multipart;

@@ -25,6 +25,15 @@ pub fn oid_name(oid: &str) -> Option<&'static str> {
         "1.3.6.1.4.1.311.20.2.3" => "userPrincipalName",
         "2.5.4.5" => "serialNumber",
         "2.5.4.3" => "commonName",
+        "2.5.4.6" => "countryName",
+        "2.5.4.7" => "localityName",
+        "2.5.4.8" => "stateOrProvinceName",
+        "2.5.4.10" => "organizationName",
+        "2.5.4.11" => "organizationalUnitName",
+        "2.5.29.15" => "keyUsage",
+        "2.5.29.37" => "extKeyUsage",
+        "1.2.840.113549.1.9.16.2.61" => "certificationRequestInfoTemplate",
+        "1.2.840.113549.1.9.16.2.62" => "extensionReqTemplate",
         _ => return None,
     })
 }

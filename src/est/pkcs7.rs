@@ -53,6 +53,8 @@ pub enum CsrAttr {
     AttrOids(ObjectIdentifier, Vec<ObjectIdentifier>),
     /// An attribute whose one value is an INTEGER (the size of rsaEncryption).
     AttrInt(ObjectIdentifier, u32),
+    /// An attribute whose one value is this DER (RFC 9908's CSR template).
+    AttrDer(ObjectIdentifier, Vec<u8>),
 }
 
 #[derive(der::Choice)]
@@ -74,6 +76,15 @@ pub fn csrattrs(items: &[CsrAttr]) -> Result<Vec<u8>, WireError> {
                     set.insert(der::Any::encode_from(v).map_err(enc)?)
                         .map_err(enc)?;
                 }
+                AttrOrOid::Attribute(x509_cert::attr::Attribute {
+                    oid: *oid,
+                    values: set,
+                })
+            }
+            CsrAttr::AttrDer(oid, value) => {
+                let mut set = der::asn1::SetOfVec::new();
+                set.insert(der::Any::from_der(value).map_err(enc)?)
+                    .map_err(enc)?;
                 AttrOrOid::Attribute(x509_cert::attr::Attribute {
                     oid: *oid,
                     values: set,

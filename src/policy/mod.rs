@@ -5,6 +5,7 @@
 //! them in order and either approves a request (with the SAN the certificate gets) or
 //! refuses it with the portal FAQ's message.
 
+pub mod csrattrs;
 mod load;
 pub mod mac;
 pub mod names;
@@ -462,6 +463,15 @@ impl Template {
         if let Some(reserved) = reserved {
             reserved.check(&subject, cn.as_deref(), &san)?;
         }
+        // last, what /csrattrs's RFC 9908 template asked for (a renewal repeats its
+        // certificate); the key type was checked above against every type the template
+        // allows, of which the CSR template names the preferred one
+        if !renewal && let Some(t) = self.cri_template() {
+            t.check(csr, true).map_err(|why| PolicyError::Template {
+                template: self.name.clone(),
+                why,
+            })?;
+        }
         Ok(Approved {
             subject,
             san,
@@ -572,58 +582,6 @@ impl Template {
             email,
             cn,
         }
-    }
-
-    /// What `/csrattrs` tells clients (RFC 7030 §4.5.2): channel binding's challengePassword,
-    /// the preferred key type (when the template restricts key types) and its signature
-    /// algorithm, the SAN extension when one is required, and any further OIDs.
-    /// Empty means the template asks nothing (an empty SEQUENCE).
-    pub fn csr_attrs(&self) -> Vec<CsrAttr> {
-        let mut out = Vec::new();
-        if self.channel_binding {
-            out.push(CsrAttr::Oid(CHALLENGE_PASSWORD));
-        }
-        if self.key_types.len() < AllowedKey::ALL
-            && let Some(first) = self.key_types.first()
-        {
-            let oid = |s| ObjectIdentifier::new_unwrap(s);
-            match first {
-                AllowedKey::EcP256 => {
-                    out.push(CsrAttr::AttrOids(
-                        EC_PUBLIC_KEY,
-                        vec![oid("1.2.840.10045.3.1.7")],
-                    ));
-                    out.push(CsrAttr::Oid(oid("1.2.840.10045.4.3.2")));
-                }
-                AllowedKey::EcP384 => {
-                    out.push(CsrAttr::AttrOids(EC_PUBLIC_KEY, vec![oid("1.3.132.0.34")]));
-                    out.push(CsrAttr::Oid(oid("1.2.840.10045.4.3.3")));
-                }
-                AllowedKey::Rsa(bits) => {
-                    out.push(CsrAttr::AttrInt(RSA_ENCRYPTION, *bits));
-                    out.push(CsrAttr::Oid(oid("1.2.840.113549.1.1.11")));
-                }
-                AllowedKey::Ed25519 => out.push(CsrAttr::Oid(ED25519)),
-            }
-        }
-        let san_required = !self.san_optional
-            && matches!(
-                self.san_style,
-                SanStyle::Mac
-                    | SanStyle::Upn
-                    | SanStyle::UpnEmail
-                    | SanStyle::Email
-                    | SanStyle::Dns
-            );
-        if san_required {
-            let mut exts = vec![SUBJECT_ALT_NAME];
-            if self.san_style == SanStyle::Mac {
-                exts.push(ObjectIdentifier::new_unwrap(san::MAC_ADDRESS_OID));
-            }
-            out.push(CsrAttr::AttrOids(EXTENSION_REQUEST, exts));
-        }
-        out.extend(self.extra_attrs.iter().map(|o| CsrAttr::Oid(*o)));
-        out
     }
 }
 

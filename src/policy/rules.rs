@@ -96,6 +96,12 @@ pub enum PolicyError {
         "The CSR's challengePassword does not match this TLS connection's tls-exporter value (channel binding failed)"
     )]
     BindingMismatch,
+    /// The CSR is not what the template's RFC 9908 CSR template asks for (after the rules
+    /// above, whose messages come first): the first mismatch.
+    #[error(
+        "The CSR does not match the CSR template of the certificate template {template}: {why}"
+    )]
+    Template { template: String, why: String },
 }
 
 impl PolicyError {

@@ -238,6 +238,16 @@ impl Template {
                             .collect(),
                     ),
                     CsrAttr::AttrInt(oid, n) => (oid, vec![serde_json::Value::from(*n)]),
+                    // the RFC 9908 template, in words
+                    CsrAttr::AttrDer(oid, der) => (
+                        oid,
+                        crate::est::csrtemplate::CriTemplate::decode(der)
+                            .map(|t| t.describe())
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(serde_json::Value::String)
+                            .collect(),
+                    ),
                 };
                 let oid = oid.to_string();
                 CsrAttrView {
@@ -391,8 +401,12 @@ mod tests {
         assert_eq!(json["san_style"], "mac");
         assert_eq!(json["domain"], serde_json::Value::Null);
         assert_eq!(json["required_rdns"]["OU"], "POS");
-        assert_eq!(json["csrattrs"][1]["name"], "ecPublicKey");
-        assert_eq!(json["csrattrs"][1]["values"][0], "1.3.132.0.34");
+        assert_eq!(
+            json["csrattrs"][0]["name"],
+            "certificationRequestInfoTemplate"
+        );
+        assert_eq!(json["csrattrs"][2]["name"], "ecPublicKey");
+        assert_eq!(json["csrattrs"][2]["values"][0], "1.3.132.0.34");
         assert_eq!(json["notes"]["allowed_groups"], "not set: est.group");
     }
 }

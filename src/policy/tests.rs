@@ -347,8 +347,32 @@ fn csr_attrs_follow_the_template() {
         "{GOOD}san_style = \"mac\"\nchannel_binding = true\n"
     ))
     .unwrap();
+    let attrs = t.csr_attrs();
+    // first the RFC 9908 template: the CN to fill, a P-256 key, a SAN to fill, the usages
+    let CsrAttr::AttrDer(template_oid, der) = &attrs[0] else {
+        panic!("no template first: {attrs:?}");
+    };
+    assert_eq!(*template_oid, oid("1.2.840.113549.1.9.16.2.61"));
+    let cri = crate::est::csrtemplate::CriTemplate::decode(der).unwrap();
+    assert_eq!(cri.subject.len(), 1);
     assert_eq!(
-        t.csr_attrs(),
+        (cri.subject[0].oid, cri.subject[0].value.as_deref()),
+        (oid("2.5.4.3"), None)
+    );
+    assert_eq!(cri.key, Some(KeyType::EcP256));
+    assert_eq!(
+        cri.extensions
+            .iter()
+            .map(|e| (e.oid.to_string(), e.value.is_some()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("2.5.29.17".to_string(), false),
+            ("2.5.29.15".to_string(), true),
+            ("2.5.29.37".to_string(), true)
+        ]
+    );
+    assert_eq!(
+        attrs[1..],
         vec![
             CsrAttr::Oid(oid("1.2.840.113549.1.9.7")),
             CsrAttr::AttrOids(oid("1.2.840.10045.2.1"), vec![oid("1.2.840.10045.3.1.7")]),
@@ -373,9 +397,17 @@ fn csr_attrs_follow_the_template() {
     )
     .unwrap();
     assert_eq!(
-        rsa.csr_attrs()[0],
+        rsa.csr_attrs()[1],
         CsrAttr::AttrInt(oid("1.2.840.113549.1.1.1"), 3072)
     );
+    // fixed RDNs alone: the template, then a bare OID (the list ends with one)
+    let ou = parse(
+        "name = \"o\"\nkey_types = [\"ec-p256\", \"ec-p384\", \"rsa-2048\", \"rsa-3072\", \"rsa-4096\", \"ed25519\"]\nvalidity_days = 1\nrequired_rdns = { OU = \"POS\" }\n",
+    )
+    .unwrap();
+    let attrs = ou.csr_attrs();
+    assert_eq!(attrs.len(), 2, "{attrs:?}");
+    assert_eq!(attrs[1], CsrAttr::Oid(oid("2.5.4.3")));
 }
 
 #[test]
@@ -391,5 +423,40 @@ fn labels_and_default() {
         Templates::new(vec![a], "missing")
             .unwrap_err()
             .contains("does not exist")
+    );
+}
+
+/// A CSR that passes every rule above but is not what /csrattrs's RFC 9908 template asks
+/// for is refused, naming the first mismatch; one that is passes.
+#[test]
+fn a_csr_is_checked_against_the_csr_template() {
+    let t = parse(
+        "name = \"kiosk\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 1\ncn_must_match_user = false\nallowed_rdns = [\"O\"]\n",
+    )
+    .unwrap();
+    assert!(t.cri_template().is_some());
+    // (rcgen's default subject has a CN: this one has only an O)
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Example");
+    let no_cn = Csr::parse(params.serialize_request(&key).unwrap().der()).unwrap();
+    let err = t
+        .evaluate(&no_cn, &JOE, &EvalContext::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The CSR does not match the CSR template of the certificate template kiosk: the CSR's subject has no commonName, which the CSR template asks for"
+    );
+    assert!(!err.is_forbidden(), "400");
+    assert!(
+        t.evaluate(
+            &csr("CN=k-1,O=Example", vec![]),
+            &JOE,
+            &EvalContext::default()
+        )
+        .is_ok()
     );
 }

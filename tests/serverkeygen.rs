@@ -246,3 +246,49 @@ async fn the_generated_key_is_never_stored() {
     assert!(checked >= 5, "checked {checked} files");
     assert_eq!(env.state.store.certificate_count().await.unwrap(), 1);
 }
+
+/// RFC 7030 §4.4.1: a CSR asking for the server-generated key encrypted (to a shared key, or
+/// to a certificate) is refused with 400 naming the attribute: the key is never sent in
+/// clear to a client that asked for it encrypted.
+#[tokio::test]
+async fn a_request_for_an_encrypted_key_is_refused_not_answered_in_clear() {
+    let env = setup().await;
+    let alice = basic("alice", "alice-pw");
+    for (arcs, name) in [
+        (
+            &[1u64, 2, 840, 113549, 1, 9, 16, 2, 37][..],
+            "DecryptKeyIdentifier",
+        ),
+        (
+            &[1, 2, 840, 113549, 1, 9, 16, 2, 54][..],
+            "AsymmetricDecryptKeyIdentifier",
+        ),
+    ] {
+        let kp = key(Key::P256);
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        // SET { OCTET STRING (a 20-byte key identifier) }
+        let mut value = vec![0x31, 22, 0x04, 20];
+        value.extend([7u8; 20]);
+        let oid: &'static [u64] = Box::leak(arcs.to_vec().into_boxed_slice());
+        let der = p
+            .serialize_request_with_attributes(&kp, vec![rcgen::Attribute { oid, values: value }])
+            .unwrap();
+        let r = send(
+            &env,
+            post(
+                "/.well-known/est/kg-p256/serverkeygen",
+                Some(&alice),
+                "application/pkcs10",
+                b64(der.der()),
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{name}");
+        let text = r.text();
+        assert!(text.contains(name), "{text}");
+        assert!(!r.ct().starts_with("multipart"), "no key in clear");
+    }
+}

@@ -381,6 +381,14 @@ impl EnrollService {
             job_item,
             vars,
         } = req;
+        // RFC 7030 §4.4.1: a key the client asked to have encrypted is never sent in clear
+        if server_keygen
+            && let Some(asked) = csr.attribute_oids.iter().find_map(|o| encryption_asked(o))
+        {
+            return Err(EnrollError::BadRequest(format!(
+                "the CSR asks for the server-generated key encrypted ({asked}); this server sends server-generated keys only inside the TLS connection, unencrypted: remove the attribute"
+            )));
+        }
         // A renewal (the TLS client certificate being renewed is the identity) stays under
         // the template its certificate was issued from, with that certificate's CN as the
         // requester's name and no admin rights; its owner must still have the template's
@@ -552,6 +560,18 @@ impl EnrollService {
             job_item,
         })
         .await
+    }
+}
+
+/// The RFC 7030 §4.4.1 attributes of a `/serverkeygen` CSR that ask for the key encrypted
+/// (DecryptKeyIdentifier, AsymmetricDecryptKeyIdentifier), named.
+fn encryption_asked(oid: &der::asn1::ObjectIdentifier) -> Option<&'static str> {
+    match oid.to_string().as_str() {
+        "1.2.840.113549.1.9.16.2.37" => Some("DecryptKeyIdentifier, 1.2.840.113549.1.9.16.2.37"),
+        "1.2.840.113549.1.9.16.2.54" => {
+            Some("AsymmetricDecryptKeyIdentifier, 1.2.840.113549.1.9.16.2.54")
+        }
+        _ => None,
     }
 }
 

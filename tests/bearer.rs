@@ -205,14 +205,53 @@ async fn a_token_enrolls_under_the_policy_of_its_user_and_groups() {
     .await;
     assert_eq!(r.status(), 200);
 
-    // the JSON API takes tokens too
-    let r = client(&s.root_pem(), None, false)
+    // the JSON API takes tokens too: the token's alice sees her certificates, not those of
+    // the local account alice (another person as far as estd knows)
+    let hash = estd::auth::hash_password("alice-password-1").unwrap();
+    s.state()
+        .store
+        .add_user("alice", &hash, &["est-users".to_string()])
+        .await
+        .unwrap();
+    let r = post_pkcs10(
+        &client(&s.root_pem(), None, false),
+        s.url("/.well-known/est/tokens/simpleenroll"),
+        Some(("alice", "alice-password-1")),
+        b64(&csr(&key(Key::P256), "alice", &[])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let local = estd::enroll::serial_of(&der_of(&certs_of(&r.bytes().await.unwrap())[0])).unwrap();
+    let list: serde_json::Value = client(&s.root_pem(), None, false)
         .get(s.url("/api/v1/certificates"))
         .header("authorization", format!("Bearer {alice}"))
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    let serials: Vec<&str> = list["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap())
+        .collect();
+    assert!(serials.contains(&serial.as_str()), "{list}");
+    assert!(
+        !serials.contains(&local.as_str()),
+        "the local alice's certificate: {list}"
+    );
+    // bulk jobs run as a local account: not for a token
+    let r = client(&s.root_pem(), None, false)
+        .post(s.url("/api/v1/bulk"))
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x--\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     s.stop().await;
 }
 

@@ -147,10 +147,7 @@ async fn a_code_enrolls_once_as_basic_password_or_challenge_password() {
     )
     .await;
     assert_eq!(status, 401);
-    assert!(
-        text.contains(&format!("code {id}: already used by the request")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("code {id}: already used")), "{text}");
     let audited = s
         .state()
         .store
@@ -414,6 +411,31 @@ async fn a_guesser_is_slowed_and_the_certificate_renews_itself() {
         assert_eq!(status, 401);
     }
     assert!(throttled, "20 wrong codes from one address and no 429");
+    // wrong codes as the Basic password count too, on a template that takes no passwords
+    let third = reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(&s.root_pem(), None, false))
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let mut throttled = false;
+    for i in 0..20 {
+        let r = post_pkcs10(
+            &third,
+            s.url("/.well-known/est/kiosk/simpleenroll"),
+            Some(("7", &format!("{i:032x}"))),
+            b64(&csr(&key(Key::P256), "g", &[])),
+        )
+        .await;
+        if r.status() == 429 {
+            throttled = true;
+            break;
+        }
+        assert_eq!(r.status(), 401);
+    }
+    assert!(
+        throttled,
+        "20 wrong Basic codes from one address and no 429"
+    );
 
     // from another address, a good code still works; its certificate renews itself
     let list = codes(&s, "kiosk", 1, None, "1h").await;
@@ -525,5 +547,45 @@ async fn the_portal_downloads_a_batch_of_codes_for_administrators() {
         .await
         .unwrap();
     assert_eq!(open.len(), 3, "only the 4 downloaded, one of them used");
+    s.stop().await;
+}
+
+/// A code used over EST cannot be claimed again over SCEP by a transactionID that names the
+/// EST request (the two protocols' use markers never meet), nor released by it.
+#[tokio::test]
+async fn a_scep_transaction_cannot_claim_or_release_an_est_use() {
+    let mut s = server().await;
+    let list = codes(&s, "kiosk", 1, None, "1h").await;
+    let (id, code) = &list[0];
+    let r = post_pkcs10(
+        &anon(&s),
+        s.url("/.well-known/est/kiosk/simpleenroll"),
+        Some((&id.to_string(), code)),
+        b64(&csr(&key(Key::P256), "kiosk-1", &[])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let state = s.state();
+    let template = state.templates.get(Some("kiosk")).unwrap();
+    let other = estd::est::Csr::parse(&csr(&key(Key::P256), "kiosk-2", &[])).unwrap();
+    let spoof = estd::enroll::codes::scep_use(&format!("est:{rid}"));
+    let got =
+        estd::enroll::codes::redeem(state.store.as_ref(), &template, code, &other, &spoof, None)
+            .await
+            .unwrap();
+    assert!(
+        matches!(&got, Err(estd::enroll::codes::Refused::Invalid { why, .. }) if why == "already used"),
+        "{got:?}"
+    );
+    assert!(!state.store.release_challenge(*id, &spoof).await.unwrap());
+    // the EST marker itself is the request's own (a lost answer's retry), and only that
+    let own = format!("est:{rid}");
+    assert!(
+        estd::enroll::codes::redeem(state.store.as_ref(), &template, code, &other, &own, None)
+            .await
+            .unwrap()
+            .is_ok()
+    );
     s.stop().await;
 }

@@ -369,6 +369,15 @@ async fn every_refusal_is_a_403_naming_the_device() {
     let (status, text, _) = enroll(s, &dev, "zt-beta", "simpleenroll", "dev-B-77").await;
     assert_eq!(status, 200, "{text}");
 
+    // Beta's expired device on Acme's template: not trusted, never "expired" (the date is
+    // named only for a chain to the template's own vendors)
+    let now = SystemTime::now();
+    let (cert, key) = idevid(&t.beta, Some("B-78"), 78, now - 20 * DAY, now - DAY);
+    let dev = device(s, &[&cert, &t.beta.issuing_der], &key);
+    let (status, text, _) = enroll(s, &dev, "zt", "simpleenroll", "B-78").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("not an IDevID of a manufacturer"), "{text}");
+
     // a stranger's certificate fails the handshake, as before
     let stranger = vendor("Stranger");
     let (cert, key) = current(&stranger, "S-1", 1);

@@ -114,6 +114,15 @@ pub(super) async fn submit(State(state): State<Arc<AppState>>, req: Request) -> 
         Ok(p) => p,
         Err(r) => return noted(r, "bulk-submit", None),
     };
+    // a job runs later as its owner's account, which a bearer token's user does not have
+    if principal.method == crate::auth::AuthMethod::Bearer {
+        let r = crate::web::json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "bulk jobs run as a local account: a bearer token's user has none (use Basic or the portal)",
+        );
+        return noted(r, "bulk-submit", Some(&principal.name));
+    }
     let resp = match read_submission(req).await {
         Ok((sub, _)) => match state.jobs.submit(&principal, sub).await {
             Ok(id) => {

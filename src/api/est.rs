@@ -215,7 +215,7 @@ async fn enroll(
     let csr = Csr::parse(&der)?;
     let used_by = code_use(&meta);
     let (principal, effective) = identify(state, template, who, &csr, &used_by, &meta).await?;
-    note.principal = Some(principal.recorded());
+    note.principal = Some(principal.name.clone());
     let template = effective.as_ref().unwrap_or(template);
     let renewing = match operation {
         Operation::SimpleReenroll => client_leaf.as_deref().map(|cert_der| Renewing { cert_der }),
@@ -329,6 +329,7 @@ async fn identify(
     used_by: &str,
     meta: &RequestMeta,
 ) -> Result<(Principal, Option<Template>), EstError> {
+    let takes_passwords = template.auth.contains(&AuthScheme::Basic);
     let code = |secret: String, claimed: Option<String>| async move {
         state
             .enroll
@@ -338,6 +339,7 @@ async fn identify(
                 csr,
                 used_by,
                 claimed.as_deref(),
+                claimed.is_some() && takes_passwords,
                 &meta.peer,
             )
             .await
@@ -347,12 +349,7 @@ async fn identify(
         Who::CodeOrPassword { user, password } => {
             match code(password.to_string(), Some(user.clone())).await? {
                 Some(found) => Ok(found),
-                None if template.auth.contains(&AuthScheme::Basic) => {
-                    Ok((basic_auth(state, &user, &password, &meta.peer).await?, None))
-                }
-                None => Err(EstError::Unauthorized(
-                    "the enrollment code is not one this server issued".into(),
-                )),
+                None => Ok((basic_auth(state, &user, &password, &meta.peer).await?, None)),
             }
         }
         Who::CsrCode => match csr.challenge_password.clone() {
@@ -513,7 +510,7 @@ async fn admit(
             (None, _) => return Err(EstError::Unauthorized(no_credentials(template))),
         },
     };
-    note.principal = Some(principal.recorded());
+    note.principal = Some(principal.name.clone());
 
     Ok((meta, conn, client_leaf, Who::Known(principal)))
 }

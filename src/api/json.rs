@@ -206,7 +206,7 @@ pub(super) async fn prelude(
         .map_or_else(|| "unknown".to_string(), |c| c.peer.to_string());
     note.principal = crate::web::claimed_user(&parts.headers);
     let principal = authenticate(state, &parts.headers, &peer, &parts.method).await?;
-    note.principal = Some(principal.recorded());
+    note.principal = Some(principal.name.clone());
     let body = super::est::read_body(body, &parts.headers, state.max_body)
         .await
         .map_err(|e| err(e.status(), "bad_request", e.public_message()))?;

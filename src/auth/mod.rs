@@ -31,8 +31,8 @@ pub enum AuthMethod {
         template: String,
         id: Option<i64>,
     },
-    /// A bearer token (JWT) of the configured identity provider: the user and groups it
-    /// names, who need no account here.
+    /// A bearer token (JWT) of the configured identity provider: the user (the principal's
+    /// name is `token:<user>`) and groups it names, who need no account here.
     Bearer,
     /// A manufacturer certificate (IDevID) a template trusts: the device with this serial
     /// number, whose new certificate's CN must be `cn`. The IDevID is the template's
@@ -91,18 +91,23 @@ impl Principal {
         self.groups.iter().any(|g| g == group)
     }
 
-    /// The name its requests and certificates are recorded under: a token's user is
-    /// `token:<name>` (never taken for a local account of that name), anyone else their
-    /// name.
-    pub fn recorded(&self) -> String {
+    /// The user name the name rules compare a CN with: a token's user without its
+    /// `token:` (the principal's name, `token:<user>`, keeps it apart from a local account
+    /// of that name everywhere else: records, ownership, `allowed_users`).
+    pub fn user_name(&self) -> &str {
         match self.method {
-            AuthMethod::Bearer => format!("{TOKEN}{}", self.name),
-            _ => self.name.clone(),
+            AuthMethod::Bearer => self.name.strip_prefix(TOKEN).unwrap_or(&self.name),
+            _ => &self.name,
         }
     }
 }
 
 const TOKEN: &str = "token:";
+
+/// A bearer token's user as a principal's name: `token:<user>`.
+pub fn token_principal(user: &str) -> String {
+    format!("{TOKEN}{user}")
+}
 
 /// The token of `Authorization: Bearer <token>`; `None` for another scheme.
 pub fn parse_bearer(header: &[u8]) -> Option<&str> {

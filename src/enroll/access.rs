@@ -165,7 +165,7 @@ impl EnrollService {
         };
         match v.verify(token) {
             Ok(c) => Ok(Principal {
-                name: c.user,
+                name: auth::token_principal(&c.user),
                 groups: c.groups,
                 method: AuthMethod::Bearer,
             }),
@@ -199,6 +199,17 @@ impl EnrollService {
                     "the client certificate {subject} (serial {serial}) was not issued by this server"
                 ))
             })?;
+        // the TLS layer checks dates for chains to estd's roots; a chain it accepted by a
+        // template's vendor CA may end in an expired certificate of estd's (an operator who
+        // listed a root above estd's CA): a renewal is never by an expired certificate
+        if let Some(end) = not_after(cert_der)
+            && end < std::time::SystemTime::now()
+        {
+            return Err(EnrollError::Unauthorized(format!(
+                "the client certificate {subject} (serial {serial}) expired at {}; it cannot be renewed",
+                crate::model::timestamp(end)
+            )));
+        }
         if let Some(r) = self.store.find_revocation(&serial).await? {
             return Err(EnrollError::Revoked(format!(
                 "the client certificate {subject} (serial {serial}) was revoked at {} ({}); it cannot be renewed",
@@ -240,4 +251,11 @@ impl EnrollService {
             },
         })
     }
+}
+
+/// A certificate's notAfter.
+fn not_after(cert_der: &[u8]) -> Option<std::time::SystemTime> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    Some(cert.tbs_certificate().validity().not_after.to_system_time())
 }

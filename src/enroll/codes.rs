@@ -184,6 +184,12 @@ pub async fn issue_many(
 
 /// What an EST request that used a code is recorded as (`used_by`): `est:<request id>`.
 pub const EST_USE: &str = "est:";
+/// What a SCEP transaction that used a code is recorded as: `scep:<transactionID>`. The
+/// two protocols' markers never meet: a transactionID a client chooses cannot name an EST
+/// request's use (nor release it).
+pub fn scep_use(transaction_id: &str) -> String {
+    format!("scep:{transaction_id}")
+}
 
 /// Issued codes as CSV, as `estd code issue --csv` writes them and the portal downloads
 /// them: `id,code,template,cn,san,expires_at` (SANs space-separated).
@@ -194,17 +200,31 @@ pub fn csv(
     issued: &[IssuedCode],
 ) -> zeroize::Zeroizing<String> {
     let mut text = zeroize::Zeroizing::new(String::from("id,code,template,cn,san,expires_at\n"));
+    let (cn, san) = (csv_field(cn.unwrap_or("")), csv_field(&san.join(" ")));
     for c in issued {
         text.push_str(&format!(
-            "{},{},{template},{},{},{}\n",
+            "{},{},{template},{cn},{san},{}\n",
             c.id,
             c.secret.as_str(),
-            cn.unwrap_or(""),
-            san.join(" "),
             c.expires_at
         ));
     }
     text
+}
+
+/// A CSV field as a spreadsheet reads it safely: quoted when it holds a comma, quote or line
+/// break; a leading `=`, `+`, `-` or `@` (a formula) escaped with `'`.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
 }
 
 /// A code a request presented, used up by it.
@@ -265,12 +285,12 @@ pub async fn redeem(
     if c.used_at.is_some() && !ours {
         return invalid(format!(
             "already used{}",
+            // a SCEP client is told its own protocol's transaction (it holds the code);
+            // an EST request's id is not echoed
             c.used_by
                 .as_deref()
-                .map(|t| match t.strip_prefix(EST_USE) {
-                    Some(rid) => format!(" by the request {}", crate::model::printable(rid)),
-                    None => format!(" by the transaction {}", crate::model::printable(t)),
-                })
+                .and_then(|t| t.strip_prefix("scep:"))
+                .map(|t| format!(" by the transaction {}", crate::model::printable(t)))
                 .unwrap_or_default()
         ));
     }
@@ -323,8 +343,10 @@ impl EnrollService {
     /// An EST request's enrollment code (the Basic password, with its user name as
     /// `claimed`, or the CSR's challengePassword): the principal `code:<id>` and the
     /// template to apply (see `Redeemed`), the code used up by `used_by`. Unknown, used,
-    /// expired or misnamed codes are 401, a code bound to other names 403; `Ok(None)`: no
-    /// code has this secret and the caller may try it as a user's password.
+    /// expired or misnamed codes are 401, a code bound to other names 403 (each counted by
+    /// the throttle); `Ok(None)`: no code has this secret and, with `password_next`, the
+    /// caller tries it as a user's password (which counts its own failures).
+    #[allow(clippy::too_many_arguments)]
     pub async fn authenticate_code(
         &self,
         template: &Template,
@@ -332,6 +354,7 @@ impl EnrollService {
         csr: &Csr,
         used_by: &str,
         claimed: Option<&str>,
+        password_next: bool,
         peer: &str,
     ) -> Result<Option<(Principal, Option<Template>)>, EnrollError> {
         let user = throttle_key(template);
@@ -355,7 +378,7 @@ impl EnrollService {
                         r.effective,
                     )));
                 }
-                Err(Refused::Unknown) if claimed.is_some() => return Ok(None),
+                Err(Refused::Unknown) if password_next => return Ok(None),
                 Err(r) => r,
             };
         self.throttle.failed(&user, peer);
@@ -381,5 +404,20 @@ impl EnrollService {
                 tracing::warn!(code = id, error = %e, "could not leave the enrollment code unused")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fixed inputs.
+    use super::*;
+
+    #[test]
+    fn csv_fields_stay_in_their_column_and_are_no_formulas() {
+        assert_eq!(csv_field("kiosk-1"), "kiosk-1");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("@x,y"), "\"'@x,y\"");
     }
 }

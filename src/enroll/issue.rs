@@ -29,7 +29,7 @@ impl EnrollService {
             retry_after: template.retry_after,
         };
         if let Some(p) = self.store.find_pending_by_key(&template.name, &fp).await?
-            && p.requester == principal.recorded()
+            && p.requester == principal.name
         {
             match p.state {
                 PendingState::Pending => return Ok(pending(p.id)),
@@ -64,7 +64,7 @@ impl EnrollService {
                         .issue_or_forward(IssueCtx {
                             meta,
                             op,
-                            requester: &principal.recorded(),
+                            requester: &principal.name,
                             template,
                             csr: &stored,
                             subject: &approved.subject,
@@ -88,7 +88,7 @@ impl EnrollService {
         let record = PendingRecord {
             id: 0,
             template: template.name.clone(),
-            requester: principal.recorded(),
+            requester: principal.name.clone(),
             key_fingerprint: fp,
             subject: subject.to_string(),
             // what the certificate will carry, as the approver should see it

@@ -444,7 +444,7 @@ impl EnrollService {
                 }
             }
             (None, _) => Requester {
-                name: &principal.name,
+                name: principal.user_name(),
                 is_admin: self.is_admin(principal),
             },
         };
@@ -548,7 +548,7 @@ impl EnrollService {
         self.issue_or_forward(IssueCtx {
             meta,
             op,
-            requester: &principal.recorded(),
+            requester: &principal.name,
             template,
             csr,
             subject: &approved.subject,

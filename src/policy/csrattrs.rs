@@ -74,8 +74,8 @@ impl Template {
             )
     }
 
-    /// The RFC 9908 CSR template: the fixed RDNs with their values and a CN for the client
-    /// to fill, the key type (when the template restricts key types, its first), and the
+    /// The RFC 9908 CSR template: the fixed RDNs with their values and (where the template
+    /// needs one) a CN for the client to fill, the key type (when the template restricts key types, its first), and the
     /// extensions: the SAN for the client to fill when one is required, the key usage and
     /// extended key usage the certificate gets. `None` when the template asks for nothing.
     pub fn cri_template(&self) -> Option<CriTemplate> {
@@ -93,10 +93,14 @@ impl Template {
                 value: Some(r.value.clone()),
             })
             .collect();
-        subject.push(RdnTemplate {
-            oid: COMMON_NAME,
-            value: None,
-        });
+        // a CN the client fills in, where the template needs one (the user's name, or the
+        // device's); elsewhere a CN is the client's choice
+        if self.cn_must_match_user || self.vendor.is_some() {
+            subject.push(RdnTemplate {
+                oid: COMMON_NAME,
+                value: None,
+            });
+        }
         let mut extensions = Vec::new();
         if self.san_required() {
             extensions.push(ExtTemplate {

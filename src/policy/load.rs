@@ -244,6 +244,11 @@ impl Template {
                 "auth: empty: name basic, code or bearer (or set trust_vendor_cas)".into(),
             ));
         }
+        if auth.contains(&AuthScheme::Code) && raw.approval == "manual" {
+            return Err(bad(
+                "auth = [\"code\"] with approval = \"manual\": a device's repeated request after the approval would present a used code (SCEP challenges do wait for approval)".into(),
+            ));
+        }
         if auth.contains(&AuthScheme::Code) && raw.channel_binding {
             return Err(bad(
                 "auth = [\"code\"] and channel_binding both use the CSR's challengePassword: choose one"

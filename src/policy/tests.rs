@@ -426,15 +426,22 @@ fn labels_and_default() {
     );
 }
 
-/// A CSR that passes every rule above but is not what /csrattrs's RFC 9908 template asks
-/// for is refused, naming the first mismatch; one that is passes.
+/// A template's RFC 9908 CSR template: a CN to fill only where the template needs one (the
+/// user's name); a CSR is checked against it naming the first mismatch. `auth = ["code"]`
+/// with manual approval is refused at load.
 #[test]
-fn a_csr_is_checked_against_the_csr_template() {
-    let t = parse(
-        "name = \"kiosk\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 1\ncn_must_match_user = false\nallowed_rdns = [\"O\"]\n",
+fn the_csr_template_and_its_check() {
+    let strict = parse("name = \"s\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 1\n").unwrap();
+    let t = strict.cri_template().unwrap();
+    assert_eq!(t.subject.len(), 1, "a CN to fill: {t:?}");
+    let free = parse(
+        "name = \"f\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 1\ncn_must_match_user = false\n",
     )
     .unwrap();
-    assert!(t.cri_template().is_some());
+    assert!(
+        free.cri_template().unwrap().subject.is_empty(),
+        "no CN asked for"
+    );
     // (rcgen's default subject has a CN: this one has only an O)
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::default();
@@ -443,20 +450,14 @@ fn a_csr_is_checked_against_the_csr_template() {
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "Example");
     let no_cn = Csr::parse(params.serialize_request(&key).unwrap().der()).unwrap();
-    let err = t
-        .evaluate(&no_cn, &JOE, &EvalContext::default())
-        .unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "The CSR does not match the CSR template of the certificate template kiosk: the CSR's subject has no commonName, which the CSR template asks for"
+        t.check(&no_cn, true),
+        Err("the CSR's subject has no commonName, which the CSR template asks for".to_string())
     );
-    assert!(!err.is_forbidden(), "400");
-    assert!(
-        t.evaluate(
-            &csr("CN=k-1,O=Example", vec![]),
-            &JOE,
-            &EvalContext::default()
-        )
-        .is_ok()
-    );
+    assert!(t.check(&csr("CN=k-1", vec![]), true).is_ok());
+    let e = parse("name = \"m\"\nkey_types = [\"ec-p256\"]\nvalidity_days = 1\nauth = [\"code\"]\napproval = \"manual\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("approval = \"manual\""), "{e}");
 }

@@ -158,6 +158,24 @@ pub fn chain_to(
     .map(|_| ())
 }
 
+/// For a chain refused only for a date (`e`): does it lead to `anchors` at a moment the
+/// failing certificate was valid? (webpki checks dates before it looks for the issuer.)
+pub fn chains_apart_from_dates(
+    anchors: &[TrustAnchor<'_>],
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    e: &webpki::Error,
+) -> bool {
+    let at = match e {
+        webpki::Error::CertExpired { not_after, .. } => {
+            UnixTime::since_unix_epoch(Duration::from_secs(not_after.as_secs().saturating_sub(1)))
+        }
+        webpki::Error::CertNotValidYet { not_before, .. } => *not_before,
+        _ => return false,
+    };
+    chain_to(anchors, leaf, intermediates, at, &[]).is_ok()
+}
+
 /// Trust anchors from certificates (DER).
 pub fn anchors_of(ders: &[Vec<u8>]) -> Result<Vec<TrustAnchor<'static>>, String> {
     ders.iter()
@@ -274,6 +292,20 @@ impl VendorTrust {
         let named = |s: &Option<String>| s.clone().unwrap_or_else(|| subject.clone());
         match checked {
             Ok(()) => {}
+            // a date is named only for a chain to this template's vendors
+            Err(e)
+                if !chains_apart_from_dates(&self.anchors, &leaf, &intermediates, &e)
+                    && matches!(
+                        e,
+                        webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. }
+                    ) =>
+            {
+                return Err(DeviceRefusal::NotTrusted {
+                    subject,
+                    template: template.to_string(),
+                    why: "its issuer is not one of the template's vendor CAs".into(),
+                });
+            }
             Err(webpki::Error::CertExpired { not_after, .. }) => {
                 return Err(DeviceRefusal::Expired {
                     serial: named(&serial),

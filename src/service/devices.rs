@@ -105,7 +105,8 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewDevice>, DeviceError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || (i == 0 && line.to_ascii_lowercase().starts_with("serial")) {
+        let first = line.split(',').next().unwrap_or_default().trim();
+        if line.trim().is_empty() || (i == 0 && first.eq_ignore_ascii_case("serial")) {
             continue;
         }
         if out.len() >= MAX_DEVICES {
@@ -143,6 +144,8 @@ mod tests {
 
     #[test]
     fn csv_lines() {
+        // a first serial that starts with "serial" is a serial, not a header
+        assert_eq!(parse_csv("SERIAL-0001\n").map(|d| d.len()).ok(), Some(1));
         let got =
             parse_csv("serial,state,note\nSN-1\r\n\nSN-2,deny,stolen, in March\nSN-3,allow\n")
                 .map_err(|e| e.to_string());

@@ -643,7 +643,7 @@ async fn a_challenge_used_by_a_transaction_that_did_not_finish_serves_that_trans
     let now = estd::model::timestamp(std::time::SystemTime::now());
     assert!(
         t.store()
-            .use_challenge(id, &now, "tx-unfinished")
+            .use_challenge(id, &now, "scep:tx-unfinished")
             .await
             .unwrap()
     );
@@ -671,7 +671,7 @@ async fn a_challenge_used_by_a_transaction_that_did_not_finish_serves_that_trans
     issued(t.op("scep", &sent, &who).await);
     assert_eq!(
         t.challenge_record(&c).await.used_by.as_deref(),
-        Some("tx-unfinished")
+        Some("scep:tx-unfinished")
     );
 }
 

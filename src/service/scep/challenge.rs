@@ -90,7 +90,7 @@ async fn check_challenge(
         return Ok(Ok((principal("scep:static".into(), None), None)));
     }
     Ok(
-        match codes::redeem(store, template, password, csr, txid, None).await? {
+        match codes::redeem(store, template, password, csr, &codes::scep_use(txid), None).await? {
             Ok(r) => Ok((
                 principal(format!("scep:challenge-{}", r.id), Some(r.id)),
                 r.effective,

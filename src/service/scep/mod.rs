@@ -354,15 +354,9 @@ impl ScepService {
         // a request refused (the policy, or estd failing to finish it) leaves its one-time
         // challenge unused: it may be sent again, corrected or later
         if let (Err(_), AuthMethod::Code { id: Some(id), .. }) = (&outcome, &principal.method) {
-            match self.store.release_challenge(*id, &msg.transaction_id).await {
-                Ok(_) => tracing::info!(
-                    challenge = id,
-                    "SCEP challenge left unused: the request was refused"
-                ),
-                Err(e) => {
-                    tracing::warn!(challenge = id, error = %e, "could not leave the SCEP challenge unused")
-                }
-            }
+            self.enroll
+                .release_code(*id, &crate::enroll::codes::scep_use(&msg.transaction_id))
+                .await;
         }
         self.answer(msg, cipher, outcome, record).await
     }

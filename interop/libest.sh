@@ -68,24 +68,9 @@ key_types = ["ec-p256"]
 validity_days = 30
 trust_vendor_cas = ["acme-idevid-cas.pem"]
 TOML
-# a template that takes bearer tokens of a test identity provider (openssl's Ed25519 key)
-idp_key "$WORK"
-cat >"$WORK/templates/mdm-token.toml" <<'TOML'
-name = "mdm-token"
-key_types = ["ec-p256"]
-validity_days = 30
-auth = ["bearer", "basic"]
-TOML
-export ESTD_TOKENS_JWKS_FILE="$WORK/jwks.json" ESTD_TOKENS_ISSUER=https://idp.test ESTD_TOKENS_AUDIENCE=estd ESTD_TOKENS_GROUPS_CLAIM=groups
-# and a template that takes enrollment codes only
-cat >"$WORK/templates/kiosk.toml" <<'TOML'
-name = "kiosk"
-key_types = ["ec-p256"]
-validity_days = 30
-auth = ["code"]
-cn_must_match_user = false
-scep = false
-TOML
+# enrollment codes (kiosk) and bearer tokens (mdm-token, the identity provider's key made
+# with openssl)
+code_and_token_templates "$WORK"
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
 export EST_OPENSSL_CACERT="$ROOTCA"

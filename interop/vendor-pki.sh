@@ -47,3 +47,26 @@ idp_token() {
   printf '%s.%s' "$h" "$p" >"$1/signed.txt"
   printf '%s.%s.%s' "$h" "$p" "$(openssl pkeyutl -sign -inkey "$1/idp.key" -rawin -in "$1/signed.txt" | b64url)"
 }
+
+# The templates both zero-touch stages serve besides their IDevID one: `kiosk` (enrollment
+# codes only) and `mdm-token` (bearer tokens of the identity provider idp_key made in WORK,
+# configured through the ESTD_TOKENS_* variables).
+#   code_and_token_templates WORK
+code_and_token_templates() {
+  cat >"$1/templates/kiosk.toml" <<'TOML'
+name = "kiosk"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["code"]
+cn_must_match_user = false
+scep = false
+TOML
+  idp_key "$1" || return 1
+  cat >"$1/templates/mdm-token.toml" <<'TOML'
+name = "mdm-token"
+key_types = ["ec-p256"]
+validity_days = 30
+auth = ["bearer", "basic"]
+TOML
+  export ESTD_TOKENS_JWKS_FILE="$1/jwks.json" ESTD_TOKENS_ISSUER=https://idp.test ESTD_TOKENS_AUDIENCE=estd ESTD_TOKENS_GROUPS_CLAIM=groups
+}

@@ -34,24 +34,9 @@ trust_vendor_cas = ["acme-idevid-root.pem"]
 idevid_cn = "%idevid_serial%"
 idevid_allow_list = true
 TOML
-# enrollment codes: a template that takes nothing else
-cat >"$WORK/templates/kiosk.toml" <<'TOML'
-name = "kiosk"
-key_types = ["ec-p256"]
-validity_days = 30
-auth = ["code"]
-cn_must_match_user = false
-scep = false
-TOML
-# bearer tokens: an identity provider's key and JWKS (openssl), a template that takes tokens
-idp_key "$WORK"
-cat >"$WORK/templates/mdm-token.toml" <<'TOML'
-name = "mdm-token"
-key_types = ["ec-p256"]
-validity_days = 30
-auth = ["bearer", "basic"]
-TOML
-export ESTD_TOKENS_JWKS_FILE="$WORK/jwks.json" ESTD_TOKENS_ISSUER=https://idp.test ESTD_TOKENS_AUDIENCE=estd ESTD_TOKENS_GROUPS_CLAIM=groups
+# enrollment codes (kiosk) and bearer tokens (mdm-token, the identity provider's key made
+# with openssl)
+code_and_token_templates "$WORK"
 start_estd
 ESTD="$ESTD_BIN --config $ROOT/conf/estd.toml"
 URL="https://127.0.0.1:$PORT/.well-known/est"

@@ -13,32 +13,53 @@ use crate::config::Config;
 use crate::enroll::codes::{self, NewCode};
 use crate::store::Store;
 
+/// What a code is for and how long it lives (`estd code issue`, `estd scep challenge`).
+#[derive(Debug, clap::Args)]
+pub struct IssueArgs {
+    /// The certificate template it is for
+    #[arg(long)]
+    template: String,
+    /// The CN the request must carry (one code only)
+    #[arg(long)]
+    cn: Option<String>,
+    /// A SubjectAltName the request must carry (KIND:VALUE: dns, ip, email, uri, upn);
+    /// repeat for several: the request's SANs must be exactly these (one code only)
+    #[arg(long)]
+    san: Vec<String>,
+    /// How long it is valid: 30m, 24h, 7d (at most 90d)
+    #[arg(long, default_value = "24h")]
+    expires: String,
+    /// Who issues it (audited)
+    #[arg(long, default_value = "cli")]
+    by: String,
+}
+
+impl IssueArgs {
+    pub fn new_code(self) -> Result<NewCode, String> {
+        Ok(NewCode {
+            template: self.template,
+            cn: self.cn,
+            san: self.san,
+            lifetime: Some(
+                crate::model::parse_since(&self.expires).map_err(|e| format!("--expires {e}"))?,
+            ),
+            created_by: self.by,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CodeCommand {
     /// Issue codes: one, printed once (stored only as its hash), or --count N into --csv FILE
     Issue {
-        /// The certificate template they are for
-        #[arg(long)]
-        template: String,
-        /// The CN the request must carry (one code only)
-        #[arg(long)]
-        cn: Option<String>,
-        /// A SubjectAltName the request must carry (KIND:VALUE: dns, ip, email, uri, upn);
-        /// repeat for several: the request's SANs must be exactly these (one code only)
-        #[arg(long)]
-        san: Vec<String>,
-        /// How long they are valid: 30m, 24h, 7d (at most 90d)
-        #[arg(long, default_value = "24h")]
-        expires: String,
+        #[command(flatten)]
+        code: IssueArgs,
         /// How many (at most 10000), each single use
         #[arg(long, default_value_t = 1)]
         count: u32,
         /// Write them to this new CSV file (mode 0600): id,code,template,cn,san,expires_at
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// Who issues them (audited)
-        #[arg(long, default_value = "cli")]
-        by: String,
     },
     /// List codes (unused and unexpired ones; --all for every one)
     List {
@@ -52,25 +73,8 @@ pub enum CodeCommand {
 pub async fn code(cmd: CodeCommand, config: &Config) -> Result<(), String> {
     let store = super::open_store(config).await.map_err(|e| e.to_string())?;
     match cmd {
-        CodeCommand::Issue {
-            template,
-            cn,
-            san,
-            expires,
-            count,
-            csv,
-            by,
-        } => {
-            let new = NewCode {
-                template: template.clone(),
-                cn,
-                san,
-                lifetime: Some(
-                    crate::model::parse_since(&expires).map_err(|e| format!("--expires {e}"))?,
-                ),
-                created_by: by,
-            };
-            issue(store.as_ref(), config, new, count, csv).await
+        CodeCommand::Issue { code, count, csv } => {
+            issue(store.as_ref(), config, code.new_code()?, count, csv).await
         }
         CodeCommand::List { all } => list(store.as_ref(), all).await,
         CodeCommand::Revoke { id } => revoke(store.as_ref(), id).await,

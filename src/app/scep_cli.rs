@@ -4,29 +4,11 @@
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::enroll::codes::NewCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ScepCommand {
     /// Issue a one-time challenge password: printed once, stored only as its hash
-    Challenge {
-        /// The certificate template it is for
-        #[arg(long)]
-        template: String,
-        /// The CN the request must carry
-        #[arg(long)]
-        cn: Option<String>,
-        /// A SubjectAltName the request must carry (KIND:VALUE: dns, ip, email, uri, upn);
-        /// repeat for several: the request's SANs must be exactly these
-        #[arg(long)]
-        san: Vec<String>,
-        /// How long it is valid: 30m, 24h, 7d (at most 90d)
-        #[arg(long, default_value = "24h")]
-        expires: String,
-        /// Who issues it (audited)
-        #[arg(long, default_value = "cli")]
-        by: String,
-    },
+    Challenge(super::code_cli::IssueArgs),
     /// List challenges (unused and unexpired ones; --all for every one)
     Challenges {
         #[arg(long)]
@@ -55,23 +37,8 @@ pub async fn scep(cmd: ScepCommand, config: &Config) -> Result<(), String> {
     }
     let store = super::open_store(config).await.map_err(|e| e.to_string())?;
     match cmd {
-        ScepCommand::Challenge {
-            template,
-            cn,
-            san,
-            expires,
-            by,
-        } => {
-            let new = NewCode {
-                template,
-                cn,
-                san,
-                lifetime: Some(
-                    crate::model::parse_since(&expires).map_err(|e| format!("--expires {e}"))?,
-                ),
-                created_by: by,
-            };
-            super::code_cli::issue(store.as_ref(), config, new, 1, None).await
+        ScepCommand::Challenge(code) => {
+            super::code_cli::issue(store.as_ref(), config, code.new_code()?, 1, None).await
         }
         ScepCommand::Challenges { all } => super::code_cli::list(store.as_ref(), all).await,
         ScepCommand::HashChallenge => Ok(()),

@@ -184,8 +184,9 @@ for bad in "https://idp.test other mdm-1 300|not for the audience" "https://idp.
 done
 
 # ------------------------------------------------------ RFC 9908 CSR templates ----
-# /csrattrs of kiosk: the template (.61) first, parsed whole by openssl: CN to fill (no
-# value), an EC P-256 key, the usages; the legacy entries after it, ending with an OID
+# /csrattrs of kiosk: the template (.61) first, parsed whole by openssl: an EC P-256 key,
+# the usages (no CN: kiosk's CN is the device's choice); the legacy entries after it,
+# ending with an OID
 curl -s --cacert "$ROOTCA" "$URL/kiosk/csrattrs" | base64 -d >attrs.der
 if openssl asn1parse -inform DER -in attrs.der >attrs.txt 2>&1 && grep -q "1.2.840.113549.1.9.16.2.61" attrs.txt \
   && grep -q "prime256v1" attrs.txt && grep -q "X509v3 Key Usage" attrs.txt \
@@ -193,7 +194,7 @@ if openssl asn1parse -inform DER -in attrs.der >attrs.txt 2>&1 && grep -q "1.2.8
   pass "/csrattrs: the RFC 9908 template (openssl asn1parse reads it whole; $(stat -c %s attrs.der) bytes), ending with an OID"
 else fail "csrattrs template" "$(cat attrs.txt)"; fi
 $ESTD_BIN client --server "127.0.0.1:$PORT" --cacert "$ROOTCA" --label kiosk csrattrs >out.txt 2>&1
-grep -q "CSR template: subject commonName: yours to fill in" out.txt && grep -q "CSR template: key: ec-p256" out.txt \
+grep -q "CSR template: key: ec-p256" out.txt && grep -q "CSR template: extension keyUsage (critical): value given" out.txt \
   && pass "estd client csrattrs describes the template" || fail "client csrattrs" "$(cat out.txt)"
 
 # nothing secret or whole in the audit: no PEM, no key

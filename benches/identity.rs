@@ -1,6 +1,7 @@
 //! What zero-touch authentication costs per request (issue 24): a bearer token's
 //! verification (EdDSA, ES256, RS256) and a manufacturer certificate's chain checked against
-//! a template's vendor CAs, with and without a CRL.
+//! a template's vendor CAs, with and without a CRL; beside a CSR's parse and signature check,
+//! which every enrollment does, as the yardstick of the same run.
 //! Run: `cargo bench -p estd-benches --bench identity` (figures in BENCHMARKS.md).
 
 use std::hint::black_box;
@@ -175,5 +176,17 @@ fn idevid(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tokens, idevid);
+/// What every enrollment does anyway, measured in the same run as the yardstick: parsing a
+/// P-256 CSR and checking its signature.
+fn reference(c: &mut Criterion) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, "SN-1");
+    let der = p.serialize_request(&key).unwrap().der().to_vec();
+    c.bench_function("reference/csr-parse-verify-p256", |b| {
+        b.iter(|| estd::est::Csr::parse(black_box(&der)).unwrap())
+    });
+}
+
+criterion_group!(benches, reference, tokens, idevid);
 criterion_main!(benches);

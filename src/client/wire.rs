@@ -211,6 +211,7 @@ fn oids_in(der: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    //! Fixed fixtures; an unwrap failing is the test failing.
     use super::*;
     use base64::Engine;
 

@@ -1,4 +1,5 @@
-//! The template's loading and evaluation, end to end.
+//! The template's loading and evaluation, end to end. A test module (`#[cfg(test)] mod
+//! tests` in policy/mod.rs): fixed inputs, an unwrap failing is the test failing.
 
 use super::*;
 
